@@ -1,0 +1,64 @@
+# The README's two commands: `make book` (build the book) and `make test` (what CI runs).
+# Both set everything up themselves on a fresh machine: virtualenv, packages, offline data.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+export INGUR_PROFILE ?= smoke
+# Progress bars are for people at a notebook; builds and CI print one line per epoch instead.
+export TQDM_DISABLE ?= 1
+export PYTHONHASHSEED = 0
+
+.PHONY: book test setup data unit notebooks build-book ledger figures student clean
+
+book: setup ledger build-book  ## the main job: execute every notebook (smoke profile) and build the HTML book
+	@echo "Book built: $(CURDIR)/_build/html/index.html"
+
+test: setup unit notebooks ledger build-book  ## unit tests, nbval over every notebook, a book build
+	@echo "All tests passed; book at $(CURDIR)/_build/html/index.html"
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@echo "==> Creating the virtual environment $(VENV) and installing packages"
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+data:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  echo "==> Fashion-MNIST: offline copy found in $(FMNIST_DIR)"; \
+	else \
+	  echo "==> Fashion-MNIST: installing the Debian package dataset-fashion-mnist"; \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) \
+	  || echo "    could not install it; the loaders will try the Hugging Face Hub instead"; \
+	fi
+
+unit:
+	@echo "==> Unit tests"
+	$(PY) -m pytest -q tests
+
+notebooks:
+	@echo "==> Notebooks under nbval, profile $(INGUR_PROFILE)"
+	$(PY) -m pytest -q --nbval-lax --durations=0 -p no:cacheprovider notebooks
+
+ledger:
+	@echo "==> Regenerating book/ledger.md from data/reported and data/results"
+	$(PY) -m ingur_lib ledger --write > /dev/null
+
+build-book:
+	@echo "==> Building the book (executes every notebook, profile $(INGUR_PROFILE))"
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+figures: setup  ## every thesis figure from recorded results, PDF + PNG, into figures/
+	$(PY) -m ingur_lib figures --out figures
+
+student: setup  ## the classroom notebooks (solutions stripped) into student/
+	$(PY) -m ingur_lib student --out student
+
+clean:
+	rm -rf _build student figures

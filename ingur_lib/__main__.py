@@ -1,0 +1,62 @@
+"""Command line: `python -m ingur_lib {reproduce,figures,ledger,student}` (also installed as `ingur`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ingur_lib", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("reproduce", help="run a chapter's experiments and record data/results/<chapter>/<profile>.json")
+    r.add_argument("chapter")
+    r.add_argument("--profile", default="standard")
+    r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the chapter's own")
+    f = sub.add_parser("figures", help="redraw every registered figure from recorded results (PDF + PNG)")
+    f.add_argument("--out", default="figures")
+    f.add_argument("--only", default=None, help="only figures whose name contains this")
+    f.add_argument("--profile", default=None, help="draw from this profile's results instead of each figure's own")
+    g = sub.add_parser("ledger", help="print the reported-vs-reproduced table")
+    g.add_argument("--write", action="store_true", help="regenerate book/ledger.md")
+    g.add_argument("--latex", default=None, help="also write a LaTeX table to this file")
+    s = sub.add_parser("student", help="write the classroom version of every notebook")
+    s.add_argument("--out", default="student")
+    a = p.parse_args(argv)
+
+    from .errors import IngurError
+    try:
+        return _dispatch(a)
+    except IngurError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(a) -> int:
+    if a.cmd == "reproduce":
+        from .chapters import get
+        from .profiles import get_profile
+        mod = get(a.chapter)
+        kwargs = {"seeds": tuple(a.seeds)} if a.seeds else {}
+        print("wrote", mod.reproduce(get_profile(a.profile), **kwargs))
+    elif a.cmd == "figures":
+        from .figures import make_figures
+        paths = make_figures(a.out, a.only, a.profile)
+        print(f"{len(paths)} files in {a.out}")
+    elif a.cmd == "ledger":
+        from . import ledger
+        df = ledger.table()
+        print(df[["ref", "claim", "reported", "ours", "verdict"]].to_string(index=False))
+        if a.write:
+            print("wrote", ledger.write_book_page())
+        if a.latex:
+            ledger.to_latex(df, a.latex)
+            print("wrote", a.latex)
+    elif a.cmd == "student":
+        from .exercises import make_student
+        paths = make_student(a.out)
+        print(f"wrote {len(paths)} student notebooks to {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

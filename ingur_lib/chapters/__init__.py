@@ -1,0 +1,43 @@
+"""The book's chapters in reading order. Each landed chapter has a module here holding its configs per
+profile, its `run` (what the notebook calls) and its `reproduce` (what writes data/results/)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..errors import IngurError
+
+
+@dataclass(frozen=True)
+class Chapter:
+    id: str            # notebook stem and data/results/<id>/
+    ref: int | None    # the thesis's reference number
+    paper: str | None  # data/reported/<paper>.yaml
+    title: str
+    module: str | None  # ingur_lib.chapters.<module>, once the chapter has landed
+
+
+CHAPTERS = [
+    Chapter("00_getting_started", None, None, "Getting started: a ViT on Fashion-MNIST", "getting_started"),
+    Chapter("01_transformer", 6, "transformer", "Attention Is All You Need", None),
+    Chapter("02_deit", 4, "deit", "DeiT: data-efficient image transformers", None),
+    Chapter("03_cait", 5, "cait", "CaiT: going deeper with image transformers", None),
+    Chapter("04_augreg", 3, "augreg", "How to train your ViT (AugReg)", None),
+    Chapter("05_spt_lsa", 2, "spt_lsa", "ViT for small-size datasets: SPT and LSA", None),
+    Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", None),
+    Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", None),
+    Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT", None),
+    Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", None),
+]
+
+
+def landed() -> list[Chapter]:
+    return [c for c in CHAPTERS if c.module]
+
+
+def get(chapter_id: str):
+    """The module of a landed chapter, by id ("00_getting_started") or short name ("getting_started")."""
+    for c in landed():
+        if chapter_id in (c.id, c.module):
+            return importlib.import_module(f"{__name__}.{c.module}")
+    raise IngurError(f"Unknown chapter {chapter_id!r}: use one of {', '.join(c.id for c in landed())}.")

@@ -1,0 +1,144 @@
+"""Chapter 00, Getting started: the book's base ViT on Fashion-MNIST, end to end.
+
+`run(profile, seed)` is what the notebook calls; `reproduce(profile, seeds)` is what writes
+data/results/00_getting_started/<profile>.json. Both use the same configs and the same code.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from .. import ledger
+from ..data import Augment, ImageData, image_prepare, load_images
+from ..figures import figure
+from ..models.vit import ViT, ViTConfig, count_params
+from ..nn.attention import attention_rollout, capture_attention
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import History, TrainConfig, evaluate, fit
+from ..viz import attention_grid, cls_attention, learning_curves
+
+CHAPTER = "00_getting_started"
+
+
+@dataclass
+class Config:
+    model: ViTConfig
+    train: TrainConfig
+    dataset: str = "fashion_mnist"
+    n_train: int | None = None   # None = the whole training split
+    n_test: int | None = None
+    augment: Augment = field(default_factory=lambda: Augment(crop_padding=2, flip=True))
+
+
+CONFIGS = {
+    "smoke": Config(ViTConfig(patch_size=7, dim=64, depth=4, heads=4),
+                    TrainConfig(epochs=3, batch_size=128, lr=2e-3, warmup_epochs=0.5), n_train=12_000, n_test=2_000),
+    "standard": Config(ViTConfig(patch_size=7, dim=128, depth=6, heads=4),
+                       TrainConfig(epochs=10, batch_size=128, lr=1e-3, warmup_epochs=1)),
+    "full": Config(ViTConfig(patch_size=4, dim=192, depth=9, heads=6, drop_path=0.1),
+                   TrainConfig(epochs=60, batch_size=256, lr=1e-3, warmup_epochs=5),
+                   augment=Augment(crop_padding=2, flip=True, erasing=0.25)),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+@dataclass
+class Run:
+    """What one training run leaves behind for the notebook."""
+    model: ViT
+    history: History
+    data: ImageData
+    prepare: object
+    test_acc: float
+    seconds: float
+    images_per_s: float
+
+
+def load_data(cfg: Config, seed: int = 0) -> ImageData:
+    return load_images(cfg.dataset).subset(cfg.n_train, cfg.n_test, seed=seed)
+
+
+def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None, progress: bool = True) -> Run:
+    """Train the base ViT in `profile` and evaluate it on the test split."""
+    cfg = config(profile)
+    data = data or load_data(cfg, seed)
+    seed_everything(seed)
+    model_cfg = replace(cfg.model, in_chans=data.image_shape[0], image_size=data.image_shape[1],
+                        num_classes=data.num_classes)
+    model = ViT(model_cfg)
+    prepare = image_prepare(data.mean, data.std, cfg.augment, data.num_classes)
+    t0 = time.perf_counter()
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), replace(cfg.train, seed=seed),
+               prepare=prepare, progress=progress, desc="ViT")
+    seconds = time.perf_counter() - t0
+    acc = hist.last("test_acc")
+    ips = sum(e["images_per_s"] for e in hist.epochs) / len(hist.epochs)
+    return Run(model, hist, data, prepare, acc, seconds, ips)
+
+
+def example_images(data: ImageData, per_class: int = 1, classes=range(8)) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test image of each of the given classes: a fixed set to draw attention on."""
+    idx = torch.stack([torch.nonzero(data.test_y == c).flatten()[:per_class] for c in classes]).flatten()
+    return data.test_x[idx], data.test_y[idx]
+
+
+@torch.no_grad()
+def attention_maps(model: ViT, prepare, images: torch.Tensor) -> dict:
+    """Class-token attention per layer (head-averaged), per head in the last layer, and rollout."""
+    model.eval()
+    x = prepare((images.to(next(model.parameters()).device), None), False, None)[0]
+    with capture_attention(model) as maps:
+        model(x)
+    g = model.grid
+    per_layer = torch.stack([cls_attention(m.mean(1), g) for m in maps], 1)       # (B, L, g, g)
+    last_heads = cls_attention(maps[-1], g)                                       # (B, H, g, g)
+    rollout = cls_attention(attention_rollout(maps), g)                           # (B, g, g)
+    return {"per_layer": per_layer.cpu(), "last_heads": last_heads.cpu(), "rollout": rollout.cpu(), "raw": maps}
+
+
+def reproduce(profile: str = "standard", seeds=(0,), progress: bool = True) -> str:
+    """Train with each seed, record accuracy, throughput, curves and attention maps with provenance."""
+    t0 = time.perf_counter()
+    runs = [run(profile, s, progress=progress) for s in seeds]
+    first = runs[0]
+    images, labels = example_images(first.data)
+    att = attention_maps(first.model, first.prepare, images)
+    cfg = config(profile)
+    metrics = {
+        "test_acc": ledger.summarize([r.test_acc for r in runs]),
+        "train_minutes": ledger.summarize([r.seconds / 60 for r in runs]),
+        "train_images_per_s": ledger.summarize([r.images_per_s for r in runs]),
+        "params": ledger.summarize([count_params(first.model)]),
+    }
+    prov = provenance(profile, seeds, time.perf_counter() - t0,
+                      dataset={"name": first.data.name, "source": first.data.source, "splits": first.data.splits()},
+                      config={"model": first.model.cfg.to_dict(), "train": cfg.train.to_dict(),
+                              "augment": vars(cfg.augment)})
+    extra = {"histories": {f"seed {s}": r.history.to_dict() for s, r in zip(seeds, runs)},
+             "artifacts": {"images": images[:, 0].tolist(), "labels": labels.tolist(),
+                           "classes": list(first.data.classes),
+                           "rollout": att["rollout"].tolist(), "per_layer": att["per_layer"].tolist()}}
+    return str(ledger.record(CHAPTER, profile, prov, metrics, (), extra))
+
+
+# ---------------------------------------------------------------- figures for the thesis
+
+@figure("getting_started_curves", CHAPTER)
+def fig_curves(results: dict):
+    return learning_curves(results["histories"], metrics=("train_loss", "test_acc"))
+
+
+@figure("getting_started_attention", CHAPTER)
+def fig_attention(results: dict):
+    art = results["artifacts"]
+    images = torch.tensor(art["images"], dtype=torch.uint8)[:, None]
+    per_layer = torch.tensor(art["per_layer"])                                    # (B, L, g, g)
+    heats = torch.cat([per_layer[:, [0, -1]].transpose(0, 1), torch.tensor(art["rollout"])[None]])
+    names = [art["classes"][i] for i in art["labels"]]
+    return attention_grid(images, heats, ["layer 1", f"layer {per_layer.shape[1]}", "rollout"], names)

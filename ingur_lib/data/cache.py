@@ -1,0 +1,62 @@
+"""Dataset cache under data/cache/: 🤗 `datasets` folders written atomically and verified on read.
+
+Each cached dataset is a `DatasetDict.save_to_disk` folder plus `ingur_manifest.json`, which records
+the source it came from, the split sizes and a SHA-256 of every file. A folder whose files do not
+match its manifest is treated as corrupt: it is rebuilt from the source, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from ..atomic import atomic_dir
+from ..paths import cache_dir
+
+MANIFEST = "ingur_manifest.json"
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    out = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name != MANIFEST:
+            out[str(f.relative_to(folder))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def verify(folder: Path) -> dict | None:
+    """Return the manifest if `folder` is a complete, unmodified cache entry, else None."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        return manifest if manifest["files"] == _digest(folder) else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def cached(name: str, build: Callable[[], tuple["datasets.DatasetDict", str]]):
+    """Load dataset `name` from the cache, or `build()` it, cache it atomically and load that.
+
+    `build` returns (DatasetDict, source description). Returns (DatasetDict, source, where): `where`
+    says whether this call read the cache or built it.
+    """
+    import datasets
+
+    folder = cache_dir() / name
+    manifest = verify(folder)
+    where = f"read from cache {folder}"
+    if manifest is None and folder.exists():
+        warnings.warn(f"The cache {folder} was corrupt or incomplete; rebuilding it from its source.")
+        shutil.rmtree(folder, ignore_errors=True)
+    if manifest is None:
+        dsd, source = build()
+        where = f"built and cached in {folder}"
+        with atomic_dir(folder) as tmp:
+            dsd.save_to_disk(str(tmp))
+            sizes = {k: len(v) for k, v in dsd.items()}
+            manifest = {"name": name, "source": source, "splits": sizes, "files": _digest(tmp)}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    dsd = datasets.load_from_disk(str(folder))
+    return dsd, manifest["source"], where

@@ -1,0 +1,187 @@
+"""Image datasets as in-memory uint8 tensors, loaded through 🤗 `datasets` with an offline source first.
+
+| name          | offline source                                   | Hub source (Colab, `full`)       |
+|---------------|--------------------------------------------------|----------------------------------|
+| fashion_mnist | Debian/Ubuntu package `dataset-fashion-mnist`    | zalando-datasets/fashion_mnist   |
+| cifar10       | none                                             | uoft-cs/cifar10                  |
+| cifar100      | none                                             | uoft-cs/cifar100                 |
+
+Every loader prints which source it used; `ImageData.source` keeps it for the results' provenance.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataUnavailableError, IngurError
+from .cache import cached
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+DEBIAN_FASHION_DIRS = ("/usr/share/datasets/fashion-mnist", "/usr/share/fashion-mnist")
+
+
+@dataclass
+class ImageData:
+    """A dataset held in memory: images (N, C, H, W) uint8, labels (N,) int64."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+    source: str
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def splits(self) -> dict[str, int]:
+        return {"train": len(self.train_y), "test": len(self.test_y)}
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "ImageData":
+        """A class-stratified random subset (same seed, same subset); used by small profiles."""
+        def take(x, y, n):
+            if n is None or n >= len(y):
+                return x, y
+            g = torch.Generator().manual_seed(seed)
+            per_class = [torch.nonzero(y == c).flatten() for c in range(self.num_classes)]
+            idx = torch.cat([p[torch.randperm(len(p), generator=g)[: n // self.num_classes]] for p in per_class])
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            return x[idx], y[idx]
+        tx, ty = take(self.train_x, self.train_y, n_train)
+        vx, vy = take(self.test_x, self.test_y, n_test)
+        return ImageData(self.name, tx, ty, vx, vy, self.classes, self.source, self.mean, self.std)
+
+    def describe(self) -> str:
+        c, h, w = self.image_shape
+        return (f"{self.name}: {len(self.train_y):,} train / {len(self.test_y):,} test images, "
+                f"{c}x{h}x{w}, {self.num_classes} classes; source: {self.source}")
+
+
+# ---------------------------------------------------------------- sources
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (the MNIST format): magic, dims as big-endian int32, then uint8 data."""
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+        data = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise IngurError(f"{path} is not a uint8 IDX file; reinstall the package `dataset-fashion-mnist`.")
+    dims = struct.unpack(f">{ndim}I", data[4: 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_debian_fashion() -> Path | None:
+    for d in (os.environ.get("INGUR_FASHION_MNIST_DIR"), *DEBIAN_FASHION_DIRS):
+        if d and (Path(d) / "train-images-idx3-ubyte.gz").exists():
+            return Path(d)
+    return None
+
+
+def _image_features(shape, classes):
+    import datasets
+    return datasets.Features({"image": datasets.Array3D(shape=shape, dtype="uint8"),
+                              "label": datasets.ClassLabel(names=list(classes))})
+
+
+def _to_dsd(arrays: dict[str, tuple[np.ndarray, np.ndarray]], classes):
+    import datasets
+    shape = arrays["train"][0].shape[1:]
+    feats = _image_features(shape, classes)
+    return datasets.DatasetDict({
+        split: datasets.Dataset.from_dict({"image": x, "label": y.astype(np.int64)}, features=feats)
+        for split, (x, y) in arrays.items()})
+
+
+def _hub(repo: str, image_col: str, label_col: str, classes):
+    """Download from the 🤗 Hub and convert PIL images to (N, C, H, W) uint8 arrays."""
+    import datasets
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("INGUR_OFFLINE") == "1":
+        raise ConnectionError("offline mode is set (HF_HUB_OFFLINE/INGUR_OFFLINE)")
+    raw = datasets.load_dataset(repo)
+    arrays = {}
+    for split, out in (("train", "train"), ("test", "test")):
+        imgs = np.stack([np.asarray(im) for im in raw[split][image_col]])
+        imgs = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
+        arrays[out] = (np.ascontiguousarray(imgs), np.asarray(raw[split][label_col]))
+    return _to_dsd(arrays, classes), f"Hugging Face Hub: {repo}"
+
+
+def _build_fashion_mnist():
+    folder = _find_debian_fashion()
+    if folder is not None:
+        arrays = {s: (_read_idx(folder / f"{p}-images-idx3-ubyte.gz")[:, None],
+                      _read_idx(folder / f"{p}-labels-idx1-ubyte.gz"))
+                  for s, p in (("train", "train"), ("test", "t10k"))}
+        return _to_dsd(arrays, FASHION_CLASSES), f"offline: Debian package dataset-fashion-mnist ({folder})"
+    try:
+        return _hub("zalando-datasets/fashion_mnist", "image", "label", FASHION_CLASSES)
+    except Exception as err:  # no network, no datasets cache, offline mode ...
+        raise DataUnavailableError(
+            "Fashion-MNIST is not available offline and the Hugging Face Hub could not be reached "
+            f"({type(err).__name__}): install it with `sudo apt-get install dataset-fashion-mnist` "
+            "or connect to the internet.") from err
+
+
+def _hub_only(name, repo, image_col, label_col, classes):
+    def build():
+        try:
+            return _hub(repo, image_col, label_col, classes)
+        except Exception as err:
+            raise DataUnavailableError(
+                f"{name} has no offline source and the Hugging Face Hub could not be reached "
+                f"({type(err).__name__}): connect to the internet (e.g. run in Colab) or use "
+                "dataset='fashion_mnist', which installs offline.") from err
+    return build
+
+
+_CIFAR100_CLASSES = tuple(f"class_{i}" for i in range(100))  # names come from the Hub's ClassLabel
+DATASETS = {
+    "fashion_mnist": (_build_fashion_mnist, FASHION_CLASSES),
+    "cifar10": (_hub_only("CIFAR-10", "uoft-cs/cifar10", "img", "label", CIFAR10_CLASSES), CIFAR10_CLASSES),
+    "cifar100": (_hub_only("CIFAR-100", "uoft-cs/cifar100", "img", "fine_label", _CIFAR100_CLASSES),
+                 _CIFAR100_CLASSES),
+}
+
+
+@lru_cache(maxsize=4)
+def _load(name: str) -> ImageData:
+    build, classes = DATASETS[name]
+    dsd, source, where = cached(name, build)
+    dsd = dsd.with_format("torch")
+    train, test = dsd["train"][:], dsd["test"][:]  # whole splits as torch tensors
+    tx, ty, vx, vy = train["image"], train["label"], test["image"], test["label"]
+    classes = tuple(dsd["train"].features["label"].names)
+    xf = tx.float() / 255
+    mean = tuple(xf.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(xf.std(dim=(0, 2, 3)).tolist())
+    return ImageData(name, tx.to(torch.uint8), ty.long(), vx.to(torch.uint8), vy.long(),
+                     classes, f"{source}; {where}", mean, std)
+
+
+def load_images(name: str = "fashion_mnist", verbose: bool = True) -> ImageData:
+    """Load an image dataset into memory, from the cache, the offline source or the Hub (in that order)."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in DATASETS:
+        raise IngurError(f"Unknown dataset {name!r}: use one of {', '.join(DATASETS)}.")
+    data = _load(key)
+    if verbose:
+        print(data.describe())
+    return data

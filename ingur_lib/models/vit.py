@@ -1,0 +1,115 @@
+"""One configurable Vision Transformer (Dosovitskiy et al. 2021), the base every image chapter builds on.
+
+    z0 = [x_cls; x_p^1 E; ...; x_p^N E] + E_pos          (Eq. 1)
+    z'_l = z_{l-1} + MSA(LN(z_{l-1}))                     (Eq. 2)
+    z_l = z'_l + MLP(LN(z'_l))                            (Eq. 3)
+    y = head(LN(z_L^0))  or  head(LN(mean_i z_L^i))       (Eq. 4, or global average pooling)
+
+Chapters switch pieces by name in `ViTConfig` (tokenizer, attention) rather than copying the model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..errors import IngurError
+from ..nn.blocks import Block
+from ..nn.tokens import TOKENIZERS
+
+
+@dataclass
+class ViTConfig:
+    image_size: int = 28
+    patch_size: int = 4
+    in_chans: int = 1
+    num_classes: int = 10
+    dim: int = 96
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    pool: str = "cls"            # "cls" token or "mean" (global average pooling)
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    drop_path: float = 0.0       # stochastic depth at the last block, linearly from 0
+    qkv_bias: bool = True
+    tokenizer: str = "patch"     # key of ingur_lib.nn.tokens.TOKENIZERS
+    attention: str = "mhsa"      # key of ingur_lib.nn.attention.ATTENTIONS
+
+    def __post_init__(self):
+        if self.pool not in ("cls", "mean"):
+            raise IngurError(f"Unknown pool {self.pool!r}: use 'cls' or 'mean'.")
+        for field, registry in (("tokenizer", TOKENIZERS), ("attention", _attentions())):
+            if getattr(self, field) not in registry:
+                raise IngurError(f"Unknown {field} {getattr(self, field)!r}: use one of {', '.join(registry)}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _attentions():
+    from ..nn.attention import ATTENTIONS
+    return ATTENTIONS
+
+
+class ViT(nn.Module):
+    """Vision Transformer: tokenizer -> [cls] + positions -> pre-LN blocks -> LayerNorm -> head."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.patch_embed = TOKENIZERS[cfg.tokenizer](cfg.image_size, cfg.patch_size, cfg.in_chans, cfg.dim)
+        n = self.patch_embed.num_patches
+        self.num_prefix = 1 if cfg.pool == "cls" else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim)) if self.num_prefix else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, n + self.num_prefix, cfg.dim))
+        self.pos_drop = nn.Dropout(cfg.dropout)
+        rates = torch.linspace(0, cfg.drop_path, cfg.depth).tolist()
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout, cfg.attn_dropout, r, cfg.qkv_bias, cfg.attention)
+            for r in rates)
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.num_classes)
+        self.apply(_init_weights)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    @property
+    def grid(self) -> int:
+        return self.patch_embed.grid
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. 1: patch tokens, class token prepended, positions added."""
+        x = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return self.pos_drop(x + self.pos_embed)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Eqs. 1-3 and the final LayerNorm: (B, num_prefix + N, dim)."""
+        x = self.tokens(x)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)
+
+    def pooled(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, 0] if self.cfg.pool == "cls" else z.mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(self.features(x)))
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,111 @@
+"""Scaled dot-product attention and multi-head self-attention (Vaswani et al. 2017, Eq. 1; ViT, Sec. 3.1).
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+
+Two paths give the same output: the fast one calls `F.scaled_dot_product_attention` (fused, no
+weights kept); the explicit one forms the weight matrix, which `capture_attention` records for plots.
+Variants (LSA, class-attention, ...) override `logit_scale()` and `attn_mask()` and keep both paths.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def scaled_dot_product(q, k, v, mask=None, scale=None, dropout_p: float = 0.0, need_weights: bool = False):
+    """softmax(q k^T * scale + mask) v over the last two dims.
+
+    q: (..., Nq, d), k/v: (..., Nk, d). `mask` is boolean (True = may attend) or additive float,
+    broadcastable to (..., Nq, Nk). `scale` is a float or a tensor broadcastable to the scores
+    (e.g. one learnable temperature per head); default 1/sqrt(d). Returns (output, weights or None).
+    """
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    if not need_weights:
+        # Fold a tensor scale into q so the fused kernel can run (scale=1 inside it).
+        if torch.is_tensor(scale):
+            q, scale = q * scale, 1.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale), None
+    scores = (q * scale) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = scores.softmax(dim=-1)
+    out = F.dropout(weights, dropout_p) @ v
+    return out, weights
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention as in ViT: fused qkv projection, heads, output projection."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            from ..errors import IngurError
+            raise IngurError(f"dim={dim} is not divisible by heads={heads}: choose heads that divide dim.")
+        self.heads, self.head_dim = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.attn_drop, self.proj_drop = attn_drop, nn.Dropout(proj_drop)
+        self.capture: list | None = None  # set by capture_attention()
+
+    def logit_scale(self):
+        """The factor multiplying q k^T: 1/sqrt(d_head) here; LSA makes it learnable per head."""
+        return self.head_dim ** -0.5
+
+    def attn_mask(self, n: int, device) -> torch.Tensor | None:
+        """A boolean (n, n) mask of allowed pairs, or None for all pairs."""
+        return None
+
+    def split_heads(self, x):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return q, k, v  # each (B, H, N, d_head)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.split_heads(x)
+        out, w = scaled_dot_product(q, k, v, self.attn_mask(n, x.device), self.logit_scale(),
+                                    self.attn_drop if self.training else 0.0,
+                                    need_weights=self.capture is not None)
+        if w is not None:
+            self.capture.append(w.detach())
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))
+
+
+@contextmanager
+def capture_attention(model: nn.Module):
+    """Record every attention layer's weights during the forward passes inside the block.
+
+    Yields a list that fills with one (B, H, N, N) tensor per attention layer, in forward order.
+    Inside the block attention takes the explicit path; the outputs equal the fast path's.
+    """
+    layers = [m for m in model.modules() if hasattr(m, "capture") and isinstance(m, nn.Module)]
+    maps: list[torch.Tensor] = []
+    for m in layers:
+        m.capture = maps
+    try:
+        yield maps
+    finally:
+        for m in layers:
+            m.capture = None
+
+
+def attention_rollout(maps: list[torch.Tensor], head_fusion: str = "mean") -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema 2020): how much each token draws on each input token.
+
+    Per layer: fuse heads, add the identity for the residual path, renormalise rows; multiply the
+    layers in order. Returns (B, N, N); row 0 is the class token's rollout.
+    """
+    result = None
+    for w in maps:
+        a = w.mean(1) if head_fusion == "mean" else w.amax(1)
+        a = a + torch.eye(a.shape[-1], device=a.device)
+        a = a / a.sum(-1, keepdim=True)
+        result = a if result is None else a @ result
+    return result
+
+
+ATTENTIONS = {"mhsa": Attention}

@@ -1,0 +1,37 @@
+"""Where the book keeps its files: the repository root, data/cache, data/reported, data/results."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The checkout this code runs from (the folder holding `_config.yml` and `ingur_lib/`).
+
+    `INGUR_ROOT` overrides it. When the library is installed without its repository (pip from a
+    wheel), the current directory is used so that caches and results still land somewhere visible.
+    """
+    if os.environ.get("INGUR_ROOT"):
+        return Path(os.environ["INGUR_ROOT"]).resolve()
+    here = Path(__file__).resolve().parent.parent
+    if (here / "_config.yml").exists():
+        return here
+    for parent in [Path.cwd(), *Path.cwd().parents]:
+        if (parent / "_config.yml").exists() and (parent / "ingur_lib").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def cache_dir() -> Path:
+    """Downloads and derived datasets (git-ignored). `INGUR_CACHE` overrides it."""
+    path = Path(os.environ.get("INGUR_CACHE", repo_root() / "data" / "cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reported_dir() -> Path:
+    return repo_root() / "data" / "reported"
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("INGUR_RESULTS", repo_root() / "data" / "results"))

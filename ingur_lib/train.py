@@ -1,0 +1,241 @@
+"""The book's one training loop.
+
+`fit(model, train, test, cfg)` trains on in-memory tensors with AdamW, linear warmup then cosine decay,
+label smoothing, gradient clipping, optional batched augmentation, a pluggable loss (chapters plug in
+distillation or sparsity terms), `tqdm.auto` progress bars, a per-epoch history, atomic checkpoints
+with resume, seeding, and bf16 autocast on a GPU.
+
+Determinism: every epoch draws its shuffling and augmentation from a generator seeded by
+(seed, epoch), and reseeds torch's global RNG the same way (for dropout). So a run resumed from
+the checkpoint after epoch k computes exactly what the uninterrupted run computes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .atomic import atomic_path
+from .runtime import pick_device
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 10                # fractional epochs are allowed (smoke runs)
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    grad_clip: float | None = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    seed: int = 0
+    eval_batch_size: int = 512
+    eval_every: int = 1               # epochs between test-set evaluations
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class History:
+    """Per-epoch records (train/test loss and accuracy, lr, seconds) and per-step losses."""
+    epochs: list[dict] = field(default_factory=list)
+    steps: list[float] = field(default_factory=list)
+
+    def last(self, key: str):
+        vals = [e[key] for e in self.epochs if e.get(key) is not None]
+        return vals[-1] if vals else None
+
+    def to_dict(self) -> dict:
+        return {"epochs": self.epochs, "steps": self.steps}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(list(d.get("epochs", [])), list(d.get("steps", [])))
+
+
+# A batch is a tuple of tensors: (inputs, targets, ...). prepare(batch, train, generator) -> batch
+# turns stored tensors into model inputs (uint8 -> normalized float, augmentation when training).
+Prepare = Callable[[tuple, bool, torch.Generator], tuple]
+# loss_fn(model, batch) -> (loss, logits); logits feed the accuracy.
+LossFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, torch.Tensor]]
+
+
+def classification_loss(label_smoothing: float = 0.0) -> LossFn:
+    """Cross-entropy on model(x); targets may be class indices or soft (mixup) distributions."""
+    def loss_fn(model, batch):
+        x, y = batch[0], batch[1]
+        logits = model(x)
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing), logits
+    return loss_fn
+
+
+def warmup_cosine(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
+    """Linear warmup to `lr` over `warmup` steps, then cosine decay to `min_lr` at `total`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    target = y.argmax(-1) if y.ndim == logits.ndim else y
+    return (logits.argmax(-1) == target).float().sum().item()
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i: i + batch_size]
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Sequence[torch.Tensor], prepare: Prepare | None = None,
+             loss_fn: LossFn | None = None, batch_size: int = 512, device=None) -> dict:
+    """Mean loss and accuracy of `model` on `data` (a tuple of tensors), in eval mode."""
+    device = device or next(model.parameters()).device
+    loss_fn = loss_fn or classification_loss(0.0)
+    was_training = model.training
+    model.eval()
+    total_loss, correct, n = 0.0, 0.0, len(data[0])
+    for idx in _batches(n, batch_size, None):
+        batch = tuple(t[idx].to(device) for t in data)
+        batch = prepare(batch, False, None) if prepare else batch
+        with _autocast(device):
+            loss, logits = loss_fn(model, batch)
+        total_loss += loss.float().item() * len(idx)
+        correct += _accuracy(logits.float(), batch[1])
+    model.train(was_training)
+    return {"loss": total_loss / n, "acc": correct / n}
+
+
+def predict(model: nn.Module, x: torch.Tensor, prepare: Prepare | None = None, batch_size: int = 512) -> torch.Tensor:
+    """Logits for every row of `x` (eval mode, no gradients)."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for idx in _batches(len(x), batch_size, None):
+            xb = x[idx].to(device)
+            xb = prepare((xb, None), False, None)[0] if prepare else xb
+            with _autocast(device):
+                out.append(model(xb).float().cpu())
+    return torch.cat(out)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
+    """A checkpoint of this same run, or None (missing, unreadable, or from another config)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        import warnings
+        warnings.warn(f"Checkpoint {path} is unreadable; starting from scratch (it will be overwritten).")
+        return None
+    return state if state.get("fingerprint") == fingerprint else None
+
+
+def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Tensor] | None, cfg: TrainConfig,
+        prepare: Prepare | None = None, loss_fn: LossFn | None = None, extra_loss: Callable | None = None,
+        checkpoint: str | Path | None = None, device=None, progress: bool = True,
+        desc: str = "train", stop_after_epoch: int | None = None) -> History:
+    """Train `model` on `train` (tuple of tensors: inputs, targets, ...) and evaluate on `test`.
+
+    prepare: batch transform (normalize; augment when training), see `Prepare`.
+    loss_fn: (model, batch) -> (loss, logits); default cross-entropy with cfg.label_smoothing.
+    extra_loss: model -> scalar added to the loss (e.g. an L1 sparsity term on pruning scores).
+    checkpoint: a file; written atomically after every epoch, and resumed from if it matches this run.
+    stop_after_epoch: end early after that many epochs (used to test resume).
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device) if device else pick_device()
+    model.to(device).train()
+    loss_fn = loss_fn or classification_loss(cfg.label_smoothing)
+    n = len(train[0])
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = max(1, int(cfg.epochs * steps_per_epoch))
+    n_epochs = math.ceil(total_steps / steps_per_epoch)
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "token" in name or "pos_embed" in name else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    history, start_epoch, step = History(), 0, 0
+    fingerprint = {"config": repr(cfg.to_dict()), "n_train": n, "params": sum(p.numel() for p in model.parameters())}
+    if checkpoint:
+        checkpoint = Path(checkpoint)
+        state = _load_checkpoint(checkpoint, fingerprint)
+        if state:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            history = History.from_dict(state["history"])
+            start_epoch, step = state["epoch"], state["step"]
+    for epoch in range(start_epoch, n_epochs):
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout / drop-path draws
+        t0, seen, run_loss, run_correct = time.perf_counter(), 0, 0.0, 0.0
+        bar = tqdm(_batches(n, cfg.batch_size, gen), total=steps_per_epoch, disable=not progress,
+                   desc=f"{desc} {epoch + 1}/{n_epochs}", leave=False, mininterval=1.0)
+        for idx in bar:
+            if step >= total_steps:
+                break
+            for g in opt.param_groups:
+                g["lr"] = warmup_cosine(step, total_steps, warmup, cfg.lr, cfg.min_lr)
+            batch = tuple(t[idx].to(device, non_blocking=True) for t in train)
+            batch = prepare(batch, True, gen) if prepare else batch
+            with _autocast(device):
+                loss, logits = loss_fn(model, batch)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            history.steps.append(loss.item())
+            seen += len(idx)
+            run_loss += loss.item() * len(idx)
+            run_correct += _accuracy(logits.detach().float(), batch[1])
+            bar.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{run_correct / seen:.3f}", refresh=False)
+        record = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
+                  "train_loss": run_loss / max(seen, 1), "train_acc": run_correct / max(seen, 1),
+                  "seconds": time.perf_counter() - t0, "images_per_s": seen / (time.perf_counter() - t0)}
+        if test is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == n_epochs):
+            ev = evaluate(model, test, prepare, None, cfg.eval_batch_size, device)
+            record.update(test_loss=ev["loss"], test_acc=ev["acc"])
+        history.epochs.append(record)
+        if progress:
+            test_txt = f", test acc {record['test_acc']:.3f}" if "test_acc" in record else ""
+            print(f"{desc} epoch {epoch + 1}/{n_epochs}: loss {record['train_loss']:.3f}, "
+                  f"train acc {record['train_acc']:.3f}{test_txt} ({record['seconds']:.0f}s)")
+        if checkpoint:
+            _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                          "history": history.to_dict(), "epoch": epoch + 1, "step": step,
+                                          "fingerprint": fingerprint})
+    model.eval()
+    return history

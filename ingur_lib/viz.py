@@ -1,0 +1,159 @@
+"""Plots for the book and the thesis: one print style, sample grids, curves, attention over images.
+
+Every function returns a matplotlib Figure (it never calls plt.show), so a notebook shows it and
+`save_figure` writes it as PDF + PNG for the thesis.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .atomic import atomic_path
+
+TEXT_WIDTH_IN = 6.3  # an A4 thesis text block; figures are sized as fractions of it
+
+
+def thesis_style(context: str = "paper") -> None:
+    """Seaborn's colour-blind palette, print-sized fonts, tight PDF output."""
+    import seaborn as sns
+    sns.set_theme(context=context, style="ticks", palette="colorblind")
+    matplotlib.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "figure.figsize": (TEXT_WIDTH_IN, 3.2),
+        "axes.spines.top": False, "axes.spines.right": False, "image.cmap": "viridis",
+        "pdf.fonttype": 42, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
+        "xtick.labelsize": 8, "ytick.labelsize": 8,
+    })
+
+
+def save_figure(fig, out_dir: str | Path, name: str, formats=("pdf", "png")) -> list[Path]:
+    """Write `fig` as out_dir/name.{pdf,png}, atomically."""
+    paths = []
+    for fmt in formats:
+        target = Path(out_dir) / f"{name}.{fmt}"
+        with atomic_path(target, suffix="." + fmt) as tmp:
+            fig.savefig(tmp, format=fmt)
+        paths.append(target)
+    return paths
+
+
+def _as_image(img: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(C, H, W) uint8/float tensor -> (H, W) or (H, W, 3) array for imshow."""
+    a = img.detach().cpu().numpy() if torch.is_tensor(img) else np.asarray(img)
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    return a
+
+
+def sample_grid(images, labels, classes: Sequence[str], n: int = 16, ncols: int = 8, title: str | None = None):
+    """A grid of the first `n` images with their class names."""
+    n = min(n, len(images))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(TEXT_WIDTH_IN, 0.95 * nrows + 0.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, ax in zip(range(n), axes.flat):
+        ax.imshow(_as_image(images[i]), cmap="gray")
+        ax.set_title(classes[int(labels[i])], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def class_balance(splits: Mapping[str, torch.Tensor], classes: Sequence[str]):
+    """Images per class in each split (e.g. {"train": y_train, "test": y_test})."""
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 2.4))
+    width = 0.8 / len(splits)
+    for i, (name, y) in enumerate(splits.items()):
+        counts = torch.bincount(torch.as_tensor(y), minlength=len(classes)).numpy()
+        ax.bar(np.arange(len(classes)) + i * width, counts, width, label=f"{name} ({counts.sum():,})")
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30, ha="right")
+    ax.set_ylabel("images")
+    ax.legend()
+    return fig
+
+
+def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "test_acc")):
+    """One panel per metric, one line per run. `histories` maps run name -> History or its dict."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(TEXT_WIDTH_IN, 2.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, h in histories.items():
+            epochs = h["epochs"] if isinstance(h, dict) else h.epochs
+            pts = [(e["epoch"], e[metric]) for e in epochs if e.get(metric) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+    axes[0][-1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def cls_attention(maps: torch.Tensor, grid: int, num_prefix: int = 1, query: int = 0) -> torch.Tensor:
+    """The attention of token `query` (the class token) to the patches, as (..., grid, grid) maps."""
+    row = maps[..., query, num_prefix:]
+    return row.reshape(*row.shape[:-1], grid, grid)
+
+
+def overlay(ax, image, heat, alpha: float = 0.55, title: str | None = None):
+    """Draw `heat` (grid x grid) upsampled over `image`, on one axis."""
+    img = _as_image(image)
+    h = torch.as_tensor(heat, dtype=torch.float32)[None, None]
+    h = torch.nn.functional.interpolate(h, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
+    h = (h - h.min()) / (np.ptp(h) + 1e-8)
+    ax.imshow(img, cmap="gray")
+    ax.imshow(h, cmap="inferno", alpha=alpha)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def attention_grid(images, heats, row_titles: Sequence[str] | None = None, col_titles: Sequence[str] | None = None):
+    """Images (B,) down the columns, one row per kind of map: heats is (rows, B, grid, grid).
+
+    The first row shows the images themselves.
+    """
+    heats = torch.as_tensor(heats)
+    rows, b = heats.shape[:2]
+    fig, axes = plt.subplots(rows + 1, b, figsize=(TEXT_WIDTH_IN, 1.0 * (rows + 1) + 0.2), squeeze=False)
+    for j in range(b):
+        axes[0, j].imshow(_as_image(images[j]), cmap="gray")
+        axes[0, j].axis("off")
+        if col_titles:
+            axes[0, j].set_title(col_titles[j], fontsize=7)
+        for i in range(rows):
+            overlay(axes[i + 1, j], images[j], heats[i, j])
+    if row_titles:
+        for i, t in enumerate(row_titles):
+            axes[i + 1, 0].text(-0.08, 0.5, t, transform=axes[i + 1, 0].transAxes, ha="right", va="center", fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.15)
+    return fig
+
+
+def attention_heads(image, layer_maps: torch.Tensor, grid: int, num_prefix: int = 1, title: str | None = None):
+    """The class token's attention in every head of one layer over one image: layer_maps is (H, N, N)."""
+    heads = cls_attention(layer_maps, grid, num_prefix)
+    fig, axes = plt.subplots(1, len(heads) + 1, figsize=(TEXT_WIDTH_IN, 1.4), squeeze=False)
+    axes[0, 0].imshow(_as_image(image), cmap="gray")
+    axes[0, 0].axis("off")
+    for h, ax in enumerate(axes[0, 1:]):
+        overlay(ax, image, heads[h], title=f"head {h}")
+    if title:
+        fig.suptitle(title, y=1.05)
+    return fig
+
+
+def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel=""):
+    """Bars with error bars and an optional horizontal reference line (e.g. chance)."""
+    x = np.arange(len(labels))
+    ax.bar(x, means, yerr=stds, capsize=3, color=[f"C{i}" for i in range(len(labels))])
+    ax.set_xticks(x, labels, rotation=20, ha="right")
+    if reference is not None:
+        ax.axhline(reference, color="gray", ls="--", lw=1)
+    ax.set_ylabel(ylabel)
+    return ax
