@@ -88,6 +88,15 @@ def warmup_cosine(step: int, total: int, warmup: int, lr: float, min_lr: float) 
 
 
 def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Number of correct samples in the batch (summed, so the loop can average over the epoch).
+
+    Class targets: argmax match (soft/mixup targets compare with their argmax). Sequence targets
+    (B, T) with logits (B, T, V): each sample counts its token accuracy, ignoring padding id 0.
+    """
+    if y.ndim == 2 and logits.ndim == 3:
+        keep = y != 0
+        hit = (logits.argmax(-1) == y) & keep
+        return (hit.sum(1) / keep.sum(1).clamp(min=1)).sum().item()
     target = y.argmax(-1) if y.ndim == logits.ndim else y
     return (logits.argmax(-1) == target).float().sum().item()
 
