@@ -157,3 +157,80 @@ def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel=""):
         ax.axhline(reference, color="gray", ls="--", lw=1)
     ax.set_ylabel(ylabel)
     return ax
+
+
+def mask_panels(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str], col_titles: Sequence[str],
+                ylabel: str = "block", xlabel: str = "dimension"):
+    """Keep/prune masks as heatmaps: rows x columns of 2-D (layer x dimension) arrays, 1 = kept (dark).
+
+    Panels in one column share a width (e.g. attention inputs vs MLP hidden units have different widths).
+    """
+    ncols = len(col_titles)
+    widths = [np.asarray(rows[0][j]).shape[1] for j in range(ncols)]
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(TEXT_WIDTH_IN, 0.95 * len(rows) + 0.5), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for i, row in enumerate(rows):
+        for j, m in enumerate(row):
+            m = np.asarray(m, dtype=float)
+            ax = axes[i, j]
+            ax.imshow(m, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_yticks(range(m.shape[0]), [str(k + 1) for k in range(m.shape[0])], fontsize=6)
+            ax.set_xticks([])
+            if i == 0:
+                ax.set_title(col_titles[j])
+            if j == 0:
+                ax.set_ylabel(f"{row_titles[i]}\n{ylabel}", fontsize=7)
+            if i == len(rows) - 1:
+                ax.set_xlabel(f"{xlabel} (0-{m.shape[1] - 1})")
+    fig.tight_layout()
+    return fig
+
+
+def overlaid_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, bins: int = 50, ax=None,
+                        vline: float | None = None):
+    """Overlaid step histograms of several samples (e.g. importance scores with and without L1)."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.4))
+    allv = np.concatenate([np.asarray(v, dtype=float) for v in groups.values()])
+    edges = np.linspace(allv.min(), allv.max() + 1e-9, bins + 1)
+    for name, v in groups.items():
+        ax.hist(np.asarray(v, dtype=float), bins=edges, histtype="stepfilled", alpha=0.45, label=name)
+    if vline is not None:
+        ax.axvline(vline, color="gray", ls="--", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.legend()
+    return fig or ax.figure
+
+
+def grouped_bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str = "", ax=None):
+    """Bars for several series side by side over the same categories (e.g. per block: attention vs MLP)."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.4))
+    width = 0.8 / len(series)
+    x = np.arange(len(categories))
+    for i, (name, vals) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=name)
+    ax.set_xticks(x, categories)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return fig or ax.figure
+
+
+def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: str, ylabel: str, ax=None):
+    """One line per series with a +-std band: series maps name -> (means, stds or None)."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.4))
+    for name, (means, stds) in series.items():
+        means = np.asarray(means, dtype=float)
+        ax.plot(x, means, marker="o", markersize=3, label=name)
+        if stds is not None:
+            stds = np.asarray(stds, dtype=float)
+            ax.fill_between(x, means - stds, means + stds, alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return fig or ax.figure

@@ -42,3 +42,32 @@ def attention_explorer(images: torch.Tensor, maps: list[torch.Tensor], grid: int
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([img, layer, head]), out])
+
+
+def mask_explorer(sweep: dict, col_titles: Sequence[str]):
+    """A slider over precomputed pruning ratios; shows that ratio's keep-masks and a line of text.
+
+    sweep: {ratio: {"panels": [2-D arrays, one per column], "text": str}}, e.g. masks and accuracies
+    computed once for every ratio (the slider only redraws, it never prunes or evaluates).
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    from .viz import mask_panels
+
+    ratios = sorted(sweep)
+    slider = W.SelectionSlider(options=[(f"{r:.0%}", r) for r in ratios], value=ratios[len(ratios) // 2],
+                               description="pruned")
+    out = W.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            entry = sweep[slider.value]
+            fig = mask_panels([entry["panels"]], [f"{slider.value:.0%}"], col_titles)
+            fig.suptitle(entry["text"], y=1.02, fontsize=8)
+            plt.show()
+
+    slider.observe(draw, names="value")
+    draw()
+    return W.VBox([slider, out])

@@ -65,14 +65,15 @@ class Attention(nn.Module):
         return q, k, v  # each (B, H, N, d_head)
 
     def forward(self, x):
-        b, n, c = x.shape
+        b, n, _ = x.shape
         q, k, v = self.split_heads(x)
         out, w = scaled_dot_product(q, k, v, self.attn_mask(n, x.device), self.logit_scale(),
                                     self.attn_drop if self.training else 0.0,
                                     need_weights=self.capture is not None)
         if w is not None:
             self.capture.append(w.detach())
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))
+        # heads * head_dim, not x's width: a pruned qkv (VTP) may take fewer input features than it outputs.
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, self.heads * self.head_dim)))
 
 
 @contextmanager

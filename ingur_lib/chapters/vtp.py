@@ -1,0 +1,362 @@
+"""Chapter 07, Visual Transformer Pruning [8] (Zhu, Tang & Han 2021): sparsity training, global pruning,
+physical slimming and fine-tuning of the book's ViT on Fashion-MNIST.
+
+`run(profile, seed)` is what the notebook calls; `reproduce(profile, seeds)` writes
+data/results/07_vtp/<profile>.json. The mechanism lives in `ingur_lib.nn.prune`.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from .. import ledger
+from ..data import Augment, ImageData, image_prepare, load_images
+from ..exercises import assert_same, exercise
+from ..figures import figure
+from ..models.vit import ViT, ViTConfig, count_params
+from ..nn import prune
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import History, TrainConfig, evaluate, fit
+
+CHAPTER, PAPER = "07_vtp", "vtp"
+
+
+@dataclass
+class Config:
+    model: ViTConfig
+    sparsity: TrainConfig            # training with CE + lam * sum |a|
+    finetune: TrainConfig            # fine-tuning each slim model
+    lam: float = 1e-4                # the L1 weight lambda
+    ratios: tuple = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)   # pruned and evaluated before fine-tuning
+    finetune_ratios: tuple = (0.0, 0.2, 0.4, 0.6)          # also fine-tuned
+    control: bool = True             # also train with lam = 0, to show what the L1 term does
+    seeds: tuple = (0,)
+    dataset: str = "fashion_mnist"
+    n_train: int | None = None
+    n_test: int | None = None
+    augment: Augment = field(default_factory=lambda: Augment(crop_padding=2, flip=True))
+    latency_batch: int = 256
+    latency_repeats: int = 10
+
+
+CONFIGS = {
+    "smoke": Config(ViTConfig(patch_size=7, dim=64, depth=4, heads=4),
+                    TrainConfig(epochs=3, batch_size=128, lr=2e-3, warmup_epochs=0.5),
+                    TrainConfig(epochs=1, batch_size=128, lr=5e-4, warmup_epochs=0.1),
+                    lam=2e-4, finetune_ratios=(0.0, 0.4), n_train=6_000, n_test=1_000, latency_repeats=3),
+    "standard": Config(ViTConfig(patch_size=7, dim=96, depth=6, heads=4),
+                       TrainConfig(epochs=4, batch_size=128, lr=2e-3, warmup_epochs=0.5),
+                       TrainConfig(epochs=1, batch_size=128, lr=5e-4, warmup_epochs=0.1),
+                       lam=1e-4, n_train=30_000, n_test=5_000, seeds=(0, 1)),
+    "full": Config(ViTConfig(patch_size=4, dim=192, depth=9, heads=6, drop_path=0.1),
+                   TrainConfig(epochs=60, batch_size=256, lr=1e-3, warmup_epochs=5),
+                   TrainConfig(epochs=10, batch_size=256, lr=2e-4, warmup_epochs=1),
+                   dataset="cifar10", augment=Augment(crop_padding=4, flip=True, erasing=0.25), seeds=(0, 1, 2)),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+@dataclass
+class Run:
+    """What one seed's pipeline leaves behind for the notebook."""
+    model: ViT                      # the gated model after sparsity training
+    control: ViT | None             # the same, trained with lam = 0
+    history: History
+    rows: list[dict]                # one per ratio: accuracy, params, FLOPs, latency, widths
+    control_rows: list[dict]
+    slim_models: dict               # ratio -> fine-tuned slim model
+    data: ImageData
+    prepare: object
+    seconds: float
+
+
+def load_data(cfg: Config, seed: int = 0) -> ImageData:
+    return load_images(cfg.dataset).subset(cfg.n_train, cfg.n_test, seed=seed)
+
+
+def gated_vit(cfg: Config, data: ImageData) -> ViT:
+    """The book's ViT sized for `data`, with VTP gates inserted (all scores 1)."""
+    mcfg = replace(cfg.model, in_chans=data.image_shape[0], image_size=data.image_shape[1],
+                   num_classes=data.num_classes)
+    return prune.add_gates(ViT(mcfg))
+
+
+def train_gated(cfg: Config, data: ImageData, prepare, lam: float, seed: int, progress: bool = True):
+    """Step 1 of VTP: train with CE + lam * sum |a| (lam = 0 gives the control)."""
+    seed_everything(seed)
+    model = gated_vit(cfg, data)
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), replace(cfg.sparsity, seed=seed),
+               prepare=prepare, extra_loss=prune.l1_penalty(lam) if lam else None, progress=progress,
+               desc=f"sparsity (lambda={lam:g})")
+    return model, hist
+
+
+def _latency_batch(cfg: Config, data: ImageData, prepare) -> torch.Tensor:
+    x = data.test_x[: cfg.latency_batch]
+    return prepare((x, None), False, None)[0]
+
+
+def prune_and_measure(model: ViT, ratio: float, cfg: Config, data: ImageData, prepare, example) -> tuple[dict, ViT]:
+    """Steps 2-3 of VTP at one ratio: global masks, physical slimming, accuracy/params/FLOPs/latency."""
+    masks = prune.global_masks(prune.scores(model), ratio)
+    slim = prune.slim(model.cpu(), masks)
+    row = {"ratio": ratio, "kept_fraction": prune.kept_fraction(masks),
+           "acc_before": evaluate(slim, (data.test_x, data.test_y), prepare)["acc"],
+           "params": count_params(slim), "flops": prune.count_flops(slim, example[:1]),
+           "latency_ms": prune.measure_latency(slim, example, cfg.latency_repeats),
+           "widths": prune.layer_widths(slim)}
+    return row, slim
+
+
+def sweep(model: ViT, cfg: Config, data: ImageData, prepare, seed: int, finetune: bool, progress: bool = True):
+    """Every ratio in cfg.ratios pruned from `model`; those in cfg.finetune_ratios also fine-tuned."""
+    example = _latency_batch(cfg, data, prepare)
+    rows, slims = [], {}
+    for ratio in cfg.ratios:
+        row, slim = prune_and_measure(model, ratio, cfg, data, prepare, example)
+        if finetune and ratio in cfg.finetune_ratios:
+            seed_everything(seed)
+            h = fit(slim, (data.train_x, data.train_y), (data.test_x, data.test_y), replace(cfg.finetune, seed=seed),
+                    prepare=prepare, progress=progress, desc=f"fine-tune {ratio:.0%}")
+            slim.cpu()
+            row["acc_after"] = h.last("test_acc")
+            slims[ratio] = slim
+        rows.append(row)
+    return rows, slims
+
+
+def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None, progress: bool = True) -> Run:
+    """The whole VTP pipeline for one seed: sparsity training, pruning sweep, fine-tuning, plus a lam = 0 control."""
+    cfg = config(profile)
+    data = data or load_data(cfg, seed)
+    prepare = image_prepare(data.mean, data.std, cfg.augment, data.num_classes)
+    t0 = time.perf_counter()
+    model, hist = train_gated(cfg, data, prepare, cfg.lam, seed, progress)
+    rows, slims = sweep(model, cfg, data, prepare, seed, finetune=True, progress=progress)
+    control, control_rows = None, []
+    if cfg.control:
+        control, _ = train_gated(cfg, data, prepare, 0.0, seed, progress)
+        control_rows, _ = sweep(control, cfg, data, prepare, seed, finetune=False, progress=progress)
+    return Run(model, control, hist, rows, control_rows, slims, data, prepare, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- results
+
+def _pct(r: float) -> str:
+    return f"{round(r * 100):02d}"
+
+
+def seed_metrics(run_: Run) -> dict:
+    """Flat per-seed numbers: accuracies (%), drops (points), params/FLOPs/latency changes (%)."""
+    rows = {r["ratio"]: r for r in run_.rows}
+    base = rows[0.0]
+    out = {}
+    for ratio, r in rows.items():
+        p = _pct(ratio)
+        out[f"acc_before_{p}"] = 100 * r["acc_before"]
+        out[f"params_change_{p}"] = 100 * (r["params"] / base["params"] - 1)
+        out[f"flops_change_{p}"] = 100 * (r["flops"] / base["flops"] - 1)
+        out[f"latency_ms_{p}"] = r["latency_ms"]
+        out[f"speedup_{p}"] = base["latency_ms"] / r["latency_ms"]
+        if "acc_after" in r:
+            out[f"acc_after_{p}"] = 100 * r["acc_after"]
+            out[f"drop_{p}"] = 100 * (r["acc_after"] - base["acc_after"])
+    for r in run_.control_rows:
+        out[f"control_acc_before_{_pct(r['ratio'])}"] = 100 * r["acc_before"]
+    return out
+
+
+def comparisons(metrics: dict, n_train: int) -> list[dict]:
+    setting = f"Fashion-MNIST ({n_train:,} train), small ViT"
+    note_acc = ("ours: fine-tuned slim model minus the unpruned model fine-tuned equally long; "
+                "a few epochs on a 28x28 dataset, not 300 ImageNet epochs on DeiT-B")
+    note_cost = ("ours counts the physically slimmed model; we prune qkv inputs and MLP hidden units only, "
+                 "the patch embedding, attention output projection and head stay whole")
+    rows = []
+    for p in ("20", "40"):
+        if f"drop_{p}" in metrics:
+            rows.append(ledger.compare(PAPER, f"drop_{p}", metrics[f"drop_{p}"], f"top-1 change, {p}% pruned, {setting}",
+                                       note_acc))
+        rows.append(ledger.compare(PAPER, f"params_{p}", metrics[f"params_change_{p}"],
+                                   f"params change, {p}% of dims pruned", note_cost))
+        rows.append(ledger.compare(PAPER, f"flops_{p}", metrics[f"flops_change_{p}"],
+                                   f"FLOPs change (FlopCounterMode), {p}% of dims pruned", note_cost))
+    return rows
+
+
+def _tolist(d: dict) -> dict:
+    return {k: v.tolist() for k, v in d.items()}
+
+
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+    """Run the pipeline for each seed and record accuracies, costs, claims and what the figures need."""
+    cfg = config(profile)
+    seeds = tuple(seeds or cfg.seeds)
+    t0 = time.perf_counter()
+    data = load_data(cfg, 0)
+    runs = [run(profile, s, data=data, progress=progress) for s in seeds]
+    per_seed = [seed_metrics(r) for r in runs]
+    metrics = {k: ledger.summarize([m[k] for m in per_seed]) for k in per_seed[0]}
+    metrics["sparsity_train_minutes"] = ledger.summarize([sum(e["seconds"] for e in r.history.epochs) / 60
+                                                          for r in runs])
+    first = runs[0]
+    prov = provenance(profile, seeds, time.perf_counter() - t0,
+                      dataset={"name": data.name, "source": data.source, "splits": data.splits()},
+                      config={"model": first.model.cfg.to_dict(), "sparsity": cfg.sparsity.to_dict(),
+                              "finetune": cfg.finetune.to_dict(), "lam": cfg.lam, "ratios": list(cfg.ratios),
+                              "finetune_ratios": list(cfg.finetune_ratios), "augment": vars(cfg.augment),
+                              "latency": {"batch": cfg.latency_batch, "repeats": cfg.latency_repeats,
+                                          "threads": torch.get_num_threads()}})
+    extra = {"rows": {f"seed {s}": r.rows for s, r in zip(seeds, runs)},
+             "control_rows": {f"seed {s}": r.control_rows for s, r in zip(seeds, runs)},
+             "histories": {f"seed {s}": r.history.to_dict() for s, r in zip(seeds, runs)},
+             "scores": _tolist(prune.scores(first.model)),
+             "control_scores": _tolist(prune.scores(first.control)) if first.control is not None else {},
+             "lam": cfg.lam}
+    return str(ledger.record(CHAPTER, profile, prov, metrics, comparisons(
+        {k: v for k, v in metrics.items()}, data.splits()["train"]), extra))
+
+
+# ---------------------------------------------------------------- views shared by notebook, widget and figures
+
+def mask_matrices(score_dict: dict, ratio: float) -> dict[str, torch.Tensor]:
+    """Keep-masks at `ratio` as two (blocks x width) matrices: {'attention': ..., 'MLP': ...}."""
+    s = {k: torch.as_tensor(v) for k, v in score_dict.items()}
+    masks = prune.global_masks(s, ratio)
+    attn = torch.stack([m for k, m in masks.items() if k.endswith(".attn")])
+    mlp = torch.stack([m for k, m in masks.items() if k.endswith(".mlp")])
+    return {"attention (qkv inputs)": attn, "MLP (hidden units)": mlp}
+
+
+def pruned_per_block(score_dict: dict, ratio: float) -> dict[str, list[float]]:
+    """Fraction pruned per block and kind at `ratio`."""
+    return {k: (1 - m.float().mean(1)).tolist() for k, m in mask_matrices(score_dict, ratio).items()}
+
+
+def _mean_rows(results: dict, key: str = "rows") -> list[dict]:
+    """Per-ratio means over seeds of the recorded rows."""
+    seeds = list(results[key].values())
+    out = []
+    for i, r in enumerate(seeds[0]):
+        m = {"ratio": r["ratio"]}
+        for k in ("acc_before", "acc_after", "params", "flops", "latency_ms"):
+            vals = [s[i][k] for s in seeds if k in s[i]]
+            if vals:
+                m[k] = sum(vals) / len(vals)
+        out.append(m)
+    return out
+
+
+# ---------------------------------------------------------------- figures
+
+@figure("vtp_masks", CHAPTER)
+def fig_masks(results: dict, ratios=(0.2, 0.4, 0.6)):
+    from ..viz import mask_panels
+    rows = {r["ratio"]: r for r in _mean_rows(results)}
+    panels, titles = [], []
+    for ratio in ratios:
+        mats = mask_matrices(results["scores"], ratio)
+        panels.append([m.numpy() for m in mats.values()])
+        titles.append(f"{ratio:.0%} pruned\nacc {100 * rows[ratio]['acc_before']:.1f}%")
+    return mask_panels(panels, titles, list(mats))
+
+
+@figure("vtp_scores", CHAPTER)
+def fig_scores(results: dict):
+    import matplotlib.pyplot as plt
+
+    from ..viz import TEXT_WIDTH_IN, overlaid_histograms
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.4))
+    for ax, kind in zip(axes, ("attn", "mlp")):
+        groups = {f"lambda = {results['lam']:g}": _flat(results["scores"], kind)}
+        if results.get("control_scores"):
+            groups = {"lambda = 0": _flat(results["control_scores"], kind), **groups}
+        overlaid_histograms(groups, f"|a|, {'attention' if kind == 'attn' else 'MLP'} gates", ax=ax, vline=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def _flat(score_dict: dict, kind: str) -> list[float]:
+    return [v for k, vals in score_dict.items() if k.endswith(kind) for v in vals]
+
+
+@figure("vtp_pruned_per_block", CHAPTER)
+def fig_per_block(results: dict, ratio: float = 0.4):
+    from ..viz import grouped_bars
+    frac = pruned_per_block(results["scores"], ratio)
+    n = len(next(iter(frac.values())))
+    fig = grouped_bars([str(i + 1) for i in range(n)], frac, ylabel=f"fraction pruned at {ratio:.0%}")
+    fig.axes[0].set_xlabel("block")
+    return fig
+
+
+@figure("vtp_accuracy_vs_ratio", CHAPTER)
+def fig_accuracy(results: dict):
+    import matplotlib.pyplot as plt
+
+    from ..viz import TEXT_WIDTH_IN, lines_with_bands
+    rows = _mean_rows(results)
+    x = [100 * r["ratio"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.5))
+    series = {"before fine-tuning": ([100 * r["acc_before"] for r in rows], None)}
+    if results.get("control_rows"):
+        series["lambda = 0, before fine-tuning"] = ([100 * r["acc_before"] for r in _mean_rows(results, "control_rows")],
+                                                    None)
+    ft = [r for r in rows if "acc_after" in r]
+    lines_with_bands(x, series, "dimensions pruned (%)", "test accuracy (%)", ax=axes[0])
+    axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-", label="after fine-tuning")
+    axes[0].legend()
+    base = rows[0]
+    cost = {k: ([100 * r[key] / base[key] for r in rows], None)
+            for k, key in (("params", "params"), ("FLOPs", "flops"), ("CPU latency", "latency_ms"))}
+    lines_with_bands(x, cost, "dimensions pruned (%)", "% of the unpruned model", ax=axes[1])
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- exercises
+
+def global_threshold(scores: torch.Tensor, ratio: float) -> float:
+    """Reference: the threshold t such that `scores >= t` keeps exactly N - round(ratio * N) scores."""
+    n_keep = scores.numel() - round(ratio * scores.numel())
+    return float(torch.sort(scores.flatten(), descending=True).values[n_keep - 1])
+
+
+@exercise("vtp_threshold")
+def check_threshold(student_fn):
+    g = torch.Generator().manual_seed(7)
+    for n, ratio in ((100, 0.2), (2304, 0.4), (37, 0.6), (10, 0.0)):
+        s = torch.rand(n, generator=g)  # distinct values with probability 1
+        t = float(student_fn(s, ratio))
+        kept = int((s >= t).sum())
+        want = n - round(ratio * n)
+        if kept != want:
+            raise AssertionError(f"N={n}, ratio={ratio}: scores >= your threshold keep {kept}, expected {want}.")
+        if abs(t - global_threshold(s, ratio)) > 1e-6:
+            raise AssertionError(f"N={n}, ratio={ratio}: threshold {t:.4f}; choose the smallest kept score "
+                                 f"({global_threshold(s, ratio):.4f}).")
+
+
+@exercise("vtp_slim_linear")
+def check_slim_linear(student_fn):
+    g = torch.Generator().manual_seed(3)
+    lin = torch.nn.Linear(12, 9)
+    keep_in, keep_out = torch.tensor([0, 3, 4, 8, 11]), torch.tensor([1, 2, 6])
+    new = student_fn(copy.deepcopy(lin), keep_in, keep_out)
+    if not isinstance(new, torch.nn.Linear):
+        raise AssertionError("Return a new torch.nn.Linear.")
+    if (new.in_features, new.out_features) != (len(keep_in), len(keep_out)):
+        raise AssertionError(f"Shape: Linear({new.in_features}, {new.out_features}), expected "
+                             f"Linear({len(keep_in)}, {len(keep_out)}).")
+    x = torch.randn(4, 12, generator=g)
+    masked = torch.zeros_like(x)
+    masked[:, keep_in] = x[:, keep_in]
+    with torch.no_grad():
+        assert_same(new(x[:, keep_in]), lin(masked)[:, keep_out], "slim(x[:, keep_in]) vs linear(masked x)[:, keep_out]")
