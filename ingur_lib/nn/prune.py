@@ -28,11 +28,27 @@ from ..errors import IngurError
 
 
 class DimGate(nn.Module):
-    """X* = X diag(a): one learnable importance score per feature dimension (last axis), initialised to 1."""
+    """X* = X diag(a): one learnable importance score per feature dimension (last axis), initialised to 1.
 
-    def __init__(self, dim: int):
+    The score is stored as a = gain * raw. With Adam-type optimizers a parameter moves about `lr` per
+    step whatever its gradient's scale, so `gain` multiplies the scores' effective learning rate: our
+    runs have a few hundred steps where the paper's ImageNet run has hundreds of thousands.
+    gain = 1 is the plain parameterisation.
+    """
+
+    def __init__(self, dim: int, gain: float = 1.0):
         super().__init__()
-        self.score = nn.Parameter(torch.ones(dim))
+        self.gain = float(gain)
+        self.raw = nn.Parameter(torch.full((dim,), 1.0 / self.gain))
+
+    @property
+    def score(self) -> torch.Tensor:
+        """a, the importance scores (differentiable)."""
+        return self.raw * self.gain
+
+    @torch.no_grad()
+    def set_score(self, a: torch.Tensor) -> None:
+        self.raw.copy_(torch.as_tensor(a, dtype=self.raw.dtype) / self.gain)
 
     def forward(self, x):
         return x * self.score
@@ -41,9 +57,9 @@ class DimGate(nn.Module):
 class GatedLinear(nn.Module):
     """A Linear whose input features first pass a DimGate: linear(x diag(a))."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear, gain: float = 1.0):
         super().__init__()
-        self.gate = DimGate(linear.in_features)
+        self.gate = DimGate(linear.in_features, gain)
         self.linear = linear
 
     def forward(self, x):
@@ -68,7 +84,7 @@ class KeptLayerNorm(nn.Module):
         return F.layer_norm(x, (self.dim,), eps=self.eps)[..., self.kept] * self.weight + self.bias
 
 
-def add_gates(model: nn.Module) -> nn.Module:
+def add_gates(model: nn.Module, gain: float = 1.0) -> nn.Module:
     """Insert DimGates into every block of a `ViT` (in place): before qkv and before the MLP's fc2.
 
     The ViT itself is untouched: its qkv / fc2 Linear layers are wrapped, so with all scores at 1
@@ -80,8 +96,8 @@ def add_gates(model: nn.Module) -> nn.Module:
     for blk in blocks:
         if isinstance(blk.attn.qkv, GatedLinear):
             raise IngurError("This model already has gates: call add_gates once, on a fresh ViT.")
-        blk.attn.qkv = GatedLinear(blk.attn.qkv)
-        blk.mlp.fc2 = GatedLinear(blk.mlp.fc2)
+        blk.attn.qkv = GatedLinear(blk.attn.qkv, gain)
+        blk.mlp.fc2 = GatedLinear(blk.mlp.fc2, gain)
     return model
 
 
@@ -169,7 +185,7 @@ def zero_pruned(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     """A copy of the gated model with the pruned scores set to 0 (the 'masked' model slimming must equal)."""
     model = copy.deepcopy(model)
     for k, g in gates(model).items():
-        g.score.mul_(masks[k].to(g.score.device))
+        g.raw.mul_(masks[k].to(g.raw.device))
     return model
 
 
