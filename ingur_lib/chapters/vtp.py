@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger
-from ..data import Augment, ImageData, image_prepare, load_images
+from ..data import Augment, ImageData, image_prepare
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig, count_params
@@ -21,6 +21,9 @@ from ..nn import prune
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, evaluate, fit
+from .getting_started import load_data  # the same recipe: cfg.dataset, cfg.n_train, cfg.n_test, seed
+
+__all__ = ["CONFIGS", "Config", "Run", "config", "load_data", "run", "reproduce"]
 
 CHAPTER, PAPER = "07_vtp", "vtp"
 
@@ -78,10 +81,6 @@ class Run:
     prepare: object
     seconds: float
     lam: float
-
-
-def load_data(cfg: Config, seed: int = 0) -> ImageData:
-    return load_images(cfg.dataset).subset(cfg.n_train, cfg.n_test, seed=seed)
 
 
 def gated_vit(cfg: Config, data: ImageData) -> ViT:
