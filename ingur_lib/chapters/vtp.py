@@ -146,11 +146,11 @@ def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None
     t0 = time.perf_counter()
     model, hist = train_gated(cfg, data, prepare, cfg.lam, seed, progress)
     rows, slims = sweep(model, cfg, data, prepare, seed, finetune=True, progress=progress)
-    control, control_rows = None, []
+    control_model, control_rows = None, []
     if cfg.control if control is None else control:
-        control, _ = train_gated(cfg, data, prepare, 0.0, seed, progress)
-        control_rows, _ = sweep(control, cfg, data, prepare, seed, finetune=False, progress=progress)
-    return Run(model, control, hist, rows, control_rows, slims, data, prepare, time.perf_counter() - t0, cfg.lam)
+        control_model, _ = train_gated(cfg, data, prepare, 0.0, seed, progress)
+        control_rows, _ = sweep(control_model, cfg, data, prepare, seed, finetune=False, progress=progress)
+    return Run(model, control_model, hist, rows, control_rows, slims, data, prepare, time.perf_counter() - t0, cfg.lam)
 
 
 # ---------------------------------------------------------------- results
