@@ -447,7 +447,7 @@ def fig_curves(results: dict):
 
 # ---------------------------------------------------------------- exercises
 
-@exercise("deit_hard_distillation")
+@exercise("deit.hard_distillation")
 def check_hard_distillation(fn):
     """fn(student_logits, teacher_logits) -> the hard-distillation cross-entropy (a scalar)."""
     g = torch.Generator().manual_seed(0)
@@ -458,7 +458,7 @@ def check_hard_distillation(fn):
     assert_same(scaled, hard_distillation(s, t), "hard distillation must depend only on the teacher's argmax; loss")
 
 
-@exercise("deit_distillation_token")
+@exercise("deit.distillation_token")
 def check_distillation_token(fn):
     """fn(model: DistilledViT, x) -> tokens (B, 2 + N, dim): [cls, dist, patches] plus positions."""
     torch.manual_seed(0)
