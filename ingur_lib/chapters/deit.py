@@ -66,7 +66,7 @@ CONFIGS = {
     "smoke": Config(_STUDENT, TrainConfig(epochs=6, batch_size=128, lr=2e-3, warmup_epochs=1, eval_every=6),
                     _CNN, _VIT_TEACHER, TrainConfig(epochs=1, batch_size=128, lr=2e-3, warmup_epochs=0.2),
                     n_student=2_000, n_teacher=10_000, n_test=2_000, throughput_batch=2, throughput_batches=1),
-    "standard": Config(_STUDENT, TrainConfig(epochs=12, batch_size=128, lr=2e-3, warmup_epochs=2, eval_every=4),
+    "standard": Config(_STUDENT, TrainConfig(epochs=10, batch_size=128, lr=2e-3, warmup_epochs=2, eval_every=5),
                        _CNN, _VIT_TEACHER, TrainConfig(epochs=2, batch_size=128, lr=2e-3, warmup_epochs=0.3),
                        n_student=5_000, n_teacher=None),
     "full": Config(replace(_STUDENT, patch_size=4, dim=192, depth=9, heads=6),
@@ -418,7 +418,7 @@ def token_attention_figure(images, labels, classes, cls_maps, dist_maps, rollout
 def fig_ablation(results: dict):
     m = results["metrics"]
     accs = {k[len("test_acc["):-1]: v for k, v in m.items() if k.startswith("test_acc[")}
-    teachers = {k.split()[0]: accs.pop(k)["mean"] for k in [k for k in accs if k.endswith("teacher")]}
+    teachers = {k: accs.pop(f"{k} teacher")["mean"] for k in ("cnn", "vit")}
     return ablation_figure(accs, teachers)
 
 
