@@ -366,7 +366,7 @@ def ablation_figure(accs: dict[str, dict], teachers: dict[str, float] | None = N
     lo = min(means + [v * 100 for v in (teachers or {}).values()])
     ax.set_ylim(lo - 3, None)
     if teachers:
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -378,6 +378,7 @@ def similarity_figure(sims: list[dict]):
         ys = [s["learned"]] + s["per_layer"]
         ax.plot(range(len(ys)), ys, marker="o", color="C0", alpha=0.4 + 0.6 / len(sims) * (i + 1),
                 label="per seed" if i == 0 else None)
+    ax.set_xticks(range(len(sims[0]["per_layer"]) + 1))
     ax.set_xlabel("layer (0 = the learned tokens)")
     ax.set_ylabel("cos(class, distillation)")
     ax.axhline(0.93, ls="--", color="gray", lw=1, label="paper, last layer")
