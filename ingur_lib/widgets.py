@@ -7,10 +7,12 @@ import torch
 
 
 def attention_explorer(images: torch.Tensor, maps: list[torch.Tensor], grid: int, titles: Sequence[str],
-                       num_prefix: int = 1):
+                       num_prefix: int = 1, tokens: Sequence[str] | None = None):
     """Pick an image, a layer and a head (or the head mean / rollout); see the class token's attention.
 
     images: (B, C, H, W); maps: per layer (B, H, N, N), e.g. from `capture_attention`.
+    tokens: names of the first tokens to choose the query from (e.g. DeiT's class and distillation
+    tokens); default: the class token only.
     """
     import ipywidgets as W
     import matplotlib.pyplot as plt
@@ -18,12 +20,13 @@ def attention_explorer(images: torch.Tensor, maps: list[torch.Tensor], grid: int
     from .nn.attention import attention_rollout
     from .viz import cls_attention, overlay
 
-    rollout = cls_attention(attention_rollout(maps), grid, num_prefix)
+    rolled = attention_rollout(maps)
     heads = maps[0].shape[1]
     img = W.Dropdown(options=[(t, i) for i, t in enumerate(titles)], description="image")
     layer = W.IntSlider(min=1, max=len(maps), value=len(maps), description="layer")
     head = W.Dropdown(options=[("mean of heads", -1)] + [(f"head {h}", h) for h in range(heads)] + [("rollout", -2)],
                       description="head")
+    query = W.Dropdown(options=[(t, i) for i, t in enumerate(tokens or ["class token"])], description="token")
     out = W.Output()
 
     def draw(*_):
@@ -31,17 +34,19 @@ def attention_explorer(images: torch.Tensor, maps: list[torch.Tensor], grid: int
             out.clear_output(wait=True)
             fig, axes = plt.subplots(1, 2, figsize=(4.5, 2.3))
             b, m = img.value, maps[layer.value - 1][img.value]
-            heat = rollout[b] if head.value == -2 else cls_attention(m.mean(0) if head.value == -1 else m[head.value],
-                                                                     grid, num_prefix)
+            q = query.value
+            heat = (cls_attention(rolled[b], grid, num_prefix, q) if head.value == -2 else
+                    cls_attention(m.mean(0) if head.value == -1 else m[head.value], grid, num_prefix, q))
             axes[0].imshow(images[b, 0] if images.shape[1] == 1 else images[b].permute(1, 2, 0), cmap="gray")
             axes[0].axis("off")
-            overlay(axes[1], images[b], heat, title=f"layer {layer.value}, {head.label}")
+            overlay(axes[1], images[b], heat, title=f"{query.label}, layer {layer.value}, {head.label}")
             plt.show()
 
-    for w in (img, layer, head):
+    controls = (img, layer, head) + ((query,) if tokens else ())
+    for w in controls:
         w.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox([img, layer, head]), out])
+    return W.VBox([W.HBox(list(controls)), out])
 
 
 def mask_explorer(sweep: dict, col_titles: Sequence[str]):

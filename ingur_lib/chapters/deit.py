@@ -1,0 +1,469 @@
+"""Chapter 02, DeiT [4]: data-efficient ViTs and distillation through attention (Touvron et al. 2021).
+
+The paper's distillation ablation in small, on Fashion-MNIST: two teachers (a small ResNet and a ViT)
+trained on more images than the students get; students trained on a small subset with no
+distillation, soft distillation, hard distillation, and hard distillation through a distillation
+token (scored with the class head, the distillation head and their average); the distillation token
+taught by the convnet vs by the transformer teacher. Also the DeiT-Ti/S/B parameter counts and
+their relative throughput at 224 px on this CPU.
+
+`run(profile, seed)` is what the notebook calls; `reproduce(profile, seeds)` writes
+data/results/02_deit/<profile>.json. Both use the same configs and the same code.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ledger
+from ..data import Augment, ImageData, image_prepare, load_images
+from ..distill import distillation_loss, hard_distillation
+from ..exercises import assert_same, exercise
+from ..figures import figure
+from ..models.cnn import CNNConfig, ResNet
+from ..models.deit import DEIT_REPORTED, DistilledViT, deit_config
+from ..models.vit import ViT, ViTConfig, count_params
+from ..nn.attention import attention_rollout, capture_attention
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import History, TrainConfig, fit, predict
+from ..viz import attention_grid, bar_with_errors, cls_attention, learning_curves
+
+CHAPTER = "02_deit"
+PAPER = "deit"
+# Student variants: (name, distillation kind, distillation token?, teacher)
+VARIANTS = (("none", "none", False, None), ("soft", "soft", False, "cnn"), ("hard", "hard", False, "cnn"),
+            ("hard + token", "hard", True, "cnn"), ("hard + token, ViT teacher", "hard", True, "vit"))
+
+
+@dataclass
+class Config:
+    student: ViTConfig
+    student_train: TrainConfig
+    cnn_teacher: CNNConfig
+    vit_teacher: ViTConfig
+    teacher_train: TrainConfig
+    n_student: int               # training images the students see (a small subset: distillation matters there)
+    n_teacher: int | None        # training images the teachers see (None = all 60k)
+    n_test: int | None = None
+    alpha: float = 0.5           # hard distillation weight (paper: 1/2)
+    soft_alpha: float = 0.1      # soft distillation lambda and temperature (paper Sec. 5.2: 0.1 and 3.0)
+    tau: float = 3.0
+    augment: Augment = field(default_factory=lambda: Augment(crop_padding=2, flip=True, erasing=0.25))
+    throughput_batch: int = 8    # images per forward pass at 224 px for the Ti/S/B timing
+    throughput_batches: int = 2
+    dataset: str = "fashion_mnist"
+
+
+_STUDENT = ViTConfig(patch_size=7, dim=64, depth=4, heads=4, mlp_ratio=2.0, drop_path=0.1)
+_CNN = CNNConfig(widths=(32, 64, 128), stem_stride=2)
+_VIT_TEACHER = ViTConfig(patch_size=7, dim=96, depth=6, heads=4, mlp_ratio=2.0)
+CONFIGS = {
+    "smoke": Config(_STUDENT, TrainConfig(epochs=6, batch_size=128, lr=2e-3, warmup_epochs=1, eval_every=6),
+                    _CNN, _VIT_TEACHER, TrainConfig(epochs=1, batch_size=128, lr=2e-3, warmup_epochs=0.2),
+                    n_student=2_000, n_teacher=10_000, n_test=2_000, throughput_batch=2, throughput_batches=1),
+    "standard": Config(_STUDENT, TrainConfig(epochs=10, batch_size=128, lr=2e-3, warmup_epochs=2, eval_every=5),
+                       _CNN, _VIT_TEACHER, TrainConfig(epochs=2, batch_size=128, lr=2e-3, warmup_epochs=0.3),
+                       n_student=5_000, n_teacher=None),
+    "full": Config(replace(_STUDENT, patch_size=4, dim=192, depth=9, heads=6),
+                   TrainConfig(epochs=100, batch_size=256, lr=1e-3, warmup_epochs=5),
+                   CNNConfig(widths=(64, 128, 256), blocks=2), replace(_STUDENT, patch_size=4, dim=192, depth=9, heads=6),
+                   TrainConfig(epochs=30, batch_size=256, lr=1e-3, warmup_epochs=3),
+                   n_student=10_000, n_teacher=None, throughput_batch=64, throughput_batches=5),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+# ---------------------------------------------------------------- data and models
+
+def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
+    """(teacher data, student data): the students' images are a subset of the teachers'; one test set."""
+    teacher = load_images(cfg.dataset).subset(cfg.n_teacher, cfg.n_test, seed=0)
+    small = teacher.subset(cfg.n_student, None, seed=0)
+    return teacher, small
+
+
+def _fit_shape(model_cfg, data: ImageData):
+    c, h, _ = data.image_shape
+    if isinstance(model_cfg, CNNConfig):
+        return replace(model_cfg, in_chans=c, num_classes=data.num_classes)
+    return replace(model_cfg, in_chans=c, image_size=h, num_classes=data.num_classes)
+
+
+def build_student(cfg: Config, data: ImageData, token: bool) -> ViT:
+    model_cfg = _fit_shape(cfg.student, data)
+    return DistilledViT(model_cfg) if token else ViT(model_cfg)
+
+
+@dataclass
+class Trained:
+    name: str
+    model: nn.Module
+    history: History
+    test_acc: float
+    seconds: float
+
+
+def train_teacher(kind: str, cfg: Config, data: ImageData, prepare, progress: bool = True) -> Trained:
+    """The convnet ("cnn") or transformer ("vit") teacher, trained on the teachers' data with seed 0."""
+    seed_everything(0)
+    model = ResNet(_fit_shape(cfg.cnn_teacher, data)) if kind == "cnn" else ViT(_fit_shape(cfg.vit_teacher, data))
+    t0 = time.perf_counter()
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), cfg.teacher_train,
+               prepare=prepare, progress=progress, desc=f"{kind} teacher")
+    return Trained(kind, model.eval(), hist, hist.last("test_acc"), time.perf_counter() - t0)
+
+
+def train_student(variant, cfg: Config, data: ImageData, prepare, teachers: dict, seed: int = 0,
+                  progress: bool = True) -> Trained:
+    """One row of the distillation ablation: a student trained with `variant`'s loss and teacher."""
+    name, kind, token, teacher = variant
+    seed_everything(seed)
+    model = build_student(cfg, data, token)
+    alpha = cfg.soft_alpha if kind == "soft" else cfg.alpha
+    loss_fn = distillation_loss(teachers[teacher].model if teacher else None, kind, alpha, cfg.tau,
+                                cfg.student_train.label_smoothing)
+    t0 = time.perf_counter()
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), replace(cfg.student_train, seed=seed),
+               prepare=prepare, loss_fn=loss_fn, progress=progress, desc=name)
+    return Trained(name, model.eval(), hist, hist.last("test_acc"), time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- scoring heads, agreement
+
+class _OneHead(nn.Module):
+    """A DistilledViT seen through one of its heads (0 = class, 1 = distillation), for `predict`."""
+
+    def __init__(self, model: DistilledViT, which: int):
+        super().__init__()
+        self.model, self.which = model, which
+
+    def forward(self, x):
+        return self.model.heads(x)[self.which]
+
+
+def predictions(model: nn.Module, data: ImageData, prepare) -> dict[str, torch.Tensor]:
+    """Test-set class decisions: {"avg"} for any model, plus {"class", "dist"} for a DistilledViT."""
+    out = {"avg": predict(model, data.test_x, prepare).argmax(-1)}
+    if isinstance(model, DistilledViT):
+        out["class"] = predict(_OneHead(model, 0), data.test_x, prepare).argmax(-1)
+        out["dist"] = predict(_OneHead(model, 1), data.test_x, prepare).argmax(-1)
+    return out
+
+
+def agreement(decisions: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
+    """Fraction of test images on which each pair of classifiers makes the same decision (paper Table 4)."""
+    names = list(decisions)
+    d = torch.stack([decisions[n] for n in names])
+    return names, (d[:, None] == d[None]).float().mean(-1)
+
+
+# ---------------------------------------------------------------- looking inside
+
+@torch.no_grad()
+def token_similarity(model: DistilledViT, x: torch.Tensor) -> dict:
+    """Cosine similarity of the class and distillation tokens: the learned vectors, then after each layer."""
+    model.eval()
+    z = model.tokens(x)
+    per_layer = []
+    for blk in model.blocks:
+        z = blk(z)
+        per_layer.append(F.cosine_similarity(z[:, 0], z[:, 1], dim=-1).mean().item())
+    z = model.norm(z)
+    learned = F.cosine_similarity(model.cls_token.flatten(), model.dist_token.flatten(), dim=0).item()
+    return {"learned": learned, "per_layer": per_layer,
+            "output": F.cosine_similarity(z[:, 0], z[:, 1], dim=-1).mean().item()}
+
+
+@torch.no_grad()
+def token_attention(model: DistilledViT, x: torch.Tensor) -> dict:
+    """Attention of the class token (query 0) and of the distillation token (query 1) over the patches.
+
+    Returns per-layer head-averaged maps (B, L, g, g) for each token and their rollouts (B, g, g).
+    """
+    model.eval()
+    with capture_attention(model) as maps:
+        model(x)
+    g, out = model.grid, {}
+    roll = attention_rollout(maps)
+    for name, q in (("cls", 0), ("dist", 1)):
+        out[name] = torch.stack([cls_attention(m.mean(1), g, num_prefix=2, query=q) for m in maps], 1)
+        out[f"{name}_rollout"] = cls_attention(roll, g, num_prefix=2, query=q)
+    out["raw"] = maps
+    return out
+
+
+def example_images(data: ImageData, classes=range(8)) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test image of each of the given classes: a fixed set to draw attention on."""
+    idx = torch.stack([torch.nonzero(data.test_y == c).flatten()[0] for c in classes])
+    return data.test_x[idx], data.test_y[idx]
+
+
+def prepared(prepare, images: torch.Tensor) -> torch.Tensor:
+    return prepare((images, None), False, None)[0]
+
+
+# ---------------------------------------------------------------- throughput of DeiT-Ti/S/B
+
+@torch.no_grad()
+def throughput(size: str, batch: int = 8, batches: int = 2) -> float:
+    """Images per second of DeiT-`size` forward passes at 224 px on this machine (one warm-up pass first)."""
+    torch.manual_seed(0)
+    model = ViT(deit_config(size)).eval()
+    x = torch.randn(batch, 3, 224, 224)
+    model(x)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        model(x)
+    return batch * batches / (time.perf_counter() - t0)
+
+
+def deit_params() -> dict[str, int]:
+    """Parameter counts of DeiT-Ti/S/B at 224 px, 1000 classes (the paper's 5.7M / 22M / 86M)."""
+    return {size: count_params(ViT(deit_config(size))) for size in DEIT_REPORTED}
+
+
+# ---------------------------------------------------------------- the chapter's run
+
+@dataclass
+class Run:
+    cfg: Config
+    teacher_data: ImageData
+    data: ImageData
+    prepare: object
+    teachers: dict[str, Trained]
+    students: dict[str, Trained]
+    decisions: dict[str, torch.Tensor]   # test-set decisions of every classifier, for agreement / accuracy
+    seconds: float
+
+    def accuracies(self) -> dict[str, float]:
+        y = self.data.test_y
+        return {k: (v == y).float().mean().item() for k, v in self.decisions.items() if k != "ground truth"}
+
+
+def _decisions(teachers, students, data, prepare) -> dict[str, torch.Tensor]:
+    out = {"ground truth": data.test_y}
+    for k, t in teachers.items():
+        out[f"{k} teacher"] = predictions(t.model, data, prepare)["avg"]
+    for name, s in students.items():
+        for head, d in predictions(s.model, data, prepare).items():
+            out[name if head == "avg" else f"{name} [{head} head]"] = d
+    return out
+
+
+def run(profile: str | None = None, seed: int = 0, teachers: dict | None = None, progress: bool = True) -> Run:
+    """Train both teachers (unless given), then every student variant with `seed`; score every classifier."""
+    t0 = time.perf_counter()
+    cfg = config(profile)
+    teacher_data, data = load_data(cfg)
+    prepare = image_prepare(data.mean, data.std, cfg.augment, data.num_classes)
+    if teachers is None:
+        teachers = {k: train_teacher(k, cfg, teacher_data, prepare, progress) for k in ("cnn", "vit")}
+    students = {v[0]: train_student(v, cfg, data, prepare, teachers, seed, progress) for v in VARIANTS}
+    return Run(cfg, teacher_data, data, prepare, teachers, students, _decisions(teachers, students, data, prepare),
+               time.perf_counter() - t0)
+
+
+def _diff(runs, a: str, b: str) -> dict:
+    return ledger.summarize([r.accuracies()[a] * 100 - r.accuracies()[b] * 100 for r in runs])
+
+
+def comparisons(runs: list[Run], sim: dict, speed: dict) -> list[dict]:
+    """Our numbers beside the paper's claims (ids in data/reported/deit.yaml), verdicts by ledger.judge."""
+    setting = (f"Fashion-MNIST, students on {runs[0].cfg.n_student:,} images, teachers on "
+               f"{len(runs[0].teacher_data.train_y):,}; {len(runs)} seeds")
+    tok, tokv = "hard + token", "hard + token, ViT teacher"
+    t = runs[0].teachers
+    teach = f"teachers: convnet {t['cnn'].test_acc:.1%}, ViT {t['vit'].test_acc:.1%}."
+    return [
+        ledger.compare(PAPER, "soft_vs_none", _diff(runs, "soft", "none"), setting, "soft KL at tau=3, lambda=0.1."),
+        ledger.compare(PAPER, "hard_vs_none", _diff(runs, "hard", "none"), setting, "convnet teacher, a=0.5."),
+        ledger.compare(PAPER, "token_vs_none", _diff(runs, tok, "none"), setting, "two heads averaged."),
+        ledger.compare(PAPER, "token_vs_hard", _diff(runs, tok, "hard"), setting),
+        ledger.compare(PAPER, "dist_vs_class_head", _diff(runs, f"{tok} [dist head]", f"{tok} [class head]"), setting),
+        ledger.compare(PAPER, "convnet_vs_vit_teacher", _diff(runs, tok, tokv), setting, teach),
+        ledger.compare(PAPER, "token_cos_growth", ledger.summarize(sim["growth"]), "Fashion-MNIST student, test images",
+                       "output-token cosine minus the learned tokens' cosine.", tolerance=0.1),
+        ledger.compare(PAPER, "throughput_ti_over_b", speed["ratio_tiny"], "this CPU, fp32, batch "
+                       f"{runs[0].cfg.throughput_batch}", "a CPU, not a V100 with AMP."),
+        ledger.compare(PAPER, "throughput_s_over_b", speed["ratio_small"], "this CPU, fp32, batch "
+                       f"{runs[0].cfg.throughput_batch}", "a CPU, not a V100 with AMP."),
+    ]
+
+
+def measure_speed(cfg: Config) -> dict:
+    ips = {s: throughput(s, cfg.throughput_batch, cfg.throughput_batches) for s in DEIT_REPORTED}
+    return {"images_per_s": ips, "ratio_tiny": ips["tiny"] / ips["base"], "ratio_small": ips["small"] / ips["base"]}
+
+
+def similarity_stats(runs: list[Run]) -> dict:
+    sims = [token_similarity(r.students["hard + token"].model, prepared(r.prepare, r.data.test_x[:512]))
+            for r in runs]
+    return {"per_seed": sims, "growth": [s["output"] - s["learned"] for s in sims]}
+
+
+def reproduce(profile: str = "standard", seeds=(0, 1, 2), progress: bool = True) -> str:
+    """Teachers once, every student variant per seed; record accuracies, agreement, similarity, speed."""
+    t0 = time.perf_counter()
+    first = run(profile, seeds[0], progress=progress)
+    runs = [first] + [run(profile, s, first.teachers, progress) for s in seeds[1:]]
+    cfg, speed, sim = first.cfg, measure_speed(first.cfg), similarity_stats(runs)
+    accs = {k: ledger.summarize([r.accuracies()[k] for r in runs]) for k in first.accuracies()}
+    metrics = {f"test_acc[{k}]": v for k, v in accs.items()}
+    metrics.update({f"images_per_s_224[{k}]": ledger.summarize([v]) for k, v in speed["images_per_s"].items()})
+    metrics.update({f"params[deit-{k}]": ledger.summarize([v]) for k, v in deit_params().items()})
+    metrics["student_minutes"] = ledger.summarize([s.seconds / 60 for r in runs for s in r.students.values()])
+    prov = provenance(profile, seeds, time.perf_counter() - t0,
+                      dataset={"name": first.data.name, "source": first.data.source,
+                               "splits": {"teacher_train": len(first.teacher_data.train_y),
+                                          "student_train": len(first.data.train_y), "test": len(first.data.test_y)}},
+                      config={"student": cfg.student.to_dict(), "student_train": cfg.student_train.to_dict(),
+                              "cnn_teacher": cfg.cnn_teacher.to_dict(), "vit_teacher": cfg.vit_teacher.to_dict(),
+                              "teacher_train": cfg.teacher_train.to_dict(), "alpha": cfg.alpha, "tau": cfg.tau,
+                              "soft_alpha": cfg.soft_alpha, "augment": vars(cfg.augment)})
+    extra = {"histories": {f"{n} (seed {seeds[0]})": s.history.to_dict() for n, s in first.students.items()},
+             "teacher_histories": {n: t.history.to_dict() for n, t in first.teachers.items()},
+             "artifacts": artifacts(first, sim, speed)}
+    return str(ledger.record(CHAPTER, profile, prov, metrics, comparisons(runs, sim, speed), extra))
+
+
+def artifacts(r: Run, sim: dict, speed: dict) -> dict:
+    """What the figures need, from the first seed's run: attention maps, agreement, similarity, speed."""
+    images, labels = example_images(r.data)
+    att = token_attention(r.students["hard + token"].model, prepared(r.prepare, images))
+    keep = ["ground truth", "cnn teacher", "vit teacher", "none", "hard + token [class head]",
+            "hard + token [dist head]", "hard + token"]
+    names, agree = agreement({k: r.decisions[k] for k in keep})
+    return {"images": images[:, 0].tolist(), "labels": labels.tolist(), "classes": list(r.data.classes),
+            "cls_attention": att["cls"].tolist(), "dist_attention": att["dist"].tolist(),
+            "cls_rollout": att["cls_rollout"].tolist(), "dist_rollout": att["dist_rollout"].tolist(),
+            "agreement_names": names, "agreement": agree.tolist(),
+            "similarity": sim["per_seed"], "speed": speed}
+
+
+# ---------------------------------------------------------------- figures for the thesis
+
+ORDER = ("none", "soft", "hard", "hard + token [class head]", "hard + token [dist head]", "hard + token",
+         "hard + token, ViT teacher")
+
+
+def ablation_figure(accs: dict[str, dict], teachers: dict[str, float] | None = None):
+    """Bars of test accuracy (mean ± std over seeds) per student variant; teachers as dashed lines."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.3, 2.8))
+    names = [n for n in ORDER if n in accs]
+    means = [accs[n]["mean"] * 100 for n in names]
+    bar_with_errors(ax, names, means, [accs[n]["std"] * 100 for n in names], ylabel="test accuracy (%)")
+    for i, (k, v) in enumerate((teachers or {}).items()):
+        ax.axhline(v * 100, ls="--", lw=1, color=f"C{i + 7}", label=f"{k} teacher")
+    lo = min(means + [v * 100 for v in (teachers or {}).values()])
+    ax.set_ylim(lo - 3, None)
+    if teachers:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def similarity_figure(sims: list[dict]):
+    """Cosine similarity of class and distillation tokens: learned vectors (layer 0), then per layer."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.0, 2.4))
+    for i, s in enumerate(sims):
+        ys = [s["learned"]] + s["per_layer"]
+        ax.plot(range(len(ys)), ys, marker="o", color="C0", alpha=0.4 + 0.6 / len(sims) * (i + 1),
+                label="per seed" if i == 0 else None)
+    ax.set_xticks(range(len(sims[0]["per_layer"]) + 1))
+    ax.set_xlabel("layer (0 = the learned tokens)")
+    ax.set_ylabel("cos(class, distillation)")
+    ax.axhline(0.93, ls="--", color="gray", lw=1, label="paper, last layer")
+    ax.legend()
+    return fig
+
+
+def agreement_figure(names: list[str], agree):
+    """Heat map of the fraction of test images on which two classifiers decide the same."""
+    import matplotlib.pyplot as plt
+    a = torch.as_tensor(agree) * 100
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    ax.imshow(a, cmap="viridis", vmin=float(a.min()), vmax=100)
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{a[i, j]:.1f}", ha="center", va="center", fontsize=6,
+                    color="black" if a[i, j] > a.mean() else "white")
+    ax.set_title("agreement on the test set (%)")
+    return fig
+
+
+def token_attention_figure(images, labels, classes, cls_maps, dist_maps, rollouts=None):
+    """Class-token vs distillation-token attention (last layer, head mean) over the same images."""
+    cls_maps, dist_maps = torch.as_tensor(cls_maps), torch.as_tensor(dist_maps)
+    heats = [cls_maps[:, -1], dist_maps[:, -1]]
+    rows = ["class token", "dist. token"]
+    if rollouts is not None:
+        heats += [torch.as_tensor(r) for r in rollouts]
+        rows += ["class rollout", "dist. rollout"]
+    images = torch.as_tensor(images, dtype=torch.uint8)
+    images = images[:, None] if images.ndim == 3 else images
+    return attention_grid(images, torch.stack(heats), rows, [classes[int(i)] for i in labels])
+
+
+@figure("deit_ablation", CHAPTER)
+def fig_ablation(results: dict):
+    m = results["metrics"]
+    accs = {k[len("test_acc["):-1]: v for k, v in m.items() if k.startswith("test_acc[")}
+    teachers = {k: accs.pop(f"{k} teacher")["mean"] for k in ("cnn", "vit")}
+    return ablation_figure(accs, teachers)
+
+
+@figure("deit_token_similarity", CHAPTER)
+def fig_similarity(results: dict):
+    return similarity_figure(results["artifacts"]["similarity"])
+
+
+@figure("deit_agreement", CHAPTER)
+def fig_agreement(results: dict):
+    art = results["artifacts"]
+    return agreement_figure(art["agreement_names"], art["agreement"])
+
+
+@figure("deit_token_attention", CHAPTER)
+def fig_token_attention(results: dict):
+    art = results["artifacts"]
+    return token_attention_figure(art["images"], art["labels"], art["classes"], art["cls_attention"],
+                                  art["dist_attention"], (art["cls_rollout"], art["dist_rollout"]))
+
+
+@figure("deit_curves", CHAPTER)
+def fig_curves(results: dict):
+    return learning_curves(results["histories"], metrics=("train_loss", "test_acc"))
+
+
+# ---------------------------------------------------------------- exercises
+
+@exercise("deit.hard_distillation")
+def check_hard_distillation(fn):
+    """fn(student_logits, teacher_logits) -> the hard-distillation cross-entropy (a scalar)."""
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(16, 10, generator=g), torch.randn(16, 10, generator=g)
+    got = torch.as_tensor(fn(s, t))
+    assert_same(got, hard_distillation(s, t), "hard distillation loss")
+    scaled = torch.as_tensor(fn(s, t * 5 + 3))
+    assert_same(scaled, hard_distillation(s, t), "hard distillation must depend only on the teacher's argmax; loss")
+
+
+@exercise("deit.distillation_token")
+def check_distillation_token(fn):
+    """fn(model: DistilledViT, x) -> tokens (B, 2 + N, dim): [cls, dist, patches] plus positions."""
+    torch.manual_seed(0)
+    model = DistilledViT(ViTConfig(image_size=28, patch_size=7, dim=32, depth=1, heads=2)).eval()
+    x = torch.randn(3, 1, 28, 28)
+    got = fn(model, x)
+    assert_same(got, model.tokens(x), "tokens with the distillation token")

@@ -1,0 +1,133 @@
+"""DeiT [4]: distillation token mechanics, losses vs reference formulas, param counts, exercises."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ingur_lib.chapters import deit
+from ingur_lib.distill import distillation_loss, hard_distillation, soft_distillation
+from ingur_lib.errors import IngurError
+from ingur_lib.exercises import CHECKS
+from ingur_lib.models.cnn import CNNConfig, ResNet
+from ingur_lib.models.deit import DEIT_REPORTED, DistilledViT, deit_config
+from ingur_lib.models.vit import ViT, ViTConfig, count_params
+
+SMALL = ViTConfig(image_size=28, patch_size=7, dim=32, depth=2, heads=2)
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "base"])
+def test_param_counts_match_paper(size):
+    n = count_params(ViT(deit_config(size))) / 1e6
+    assert abs(n - DEIT_REPORTED[size]["params_m"]) / DEIT_REPORTED[size]["params_m"] < 0.02, n
+
+
+def test_distilled_vit_adds_one_token_one_position_one_head():
+    torch.manual_seed(0)
+    plain, dist = ViT(SMALL), DistilledViT(SMALL)
+    extra = count_params(dist) - count_params(plain)
+    assert extra == SMALL.dim + SMALL.dim + (SMALL.dim * 10 + 10)   # token, its position, its head
+    x = torch.randn(4, 1, 28, 28)
+    assert dist.tokens(x).shape == (4, 2 + 16, SMALL.dim)
+    assert dist.pos_embed.shape == (1, 18, SMALL.dim)
+
+
+def test_token_placement_and_positions():
+    torch.manual_seed(0)
+    m = DistilledViT(SMALL)
+    x = torch.zeros(2, 1, 28, 28)
+    z = m.tokens(x)
+    torch.testing.assert_close(z[0, 0], (m.cls_token + m.pos_embed[:, 0])[0, 0])
+    torch.testing.assert_close(z[0, 1], (m.dist_token + m.pos_embed[:, 1])[0, 0])
+
+
+def test_train_returns_two_heads_eval_returns_their_mean():
+    torch.manual_seed(0)
+    m = DistilledViT(SMALL)
+    x = torch.randn(3, 1, 28, 28)
+    m.train()
+    out = m(x)
+    assert isinstance(out, tuple) and len(out) == 2 and out[0].shape == (3, 10)
+    m.eval()
+    c, d = m.heads(x)
+    torch.testing.assert_close(m(x), (c + d) / 2)
+    assert not torch.allclose(c, d)   # separate heads on separate tokens
+
+
+def test_hard_distillation_is_ce_to_teacher_argmax():
+    s, t = torch.randn(8, 5), torch.randn(8, 5)
+    ref = -F.log_softmax(s, -1)[torch.arange(8), t.argmax(-1)].mean()
+    torch.testing.assert_close(hard_distillation(s, t), ref)
+
+
+def test_soft_distillation_uses_official_normalization():
+    s, t, tau = torch.randn(8, 5), torch.randn(8, 5), 3.0
+    p_t, log_p_s = F.softmax(t / tau, -1), F.log_softmax(s / tau, -1)
+    per_sample_kl = (p_t * (p_t.log() - log_p_s)).sum(-1)
+    # summed, divided by batch x classes (not by batch): 5 times smaller than the batch-mean KL
+    torch.testing.assert_close(soft_distillation(s, t, tau), per_sample_kl.mean() * tau ** 2 / 5)
+    assert soft_distillation(t, t, tau).abs() < 1e-6
+
+
+def test_total_loss_mixes_class_head_and_distillation_head():
+    torch.manual_seed(0)
+    teacher = ViT(SMALL).eval()
+    student = DistilledViT(SMALL).train()
+    x, y = torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    loss, shown = distillation_loss(teacher, "hard", alpha=0.5)(student, (x, y))
+    torch.manual_seed(0)
+    c, d = student(x)
+    ref = 0.5 * F.cross_entropy(c, y) + 0.5 * F.cross_entropy(d, teacher(x).argmax(-1))
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(shown, (c + d) / 2)
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_distillation_errors_name_the_fix():
+    with pytest.raises(IngurError, match="teacher"):
+        distillation_loss(None, "hard")
+    with pytest.raises(IngurError, match="none, soft, hard"):
+        distillation_loss(None, "medium")
+    with pytest.raises(IngurError, match="tiny"):
+        deit_config("huge")
+
+
+def test_resnet_teacher_shapes():
+    m = ResNet(CNNConfig(widths=(8, 16), stem_stride=2))
+    assert m(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_token_similarity_and_attention_shapes():
+    torch.manual_seed(0)
+    m = DistilledViT(SMALL)
+    x = torch.randn(3, 1, 28, 28)
+    sim = deit.token_similarity(m, x)
+    assert len(sim["per_layer"]) == SMALL.depth and -1 <= sim["output"] <= 1
+    att = deit.token_attention(m, x)
+    assert att["cls"].shape == (3, SMALL.depth, 4, 4) and att["dist"].shape == (3, SMALL.depth, 4, 4)
+    for w in att["raw"]:
+        torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)))
+
+
+def test_agreement_matrix():
+    names, a = deit.agreement({"a": torch.tensor([0, 1, 2, 3]), "b": torch.tensor([0, 1, 0, 0])})
+    assert names == ["a", "b"]
+    torch.testing.assert_close(a, torch.tensor([[1.0, 0.5], [0.5, 1.0]]))
+
+
+def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
+    CHECKS["deit.hard_distillation"](hard_distillation)
+    CHECKS["deit.distillation_token"](lambda model, x: model.tokens(x))
+    with pytest.raises(AssertionError):
+        CHECKS["deit.hard_distillation"](lambda s, t: soft_distillation(s, t, 1.0))
+    with pytest.raises(AssertionError):   # distillation token placed last instead of at position 1
+        def wrong(model, x):
+            p = model.patch_embed(x)
+            b = len(x)
+            z = torch.cat([model.cls_token.expand(b, -1, -1), p, model.dist_token.expand(b, -1, -1)], 1)
+            return z + model.pos_embed
+        CHECKS["deit.distillation_token"](wrong)
+
+
+def test_throughput_is_positive():
+    assert deit.throughput("tiny", batch=1, batches=1) > 0
