@@ -173,3 +173,55 @@ def test_beam_search_batched_matches_one_by_one():
         single = beam_search(model, src[i:i + 1], beam=3, max_len=6)[0]
         n = min(len(single), batched.shape[1])
         assert batched[i, :n].tolist() == single[:n].tolist()
+
+
+# ---------------------------------------------------------------- chapter 01 module
+
+def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
+    from ingur_lib.exercises import check
+
+    def attn(q, k, v, mask):
+        s = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
+        return s.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+
+    check("transformer.masked_attention", attn)
+    check("transformer.causal_mask", lambda n: torch.arange(n)[None, :] <= torch.arange(n)[:, None])
+    check("transformer.sinusoidal_positions", sinusoidal_positions)
+    with pytest.raises(AssertionError):
+        check("transformer.masked_attention", lambda q, k, v, m: (q @ k.transpose(-2, -1)).softmax(-1) @ v)
+    with pytest.raises(AssertionError):
+        check("transformer.causal_mask", lambda n: torch.ones(n, n, dtype=torch.bool).triu())
+
+
+def test_scores_and_time_to_target():
+    from ingur_lib.chapters.transformer import scores, time_to_target
+    from ingur_lib.train import History
+    s = scores(["fünfundvierzig", "dreizehn"], ["fünfundvierzig", "dreizehn"])
+    assert s["exact"] == 100 and s["bleu"] == pytest.approx(100) and s["chrf"] == pytest.approx(100)
+    s = scores(["fünfundvierzig", "dreizehm"], ["fünfundvierzig", "dreizehn"])
+    assert s["exact"] == 50 and 50 < s["bleu"] < 100
+    h = History([{"seconds": 2.0, "test_acc": 0.5}, {"seconds": 3.0, "test_acc": 0.96}, {"seconds": 3.0, "test_acc": 0.99}])
+    assert time_to_target(h, 0.95) == 5.0 and time_to_target(h, 0.999) is None
+
+
+def test_attention_matrix_checks_labels():
+    import matplotlib
+    matplotlib.use("Agg")
+    from ingur_lib.viz import attention_matrix
+    fig = attention_matrix(torch.rand(2, 3), ["a", "b"], ["x", "y", "z"])
+    assert fig.axes[0].get_xticklabels()[2].get_text() == "z"
+    with pytest.raises(IngurError):
+        attention_matrix(torch.rand(2, 3), ["a"], ["x", "y", "z"])
+
+
+def test_transformer_learns_number_words_quickly():
+    """60 steps on 640 pairs with the noam schedule: token accuracy far above chance (1/25)."""
+    from dataclasses import replace
+    from ingur_lib.chapters import transformer as ch
+    task = ch.load_task("de", n_train=640, verbose=False)
+    cfg = replace(ch.config("smoke").train, epochs=3, batch_size=32, lr=5e-3)
+    small = replace(ch.BASE, d_model=32, d_ff=64, dropout=0.0)
+    res = ch.train_one("t", ch.model_config(small, task), task, cfg, seed=0, progress=False)
+    lrs = [e["lr"] for e in res.history.epochs]
+    assert lrs[0] < lrs[1] or lrs[1] > lrs[2]  # warmup then inverse-sqrt decay
+    assert res.history.last("test_acc") > 0.3
