@@ -278,7 +278,8 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
                               "train": cfg.train.to_dict(), "ablations": {k: list(v) for k, v in cfg.ablations.items()},
                               "n_eval": cfg.n_eval, "target_acc": cfg.target_acc})
     extra = {"histories": histories, "per_run": per,
-             "artifacts": {"examples": [{**ex, "maps": {k: [m.tolist() for m in v] for k, v in ex["maps"].items()}}
+             "artifacts": {"examples": [{**ex, "maps": {k: [m.round(decimals=3).tolist() for m in v]
+                                                                 for k, v in ex["maps"].items()}}
                                         for ex in examples],
                            "d_model": cfg.transformer.d_model, "lr": cfg.train.lr,
                            "warmup_steps": int(cfg.train.warmup_epochs * -(-len(task.splits["train"][0]) // cfg.train.batch_size)),
