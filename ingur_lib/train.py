@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 512
     eval_every: int = 1               # epochs between test-set evaluations
+    schedule: str = "cosine"          # "cosine" (warmup, cosine decay) or "noam" (warmup, then 1/sqrt(step))
 
     def to_dict(self):
         return asdict(self)
@@ -86,6 +87,24 @@ def warmup_cosine(step: int, total: int, warmup: int, lr: float, min_lr: float) 
         return lr * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
+
+
+def warmup_rsqrt(step: int, warmup: int, lr: float) -> float:
+    """Vaswani et al. (2017) Eq. 3, peaking at `lr` when step + 1 = warmup: lr * min(s / w, sqrt(w / s)).
+
+    With lr = d_model^-0.5 * warmup^-0.5 this is the paper's d_model^-0.5 * min(s^-0.5, s * w^-1.5).
+    """
+    s, w = step + 1, max(1, warmup)
+    return lr * min(s / w, math.sqrt(w / s))
+
+
+SCHEDULES = ("cosine", "noam")
+
+
+def _lr_at(cfg: "TrainConfig", step: int, total: int, warmup: int) -> float:
+    if cfg.schedule == "noam":
+        return warmup_rsqrt(step, warmup, cfg.lr)
+    return warmup_cosine(step, total, warmup, cfg.lr, cfg.min_lr)
 
 
 def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -172,7 +191,7 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
 def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Tensor] | None, cfg: TrainConfig,
         prepare: Prepare | None = None, loss_fn: LossFn | None = None, extra_loss: Callable | None = None,
         checkpoint: str | Path | None = None, device=None, progress: bool = True,
-        desc: str = "train", stop_after_epoch: int | None = None) -> History:
+        desc: str = "train", stop_after_epoch: int | None = None, eval_loss_fn: LossFn | None = None) -> History:
     """Train `model` on `train` (tuple of tensors: inputs, targets, ...) and evaluate on `test`.
 
     prepare: batch transform (normalize; augment when training), see `Prepare`.
@@ -180,9 +199,13 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     extra_loss: model -> scalar added to the loss (e.g. an L1 sparsity term on pruning scores).
     checkpoint: a file; written atomically after every epoch, and resumed from if it matches this run.
     stop_after_epoch: end early after that many epochs (used to test resume).
+    eval_loss_fn: how `test` is scored, default cross-entropy on model(x) (seq2seq passes its teacher-forcing loss).
     """
     from tqdm.auto import tqdm
 
+    if cfg.schedule not in SCHEDULES:
+        from .errors import IngurError
+        raise IngurError(f"Unknown schedule {cfg.schedule!r}: use one of {', '.join(SCHEDULES)}.")
     device = torch.device(device) if device else pick_device()
     model.to(device).train()
     loss_fn = loss_fn or classification_loss(cfg.label_smoothing)
@@ -219,7 +242,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
             if step >= total_steps:
                 break
             for g in opt.param_groups:
-                g["lr"] = warmup_cosine(step, total_steps, warmup, cfg.lr, cfg.min_lr)
+                g["lr"] = _lr_at(cfg, step, total_steps, warmup)
             batch = tuple(t[idx].to(device, non_blocking=True) for t in train)
             batch = prepare(batch, True, gen) if prepare else batch
             with _autocast(device):
@@ -241,7 +264,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
                   "train_loss": run_loss / max(seen, 1), "train_acc": run_correct / max(seen, 1),
                   "seconds": time.perf_counter() - t0, "images_per_s": seen / (time.perf_counter() - t0)}
         if test is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == n_epochs):
-            ev = evaluate(model, test, prepare, None, cfg.eval_batch_size, device)
+            ev = evaluate(model, test, prepare, eval_loss_fn, cfg.eval_batch_size, device)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         history.epochs.append(record)
         if progress:

@@ -234,3 +234,62 @@ def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: st
     ax.set_ylabel(ylabel)
     ax.legend()
     return fig or ax.figure
+
+
+def attention_matrix(weights, row_labels: Sequence[str], col_labels: Sequence[str], ax=None,
+                     title: str | None = None, cmap: str = "viridis"):
+    """One attention matrix (queries down, keys across) with its tokens as tick labels.
+
+    weights: (Nq, Nk); row_labels/col_labels: the query and key tokens. Draws on `ax` if given
+    (returns the axis), else on a new figure (returns the figure).
+    """
+    w = torch.as_tensor(weights, dtype=torch.float32).cpu().numpy()
+    if w.shape != (len(row_labels), len(col_labels)):
+        from .errors import IngurError
+        raise IngurError(f"weights are {w.shape} but there are {len(row_labels)} row and {len(col_labels)} "
+                         "column labels: pass one label per query and per key.")
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.22 * len(col_labels) + 1.2, 0.16 * len(row_labels) + 0.8))
+    ax.imshow(w, cmap=cmap, vmin=0, vmax=max(float(w.max()), 1e-8), aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=6)
+    ax.tick_params(length=0)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=7)
+    return fig if fig is not None else ax
+
+
+def attention_matrices(mats: Sequence, row_labels: Sequence, col_labels: Sequence, titles: Sequence[str],
+                       ncols: int | None = None, height: float = 2.6):
+    """Several `attention_matrix` panels side by side; labels may be one list for all or one per panel."""
+    n = len(mats)
+    ncols = ncols or n
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(TEXT_WIDTH_IN, height * nrows), squeeze=False)
+    per = lambda labels, i: labels[i] if isinstance(labels[0], (list, tuple)) else labels  # noqa: E731
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            attention_matrix(mats[i], per(row_labels, i), per(col_labels, i), ax=ax, title=titles[i])
+        else:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def line_plot(xs, ys_by_name: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, ax=None, logy: bool = False):
+    """Lines y(x) for each name: e.g. a learning-rate schedule or a metric against time."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.2))
+    for name, ys in ys_by_name.items():
+        ax.plot(xs if not isinstance(xs, Mapping) else xs[name], ys, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if len(ys_by_name) > 1:
+        ax.legend()
+    return fig if fig is not None else ax

@@ -76,3 +76,38 @@ def mask_explorer(sweep: dict, col_titles: Sequence[str]):
     slider.observe(draw, names="value")
     draw()
     return W.VBox([slider, out])
+
+
+def sequence_attention_explorer(examples: Sequence[dict], labels=None):
+    """Pick an example, an attention kind, a layer and a head; see the matrix with its tokens.
+
+    examples: dicts with "maps" ({kind: [(H, Nq, Nk) per layer]}) and, per kind, the query/key tokens
+    from `labels(example, kind) -> (row_tokens, col_tokens)`; `title` is shown in the menu if present.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    from .viz import attention_matrix
+
+    kinds = list(examples[0]["maps"])
+    ex = W.Dropdown(options=[(e.get("title", str(i)), i) for i, e in enumerate(examples)], description="example")
+    kind = W.Dropdown(options=kinds, value=kinds[-1], description="attention")
+    n_layers, n_heads = len(examples[0]["maps"][kinds[0]]), examples[0]["maps"][kinds[0]][0].shape[0]
+    layer = W.IntSlider(min=1, max=n_layers, value=n_layers, description="layer")
+    head = W.Dropdown(options=[("mean of heads", -1)] + [(f"head {h}", h) for h in range(n_heads)], description="head")
+    out = W.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            e = examples[ex.value]
+            m = e["maps"][kind.value][layer.value - 1]
+            w = m.mean(0) if head.value == -1 else m[head.value]
+            rows, cols = labels(e, kind.value)
+            fig = attention_matrix(w, rows, cols, title=f"{kind.value}, layer {layer.value}, {head.label}")
+            plt.show(fig)
+
+    for w in (ex, kind, layer, head):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([ex, kind]), W.HBox([layer, head]), out])

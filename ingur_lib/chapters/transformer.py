@@ -1,0 +1,398 @@
+"""Chapter 01, Attention Is All You Need [6]: the Transformer rebuilt, on number-words translation.
+
+English number words -> German number words (characters), e.g. "three hundred and forty-five" ->
+"dreihundertfünfundvierzig": German says the ones before the tens, so cross-attention must cross.
+`run(profile, seed)` trains the Transformer and the recurrent baseline for the notebook;
+`reproduce(profile, seeds)` adds a small Table 3 and writes data/results/01_transformer/<profile>.json.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from .. import ledger
+from ..data import Vocab, number_pairs
+from ..data.text import char_tokens, word_tokens
+from ..exercises import assert_same, exercise
+from ..figures import figure
+from ..models.seq2seq import Seq2SeqConfig, beam_search, build, greedy_decode, seq2seq_loss
+from ..nn.attention import capture_attention
+from ..nn.transformer import attention_kinds, causal_mask, sinusoidal_positions
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import History, TrainConfig, fit, warmup_rsqrt
+from ..viz import attention_matrices, learning_curves, line_plot
+
+CHAPTER, PAPER = "01_transformer", "transformer"
+# The paper's optimizer: Adam(0.9, 0.98, 1e-9), no weight decay, warmup then 1/sqrt(step) (Sec. 5.3).
+PAPER_OPT = dict(betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0, schedule="noam", min_lr=0.0)
+
+
+@dataclass
+class Config:
+    transformer: Seq2SeqConfig
+    gru: Seq2SeqConfig
+    train: TrainConfig
+    tgt_lang: str = "de"
+    n_max: int = 9999
+    n_train: int | None = None        # None = all training numbers
+    n_eval: int = 1000                # test numbers decoded for exact match / BLEU / chrF
+    target_acc: float = 0.95          # validation token accuracy for "time to target"
+    beam: int = 4
+    ablations: dict = field(default_factory=dict)   # name -> (model overrides, label smoothing or None)
+    main_seeds: tuple = (0,)
+
+
+BASE = Seq2SeqConfig(d_model=64, heads=4, layers=2, d_ff=128, dropout=0.1)
+TABLE3 = {"1 head (d_k 64)": ({"heads": 1}, None), "16 heads (d_k 4)": ({"heads": 16}, None),
+          "learned positions": ({"positions": "learned"}, None), "no label smoothing": ({}, 0.0),
+          "1 layer": ({"layers": 1}, None)}
+
+CONFIGS = {
+    "smoke": Config(BASE, Seq2SeqConfig(arch="gru", d_model=96, dropout=0.1),
+                    TrainConfig(epochs=3, batch_size=128, lr=3e-3, warmup_epochs=0.5, **PAPER_OPT),
+                    n_eval=300, target_acc=0.9),
+    "standard": Config(BASE, Seq2SeqConfig(arch="gru", d_model=96, dropout=0.1),
+                       TrainConfig(epochs=4, batch_size=64, lr=3e-3, warmup_epochs=1, **PAPER_OPT),
+                       ablations=TABLE3, main_seeds=(0, 1)),
+    "full": Config(replace(BASE, d_model=256, heads=8, layers=4, d_ff=1024), Seq2SeqConfig(arch="gru", d_model=384),
+                   TrainConfig(epochs=20, batch_size=128, lr=1e-3, warmup_epochs=2, **PAPER_OPT),
+                   ablations=TABLE3, main_seeds=(0, 1, 2)),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+# ---------------------------------------------------------------- the task
+
+@dataclass
+class Task:
+    """Token ids for every split, the vocabularies, and the texts (to score translations)."""
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    splits: dict            # split -> (src ids, tgt ids)
+    texts: dict             # split -> {"number", "src", "tgt"} lists
+    source: str
+
+    def pair(self, split):
+        return self.splits[split]
+
+
+def load_task(tgt_lang: str = "de", n_max: int = 9999, n_train: int | None = None, verbose: bool = True) -> Task:
+    """English words (word tokens) -> target words (characters), split by number."""
+    dsd = number_pairs("en", tgt_lang, n_max=n_max, verbose=verbose)
+    texts = {s: {k: list(dsd[s][k]) for k in ("number", "src", "tgt")} for s in dsd}
+    if n_train:
+        texts["train"] = {k: v[:n_train] for k, v in texts["train"].items()}
+    src_vocab = Vocab.build(texts["train"]["src"], word_tokens, " ")
+    tgt_vocab = Vocab.build(texts["train"]["tgt"], char_tokens, "")
+    splits = {s: (src_vocab.encode(t["src"]), tgt_vocab.encode(t["tgt"])) for s, t in texts.items()}
+    return Task(src_vocab, tgt_vocab, splits, texts, f"num2words en->{tgt_lang}, 0..{n_max}")
+
+
+def model_config(base: Seq2SeqConfig, task: Task, **overrides) -> Seq2SeqConfig:
+    return replace(base, src_vocab=len(task.src_vocab), tgt_vocab=len(task.tgt_vocab), **overrides)
+
+
+# ---------------------------------------------------------------- training and scoring
+
+@dataclass
+class Result:
+    name: str
+    model: torch.nn.Module
+    history: History
+    seconds: float
+    params: int
+    metrics: dict = field(default_factory=dict)
+
+
+def train_one(name: str, model_cfg: Seq2SeqConfig, task: Task, train_cfg: TrainConfig, seed: int,
+              label_smoothing: float | None = None, progress: bool = True) -> Result:
+    """Train one seq2seq model with the book's loop; validation token accuracy every epoch."""
+    seed_everything(seed)
+    model = build(model_cfg)
+    ls = train_cfg.label_smoothing if label_smoothing is None else label_smoothing
+    t0 = time.perf_counter()
+    hist = fit(model, task.pair("train"), task.pair("validation"), replace(train_cfg, seed=seed, label_smoothing=ls),
+               loss_fn=seq2seq_loss(ls), eval_loss_fn=seq2seq_loss(0.0), progress=progress, desc=name)
+    return Result(name, model, hist, time.perf_counter() - t0, sum(p.numel() for p in model.parameters()))
+
+
+def translate(model, task: Task, src_ids: torch.Tensor, beam: int | None = None, batch: int = 500) -> list[str]:
+    """Decode (greedy, or beam search with the paper's length penalty) and detokenize."""
+    dev = next(model.parameters()).device
+    max_len = task.splits["train"][1].shape[1] + 5
+    out = []
+    for i in range(0, len(src_ids), batch):
+        x = src_ids[i: i + batch].to(dev)
+        ids = greedy_decode(model, x, max_len) if not beam else beam_search(model, x, beam, 0.6, max_len)
+        out += [task.tgt_vocab.decode(r) for r in ids.cpu()]
+    return out
+
+
+def scores(hyps: list[str], refs: list[str], char_level: bool = True) -> dict:
+    """Exact match (%), BLEU and chrF via sacrebleu. German number words are one word each, so BLEU is
+    computed on characters (a space between characters); chrF is character-based anyway."""
+    import sacrebleu
+    sp = (lambda s: " ".join(s.replace(" ", "_"))) if char_level else (lambda s: s)  # noqa: E731
+    bleu = sacrebleu.corpus_bleu([sp(h) for h in hyps], [[sp(r) for r in refs]], tokenize="none" if char_level else "13a")
+    chrf = sacrebleu.corpus_chrf(hyps, [refs])
+    exact = 100.0 * sum(h == r for h, r in zip(hyps, refs)) / len(refs)
+    return {"exact": exact, "bleu": bleu.score, "chrf": chrf.score}
+
+
+def time_to_target(history: History, target: float) -> float | None:
+    """Training seconds until validation token accuracy first reaches `target` (None if never)."""
+    total = 0.0
+    for e in history.epochs:
+        total += e["seconds"]
+        if e.get("test_acc") is not None and e["test_acc"] >= target:
+            return total
+    return None
+
+
+def evaluate_result(res: Result, task: Task, cfg: Config, beam: bool = False) -> dict:
+    n = cfg.n_eval
+    src, refs = task.pair("test")[0][:n], task.texts["test"]["tgt"][:n]
+    t0 = time.perf_counter()
+    hyps = translate(res.model, task, src)
+    m = {**scores(hyps, refs, cfg.tgt_lang == "de"), "decode_s": time.perf_counter() - t0,
+         "epoch_s": sum(e["seconds"] for e in res.history.epochs) / len(res.history.epochs),
+         "time_to_target_s": time_to_target(res.history, cfg.target_acc), "val_token_acc": res.history.last("test_acc"),
+         "params": res.params, "train_s": res.seconds}
+    if beam:
+        m.update({f"beam_{k}": v for k, v in scores(translate(res.model, task, src, cfg.beam), refs,
+                                                    cfg.tgt_lang == "de").items()})
+    res.metrics = m
+    return m
+
+
+def run(profile: str | None = None, seed: int = 0, task: Task | None = None, progress: bool = True) -> dict:
+    """The notebook's run: the Transformer and the GRU baseline on the same task, loop and budget."""
+    cfg = config(profile)
+    task = task or load_task(cfg.tgt_lang, cfg.n_max, cfg.n_train)
+    out = {}
+    for name, base in (("Transformer", cfg.transformer), ("GRU + attention", cfg.gru)):
+        res = train_one(name, model_config(base, task), task, cfg.train, seed, progress=progress)
+        evaluate_result(res, task, cfg)
+        out[name] = res
+    return out
+
+
+# ---------------------------------------------------------------- looking inside
+
+def example_numbers(task: Task, k: int = 4) -> list[int]:
+    """Test-split indices of numbers whose last two digits cross in German (21..99, ones not 0)."""
+    nums = task.texts["test"]["number"]
+    return [i for i, n in enumerate(nums) if 21 <= n % 100 <= 99 and n % 10][:k]
+
+
+@torch.no_grad()
+def attention_maps(model, task: Task, index: int) -> dict:
+    """One test example, decoded greedily, then re-run teacher-forced on its own output to capture
+    every attention map: {"src", "tgt_in", "out", "maps": {kind: [(H, Nq, Nk) per layer]}}."""
+    src = task.pair("test")[0][index: index + 1].to(next(model.parameters()).device)
+    src = src[:, : int((src != 0).sum())]
+    pred = translate(model, task, src.cpu())[0]
+    tgt = task.tgt_vocab.encode([pred])
+    tgt_in = torch.cat([torch.ones_like(tgt[:, :1]), tgt[:, :-1]], 1).to(src.device)
+    with capture_attention(model) as maps:
+        model(src, tgt_in)
+    kinds = attention_kinds(model) if len(maps) == len(attention_kinds(model)) else ["cross"] * len(maps)
+    by_kind: dict = {}
+    for kind, m in zip(kinds, maps):
+        by_kind.setdefault(kind, []).append(m[0].cpu())
+    src_tokens = [task.src_vocab.itos[i] for i in src[0].tolist()]
+    out_tokens = list(pred) + ["<eos>"]
+    in_tokens = ["<bos>"] + list(pred)
+    return {"src": src_tokens, "tgt_in": in_tokens, "out": out_tokens, "maps": by_kind,
+            "number": task.texts["test"]["number"][index], "reference": task.texts["test"]["tgt"][index]}
+
+
+def _panel_labels(ex: dict, kind: str):
+    """(row, column) tokens: a decoder row is labelled by the character it writes, its keys by their inputs."""
+    return {"self": (ex["src"], ex["src"]), "causal": (ex["out"], ex["tgt_in"]),
+            "cross": (ex["out"], ex["src"])}[kind]
+
+
+def attention_figure(ex: dict, kinds=("self", "causal", "cross"), layer: int = -1):
+    """Encoder self-, decoder causal self- and cross-attention (head mean) of one layer, with tokens."""
+    mats, rows, cols, titles = [], [], [], []
+    for kind in kinds:
+        maps = ex["maps"][kind]
+        r, c = _panel_labels(ex, kind)
+        mats.append(torch.as_tensor(maps[layer]).mean(0))
+        rows.append(r)
+        cols.append(c)
+        titles.append(f"{kind} attention, layer {len(maps) if layer == -1 else layer + 1}")
+    return attention_matrices(mats, rows, cols, titles, height=3.0)
+
+
+def cross_attention_figure(examples: list[dict], layer: int = -1):
+    """Cross-attention of several numbers: the German character being written (rows) over English words (columns)."""
+    mats = [torch.as_tensor(ex["maps"]["cross"][layer]).mean(0) for ex in examples]
+    return attention_matrices(mats, [ex["out"] for ex in examples], [ex["src"] for ex in examples],
+                              [f"{ex['number']}: {ex['reference']}" for ex in examples], ncols=2, height=3.2)
+
+
+# ---------------------------------------------------------------- reproduce
+
+def _delta(results: dict, name: str, base: str, metric: str = "exact") -> dict:
+    a = [r[metric] for r in results[name]]
+    b = sum(r[metric] for r in results[base]) / len(results[base])
+    return ledger.summarize([x - b for x in a])
+
+
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+    """Transformer vs GRU (several seeds), a small Table 3 (one seed each), attention artifacts."""
+    t0 = time.perf_counter()
+    cfg = config(profile)
+    seeds = tuple(seeds or cfg.main_seeds)
+    task = load_task(cfg.tgt_lang, cfg.n_max, cfg.n_train)
+    per: dict[str, list[dict]] = {}
+    histories: dict[str, dict] = {}
+    first = None
+    for s in seeds:
+        for name, base in (("Transformer", cfg.transformer), ("GRU + attention", cfg.gru)):
+            res = train_one(name, model_config(base, task), task, cfg.train, s, progress=progress)
+            per.setdefault(name, []).append(evaluate_result(res, task, cfg, beam=(s == seeds[0] and name == "Transformer")))
+            histories[f"{name} (seed {s})"] = res.history.to_dict()
+            if name == "Transformer" and first is None:
+                first = res
+    for name, (over, ls) in cfg.ablations.items():
+        res = train_one(name, model_config(cfg.transformer, task, **over), task, cfg.train, seeds[0], ls, progress)
+        per[name] = [evaluate_result(res, task, cfg)]
+        histories[f"{name} (seed {seeds[0]})"] = res.history.to_dict()
+    metrics = {f"{name} / {k}": ledger.summarize([r.get(k) for r in rs]) for name, rs in per.items()
+               for k in rs[0] if all(r.get(k) is not None for r in rs)}
+    comparisons = _comparisons(per, cfg)
+    examples = [attention_maps(first.model, task, i) for i in example_numbers(task)]
+    prov = provenance(profile, seeds, time.perf_counter() - t0,
+                      dataset={"name": f"numbers en-{cfg.tgt_lang}", "source": task.source,
+                               "splits": {k: len(v[0]) for k, v in task.splits.items()}},
+                      config={"transformer": cfg.transformer.to_dict(), "gru": cfg.gru.to_dict(),
+                              "train": cfg.train.to_dict(), "ablations": {k: list(v) for k, v in cfg.ablations.items()},
+                              "n_eval": cfg.n_eval, "target_acc": cfg.target_acc})
+    extra = {"histories": histories, "per_run": per,
+             "artifacts": {"examples": [{**ex, "maps": {k: [m.round(decimals=3).tolist() for m in v]
+                                                                 for k, v in ex["maps"].items()}}
+                                        for ex in examples],
+                           "d_model": cfg.transformer.d_model, "lr": cfg.train.lr,
+                           "warmup_steps": int(cfg.train.warmup_epochs * -(-len(task.splits["train"][0]) // cfg.train.batch_size)),
+                           "total_steps": histories[next(iter(histories))]["epochs"][-1]["step"]}}
+    return str(ledger.record(CHAPTER, profile, prov, metrics, comparisons, extra))
+
+
+def _comparisons(per: dict, cfg: Config) -> list[dict]:
+    tr, rnn = per["Transformer"], per["GRU + attention"]
+    rows = [ledger.compare(PAPER, "bleu_base_en_de", sum(r["bleu"] for r in tr) / len(tr),
+                           "char-BLEU, numbers en->de (greedy)", "WMT14 newstest2014 vs number words: not comparable."),
+            ledger.compare(PAPER, "beats_recurrent_bleu", _delta(per, "Transformer", "GRU + attention", "bleu"),
+                           "char-BLEU, Transformer minus GRU+attention, same loop and epochs",
+                           "GNMT+RL is a much larger LSTM; ours is a GRU of similar size to our Transformer.")]
+    t_tr = [r["time_to_target_s"] for r in tr]
+    t_rnn = [r["time_to_target_s"] for r in rnn]
+    if all(t is not None for t in t_tr + t_rnn):
+        mean_rnn = sum(t_rnn) / len(t_rnn)
+        saved = ledger.summarize([100.0 * (1 - t / mean_rnn) for t in t_tr])
+        rows.append(ledger.compare(PAPER, "less_training_cost", saved,
+                                   f"% less CPU wall time to {cfg.target_acc:.0%} val. token accuracy",
+                                   "Paper: FLOPs on GPUs; ours: wall time on 2 shared CPU cores, where parallelism over "
+                                   "positions helps far less."))
+    noise = ledger.summarize([r["exact"] for r in tr])["std"]
+    claims = {"1 head (d_k 64)": "h1_vs_base", "16 heads (d_k 4)": "many_heads_vs_base",
+              "learned positions": "learned_pos_vs_base", "no label smoothing": "no_ls_vs_base",
+              "1 layer": "fewer_layers_vs_base"}
+    for name, claim_id in claims.items():
+        if name in per:
+            d = _delta(per, name, "Transformer")
+            d["std"] = max(d["std"], noise)  # one seed: borrow the base's seed-to-seed spread as the noise
+            rows.append(ledger.compare(PAPER, claim_id, d, "exact-match points vs base (d_model 64, h 4, 2 layers)",
+                                       f"one seed; noise from the base's {len(tr)} seeds."))
+    return rows
+
+
+# ---------------------------------------------------------------- figures for the thesis
+
+@figure("transformer_curves", CHAPTER)
+def fig_curves(results: dict):
+    hs = {k: v for k, v in results["histories"].items() if k.startswith(("Transformer", "GRU"))}
+    return learning_curves(hs, metrics=("train_loss", "test_acc"))
+
+
+@figure("transformer_cross_attention", CHAPTER)
+def fig_cross(results: dict):
+    return cross_attention_figure(results["artifacts"]["examples"])
+
+
+@figure("transformer_attention_kinds", CHAPTER)
+def fig_kinds(results: dict):
+    return attention_figure(results["artifacts"]["examples"][0])
+
+
+@figure("transformer_positions_schedule", CHAPTER)
+def fig_positions(results: dict):
+    art = results["artifacts"]
+    return positions_and_schedule(art["d_model"], art["lr"], art["warmup_steps"], art["total_steps"])
+
+
+def positions_and_schedule(d_model: int, lr: float, warmup: int, total: int):
+    """The sinusoidal position matrix (Sec. 3.5) beside the warmup / inverse-sqrt learning rate (Eq. 3)."""
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6.3, 2.4))
+    a.imshow(sinusoidal_positions(48, d_model).T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
+    a.set_xlabel("position")
+    a.set_ylabel("dimension")
+    a.set_title("sinusoidal positions", fontsize=8)
+    steps = list(range(total))
+    line_plot(steps, {"noam": [warmup_rsqrt(s, warmup, lr) for s in steps]}, "step", "learning rate", ax=b)
+    b.set_title(f"warmup {warmup} steps, then 1/sqrt(step)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@figure("transformer_table3", CHAPTER)
+def fig_table3(results: dict):
+    import matplotlib.pyplot as plt
+    from ..viz import bar_with_errors
+    m = results["metrics"]
+    names = [k.split(" / ")[0] for k in m if k.endswith(" / exact")]
+    fig, ax = plt.subplots(figsize=(6.3, 2.4))
+    means = [m[f"{n} / exact"]["mean"] for n in names]
+    bar_with_errors(ax, names, means, [m[f"{n} / exact"]["std"] for n in names],
+                    ylabel="exact match on held-out numbers (%)")
+    ax.set_ylim(max(0.0, min(means) - 3), 100.5)  # the runs sit near the ceiling: zoom in on the differences
+    return fig
+
+
+# ---------------------------------------------------------------- exercises
+
+@exercise("transformer.masked_attention")
+def _check_masked_attention(fn):
+    torch.manual_seed(1)
+    q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)
+    mask = torch.rand(2, 1, 4, 5) > 0.4
+    mask[..., 0] = True
+    got = fn(q, k, v, mask)
+    w = (q @ k.transpose(-1, -2) / 8 ** 0.5).masked_fill(~mask, float("-inf")).softmax(-1)
+    assert_same(got, w @ v, "attention output (did you scale by 1/sqrt(d_k) and mask before the softmax?)")
+
+
+@exercise("transformer.causal_mask")
+def _check_causal_mask(fn):
+    for n in (1, 4, 7):
+        got = torch.as_tensor(fn(n))
+        if got.dtype != torch.bool:
+            raise AssertionError("the mask should be boolean: True where a query may attend to a key.")
+        assert_same(got.int(), causal_mask(n).int(), f"causal mask for n={n} (query i may see keys j <= i)")
+
+
+@exercise("transformer.sinusoidal_positions")
+def _check_sinusoidal(fn):
+    for n, d in ((10, 8), (50, 32)):
+        assert_same(torch.as_tensor(fn(n, d), dtype=torch.float32), sinusoidal_positions(n, d),
+                    f"positions for n={n}, d={d} (sin on even columns, cos on odd, 10000^(2i/d))", atol=1e-4)
