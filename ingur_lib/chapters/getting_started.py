@@ -12,9 +12,11 @@ import torch
 
 from .. import ledger
 from ..data import Augment, ImageData, image_prepare, load_images
+from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig, count_params
 from ..nn.attention import attention_rollout, capture_attention
+from ..nn.tokens import PatchEmbed
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, evaluate, fit
@@ -142,3 +144,25 @@ def fig_attention(results: dict):
     heats = torch.cat([per_layer[:, [0, -1]].transpose(0, 1), torch.tensor(art["rollout"])[None]])
     names = [art["classes"][i] for i in art["labels"]]
     return attention_grid(images, heats, ["layer 1", f"layer {per_layer.shape[1]}", "rollout"], names)
+
+
+# ---------------------------------------------------------------- exercises
+
+@exercise("getting_started.patchify")
+def _check_patchify(patchify):
+    torch.manual_seed(0)
+    embed = PatchEmbed(image_size=8, patch_size=4, in_chans=3, dim=5)
+    x = torch.randn(2, 3, 8, 8)
+    patches = patchify(x, 4)
+    if tuple(patches.shape) != (2, 4, 48):
+        raise AssertionError(f"patchify(x, 4) has shape {tuple(patches.shape)}; expected (2, 4, 48) = (B, N, C*p*p).")
+    want = embed(x)
+    got = patches @ embed.proj.weight.flatten(1).T + embed.proj.bias
+    assert_same(got, want, "patchify(x, 4) @ W must equal PatchEmbed(x): check the patch order and channel layout")
+
+
+@exercise("getting_started.rollout")
+def _check_rollout(rollout):
+    torch.manual_seed(0)
+    maps = [torch.randn(2, 3, 5, 5).softmax(-1) for _ in range(3)]
+    assert_same(rollout(maps), attention_rollout(maps), "rollout(maps)")

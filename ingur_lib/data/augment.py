@@ -14,6 +14,13 @@ def _rand(n, gen, device):
     return torch.rand(n, generator=gen).to(device)
 
 
+def _beta(alpha: float, gen: torch.Generator) -> float:
+    """One Beta(alpha, alpha) draw from `gen` (torch's Beta sampler has no generator argument)."""
+    import numpy as np
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+    return float(np.random.default_rng(seed).beta(alpha, alpha))
+
+
 def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
     """Zero-pad by `padding` and crop back at a random offset per image (one gather, no loop)."""
     b, c, h, w = x.shape
@@ -51,7 +58,7 @@ def random_erasing(x: torch.Tensor, gen: torch.Generator, p: float = 0.25, area=
 
 def mixup(x, y_onehot, gen, alpha: float = 0.2):
     """mixup (Zhang et al. 2018): blend each image and its label with a partner's (one lambda per batch)."""
-    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    lam = _beta(alpha, gen) if alpha > 0 else 1.0
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
     return lam * x + (1 - lam) * x[perm], lam * y_onehot + (1 - lam) * y_onehot[perm]
 
@@ -59,7 +66,7 @@ def mixup(x, y_onehot, gen, alpha: float = 0.2):
 def cutmix(x, y_onehot, gen, alpha: float = 1.0):
     """CutMix (Yun et al. 2019): paste a partner's box; labels mixed by the pasted area."""
     b, _, h, w = x.shape
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    lam = _beta(alpha, gen)
     perm = torch.randperm(b, generator=gen).to(x.device)
     ch, cw = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
     cy, cx = int(torch.randint(0, h, (1,), generator=gen)), int(torch.randint(0, w, (1,), generator=gen))

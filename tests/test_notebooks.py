@@ -1,0 +1,88 @@
+"""Notebook hygiene: no committed outputs, Colab badge, parameters + setup cells, in the toc, exercises strip."""
+import json
+import re
+
+import pytest
+import yaml
+
+from ingur_lib.chapters import CHAPTERS, landed
+from ingur_lib.exercises import strip_solutions, student_notebook
+from ingur_lib.paths import repo_root
+
+ROOT = repo_root()
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def cells(path):
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    for c in cells(path):
+        if c["cell_type"] == "code":
+            assert not c["outputs"] and c["execution_count"] is None, f"{path.name}: clear outputs before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_badge_parameters_setup(path):
+    cs = cells(path)
+    first = "".join(cs[0]["source"])
+    assert first.startswith("# ") and f"colab.research.google.com/github/ingur-book/ingur/blob/main/notebooks/{path.name}" in first
+    params = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert params and "PROFILE" in "".join(params[0]["source"])
+    assert any("from ingur_lib import setup" in "".join(c["source"]) for c in cs), "setup cell"
+    text = "".join("".join(c["source"]) for c in cs if c["cell_type"] == "markdown")
+    for section in ("## Takeaways", "## Deviations", "## Exercises"):
+        assert section in text, f"{path.name}: missing {section}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_are_short_and_have_no_absolute_paths(path):
+    for c in cells(path):
+        if c["cell_type"] == "code":
+            src = "".join(c["source"])
+            assert src.count("\n") < 20, f"{path.name}: a code cell of {src.count(chr(10)) + 1} lines; split it"
+            assert not re.search(r"['\"]/(home|work|Users|tmp)/", src), f"{path.name}: absolute path"
+
+
+def test_every_notebook_is_in_the_toc_and_every_landed_chapter_has_one():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {c["file"] for part in toc["parts"] for c in part["chapters"]}
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.stem}" in files
+    for ch in landed():
+        assert (ROOT / "notebooks" / f"{ch.id}.ipynb").exists(), ch.id
+    assert len({c.id for c in CHAPTERS}) == len(CHAPTERS)
+
+
+def test_strip_solutions_keeps_indent_and_rest():
+    src = "def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n"
+    out = strip_solutions(src)
+    assert "return x + y" not in out and "    raise NotImplementedError" in out and "y = 1" in out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_student_version_stubs_every_solution(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    sol = [c for c in nb["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
+    assert sol, f"{path.name}: exercises need solution cells"
+    for c in sol:
+        assert "# BEGIN SOLUTION" in "".join(c["source"])
+    student = student_notebook(nb)
+    text = "".join("".join(c["source"]) for c in student["cells"])
+    assert "BEGIN SOLUTION" not in text and text.count("NotImplementedError") >= len(sol)
+
+
+def test_student_stub_fails_the_check():
+    from ingur_lib.exercises import check
+    ns = {}
+    exec(strip_solutions("def patchify(x, p):\n    # BEGIN SOLUTION\n    return x\n    # END SOLUTION\n"), ns)
+    with pytest.raises(NotImplementedError):
+        check("getting_started.patchify", ns["patchify"])
+    with pytest.raises(AssertionError, match="shape"):
+        check("getting_started.patchify", lambda x, p: x)

@@ -1,0 +1,103 @@
+"""The ViT: shapes, attention mechanics, capture path == fast path, rollout, clear errors."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ingur_lib.errors import IngurError
+from ingur_lib.models.vit import ViT, ViTConfig, count_params
+from ingur_lib.nn.attention import attention_rollout, capture_attention, scaled_dot_product
+from ingur_lib.nn.tokens import PatchEmbed
+
+
+def small(**kw):
+    torch.manual_seed(0)
+    return ViT(ViTConfig(**{"image_size": 28, "patch_size": 7, "dim": 32, "depth": 3, "heads": 4, **kw})).eval()
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_shapes(pool):
+    m = small(pool=pool)
+    x = torch.randn(5, 1, 28, 28)
+    assert m.patch_embed(x).shape == (5, 16, 32)
+    assert m.tokens(x).shape == (5, 16 + (pool == "cls"), 32)
+    assert m(x).shape == (5, 10)
+
+
+def test_scaled_dot_product_matches_formula_with_mask():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 5, 8).unbind(0)
+    mask = torch.rand(5, 5) > 0.3
+    mask.fill_diagonal_(True)
+    out, w = scaled_dot_product(q, k, v, mask, need_weights=True)
+    scores = (q @ k.transpose(-2, -1)) / 8 ** 0.5
+    ref = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+    torch.testing.assert_close(w, ref)
+    torch.testing.assert_close(out, ref @ v)
+    fast, none = scaled_dot_product(q, k, v, mask)
+    assert none is None
+    torch.testing.assert_close(fast, out, atol=1e-5, rtol=1e-4)
+    assert (w[..., ~mask] == 0).all()
+
+
+def test_tensor_scale_folds_into_q():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 6, 8).unbind(0)
+    scale = torch.rand(4, 1, 1) + 0.1           # one temperature per head
+    fast, _ = scaled_dot_product(q, k, v, scale=scale)
+    slow, _ = scaled_dot_product(q, k, v, scale=scale, need_weights=True)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-4)
+
+
+def test_capture_equals_fast_path_and_rows_sum_to_one():
+    m = small()
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        fast = m(x)
+        with capture_attention(m) as maps:
+            slow = m(x)
+        again = m(x)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-4)
+    assert len(maps) == 3 and maps[0].shape == (4, 4, 17, 17)
+    for w in maps:
+        torch.testing.assert_close(w.sum(-1), torch.ones(4, 4, 17))
+    assert all(blk.attn.capture is None for blk in m.blocks), "capture switched off afterwards"
+    torch.testing.assert_close(again, fast)
+
+
+def test_patch_embed_equals_linear_on_flattened_patches():
+    torch.manual_seed(0)
+    pe = PatchEmbed(8, 4, 3, 6)
+    x = torch.randn(2, 3, 8, 8)
+    patches = x.unfold(2, 4, 4).unfold(3, 4, 4).permute(0, 2, 3, 1, 4, 5).reshape(2, 4, 48)
+    ref = patches @ pe.proj.weight.flatten(1).T + pe.proj.bias
+    torch.testing.assert_close(pe(x), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_rollout_matches_hand_computation():
+    a1 = torch.tensor([[[[0.5, 0.5], [0.2, 0.8]]]])
+    a2 = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    r1 = (a1[0, 0] + torch.eye(2)) / 2
+    r2 = (a2[0, 0] + torch.eye(2)) / 2
+    torch.testing.assert_close(attention_rollout([a1, a2])[0], r2 @ r1)
+    torch.testing.assert_close(attention_rollout([a1, a2]).sum(-1), torch.ones(1, 2))
+
+
+def test_bad_sizes_name_the_fix():
+    with pytest.raises(IngurError, match="not divisible by patch size 5: use a patch size in"):
+        ViT(ViTConfig(image_size=28, patch_size=5))
+    with pytest.raises(IngurError, match="heads that divide dim"):
+        ViT(ViTConfig(dim=30, heads=4))
+    with pytest.raises(IngurError, match="Unknown attention"):
+        ViTConfig(attention="nope")
+    m = small()
+    with pytest.raises(IngurError, match="image_size=32"):
+        m(torch.randn(1, 1, 32, 32))
+
+
+def test_vit_base_param_count_matches_paper():
+    """ViT-B/16 at 224 px has 86M parameters (Dosovitskiy et al. 2021, Table 1)."""
+    cfg = ViTConfig(image_size=224, patch_size=16, in_chans=3, num_classes=1000, dim=768, depth=12, heads=12,
+                    mlp_ratio=4.0)
+    with torch.device("meta"):
+        n = count_params(ViT(cfg))
+    assert abs(n - 86.6e6) / 86.6e6 < 0.01, n
