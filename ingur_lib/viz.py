@@ -184,6 +184,8 @@ def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", yla
         ax.set_xlabel(xlabel)
         if logx:
             ax.set_xscale("log")
+            ax.set_xticks(list(xs), [f"{x:,}" for x in xs])
+            ax.minorticks_off()
         ax.legend()
     axes[0, 0].set_ylabel(ylabel)
     if baseline:

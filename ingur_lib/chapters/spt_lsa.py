@@ -291,7 +291,8 @@ def fig_ablation(results: dict):
     fig, ax = plt.subplots(figsize=(3.2, 2.4))
     means = [torch.tensor(per[v]).mean().item() for v in VARIANTS]
     stds = [torch.tensor(per[v]).std().item() if len(per[v]) > 1 else 0.0 for v in VARIANTS]
-    bar_with_errors(ax, list(VARIANTS), means, stds, ylabel=f"test accuracy (%), {n} images")
+    bar_with_errors(ax, list(VARIANTS), means, stds, ylabel="test accuracy (%)")
+    ax.set_title(f"{n} training images", fontsize=8)
     ax.set_ylim(min(means) - 3, max(means) + 2)
     return fig
 
