@@ -27,6 +27,7 @@ from ..nn.spt import shift_views
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit
+from .getting_started import example_images  # noqa: F401  (one test image per class)
 from ..viz import attention_grid, bar_with_errors, cls_attention, curves_with_errors, value_heatmap
 
 CHAPTER, PAPER = "05_spt_lsa", "spt_lsa"
@@ -164,12 +165,6 @@ def paper_scale_mmacs() -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- looking inside
-
-def example_images(data: ImageData, classes=range(8)) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first test image of each of the given classes: a fixed set to draw attention on."""
-    idx = torch.stack([torch.nonzero(data.test_y == c).flatten()[0] for c in classes])
-    return data.test_x[idx], data.test_y[idx]
-
 
 @torch.no_grad()
 def attention_of(run: Run, images: torch.Tensor) -> list[torch.Tensor]:
