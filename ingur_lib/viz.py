@@ -186,6 +186,8 @@ def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", yla
             ax.set_xscale("log")
             ax.set_xticks(list(xs), [f"{x:,}" for x in xs])
             ax.minorticks_off()
+        elif len(xs) <= 12:
+            ax.set_xticks(list(xs))
         ax.legend()
     axes[0, 0].set_ylabel(ylabel)
     if baseline:
