@@ -12,6 +12,7 @@ the checkpoint after epoch k computes exactly what the uninterrupted run compute
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,11 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     for i in range(0, n, batch_size):
         yield order[i: i + batch_size]
+
+
+def _bars_off() -> bool:
+    """Builds and CI set TQDM_DISABLE=1: an explicit `disable=` would override tqdm's own env default."""
+    return os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
 
 
 def _autocast(device: torch.device):
@@ -207,7 +213,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout / drop-path draws
         t0, seen, run_loss, run_correct = time.perf_counter(), 0, 0.0, 0.0
-        bar = tqdm(_batches(n, cfg.batch_size, gen), total=steps_per_epoch, disable=not progress,
+        bar = tqdm(_batches(n, cfg.batch_size, gen), total=steps_per_epoch, disable=not progress or _bars_off(),
                    desc=f"{desc} {epoch + 1}/{n_epochs}", leave=False, mininterval=1.0)
         for idx in bar:
             if step >= total_steps:

@@ -1,0 +1,44 @@
+"""Plots and widgets: every function returns a figure, saving is atomic, the explorer builds."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ingur_lib import viz  # noqa: E402
+from ingur_lib.train import History  # noqa: E402
+
+
+def test_figures_and_atomic_save(tmp_path):
+    viz.thesis_style()
+    imgs = torch.randint(0, 255, (8, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(8)
+    classes = [f"c{i}" for i in range(10)]
+    figs = [viz.sample_grid(imgs, labels, classes, n=8),
+            viz.class_balance({"train": labels, "test": labels}, classes),
+            viz.learning_curves({"a": History([{"epoch": 1, "train_loss": 1.0, "test_acc": 0.5},
+                                               {"epoch": 2, "train_loss": 0.5, "test_acc": 0.7}])}),
+            viz.attention_grid(imgs[:3], torch.rand(2, 3, 4, 4), ["x", "y"], ["a", "b", "c"]),
+            viz.attention_heads(imgs[0], torch.rand(4, 17, 17).softmax(-1), 4)]
+    for i, fig in enumerate(figs):
+        paths = viz.save_figure(fig, tmp_path, f"f{i}")
+        assert all(p.stat().st_size > 1000 for p in paths)
+        plt.close(fig)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".pdf"] * 5 + [".png"] * 5
+
+
+def test_cls_attention_picks_the_class_row():
+    maps = torch.zeros(2, 17, 17)
+    maps[:, 0, 1:] = torch.arange(16.0)
+    out = viz.cls_attention(maps, 4)
+    assert out.shape == (2, 4, 4) and out[0, 3, 3] == 15 and out[0, 0, 1] == 1
+
+
+def test_attention_explorer_builds():
+    from ingur_lib.widgets import attention_explorer
+    imgs = torch.randint(0, 255, (2, 1, 28, 28), dtype=torch.uint8)
+    maps = [torch.rand(2, 4, 17, 17).softmax(-1) for _ in range(3)]
+    w = attention_explorer(imgs, maps, 4, ["a", "b"])
+    assert len(w.children) == 2
+    w.children[0].children[1].value = 1          # move the layer slider: the callback redraws
+    plt.close("all")
