@@ -57,7 +57,7 @@ class Config:
 
 _TINY = ViTConfig(patch_size=4, dim=64, depth=4, heads=4, mlp_ratio=2.0)  # d_head 16 as in the paper
 CONFIGS = {
-    "smoke": Config(_TINY, steps=120, sizes=(2000,), ablation_size=2000, n_test=1000),
+    "smoke": Config(_TINY, steps=250, sizes=(2000,), ablation_size=2000, n_test=1000),
     # 5,000 images = 500 per class, as in CIFAR-100 and Tiny-ImageNet: the ablation runs there.
     "standard": Config(_TINY, steps=250, sizes=(1000, 2000, 5000, 15000), ablation_size=5000, seeds=(0, 1, 2)),
     # The paper's ViT (depth 9, 12 heads of 16, MLP ratio 2, patch 4 on 32 px) on CIFAR-100; not run on CPU.
