@@ -293,3 +293,63 @@ def line_plot(xs, ys_by_name: Mapping[str, Sequence[float]], xlabel: str, ylabel
     if len(ys_by_name) > 1:
         ax.legend()
     return fig if fig is not None else ax
+
+
+def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", ylabel: str = "",
+                       logx: bool = False, baseline: str | None = None):
+    """Mean ± std lines: `series` maps a name to one list of values (e.g. seeds) per x, or None where not run.
+
+    With `baseline`, a second panel shows each series minus the baseline, paired value by value (same seed).
+    """
+    panels = 2 if baseline else 1
+    fig, axes = plt.subplots(1, panels, figsize=(TEXT_WIDTH_IN * (1 if baseline else 0.55), 2.5), squeeze=False)
+
+    def draw(ax, name, pts, i):
+        if pts:
+            x, vals = zip(*pts)
+            m = np.array([np.mean(v) for v in vals])
+            s = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals])
+            ax.errorbar(x, m, yerr=s, marker="o", markersize=3, capsize=2, label=name, color=f"C{i}")
+
+    for i, (name, vals) in enumerate(series.items()):
+        draw(axes[0, 0], name, [(x, v) for x, v in zip(xs, vals) if v], i)
+        if baseline and name != baseline:
+            diff = [(x, [a - b for a, b in zip(v, base)]) for x, v, base in zip(xs, vals, series[baseline]) if v and base]
+            draw(axes[0, 1], f"{name} − {baseline}", diff, i)
+    for ax in axes[0]:
+        ax.set_xlabel(xlabel)
+        if logx:
+            ax.set_xscale("log")
+            ax.set_xticks(list(xs), [f"{x:,}" for x in xs])
+            ax.minorticks_off()
+        elif len(xs) <= 12:
+            ax.set_xticks(list(xs))
+        ax.legend()
+    axes[0, 0].set_ylabel(ylabel)
+    if baseline:
+        axes[0, 1].axhline(0, color="gray", ls="--", lw=1)
+        axes[0, 1].set_ylabel(f"gain over {baseline} (points)")
+    fig.tight_layout()
+    return fig
+
+
+def value_heatmap(ax, values, xlabels: Sequence[str], ylabels: Sequence[str], fmt: str = "{:.2f}"):
+    """A small matrix (rows x cols) as a colour map with each value written in its cell."""
+    v = np.asarray(torch.as_tensor(values, dtype=torch.float32))
+    im = ax.imshow(v, cmap="viridis", aspect="auto")
+    for (i, j), val in np.ndenumerate(v):
+        ax.text(j, i, fmt.format(val), ha="center", va="center", fontsize=7,
+                color="white" if val < v.mean() else "black")
+    ax.set_xticks(range(len(xlabels)), xlabels)
+    ax.set_yticks(range(len(ylabels)), ylabels)
+    return im
+
+
+def image_row(images, titles: Sequence[str], size: float = 1.1):
+    """Images side by side with a title each (e.g. the shifted views of one image)."""
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.3), squeeze=False)
+    for ax, img, t in zip(axes[0], images, titles):
+        ax.imshow(_as_image(img), cmap="gray")
+        ax.set_title(t, fontsize=7)
+        ax.axis("off")
+    return fig

@@ -111,3 +111,37 @@ def sequence_attention_explorer(examples: Sequence[dict], labels=None):
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([ex, kind]), W.HBox([layer, head]), out])
+
+
+def compare_attention_explorer(images: torch.Tensor, maps_by_model: dict, grid: int, titles: Sequence[str],
+                               num_prefix: int = 1):
+    """Two or more models side by side: pick an image, a layer and a head; see each model's class-token attention.
+
+    maps_by_model: name -> per-layer list of (B, H, N, N) weights (same images, same depth and heads).
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    from .viz import cls_attention, overlay
+
+    first = next(iter(maps_by_model.values()))
+    img = W.Dropdown(options=[(t, i) for i, t in enumerate(titles)], description="image")
+    layer = W.IntSlider(min=1, max=len(first), value=len(first), description="layer")
+    head = W.Dropdown(options=[("mean of heads", -1)] + [(f"head {h}", h) for h in range(first[0].shape[1])],
+                      description="head")
+    out = W.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig, axes = plt.subplots(1, len(maps_by_model), figsize=(2.3 * len(maps_by_model), 2.3), squeeze=False)
+            for ax, (name, maps) in zip(axes[0], maps_by_model.items()):
+                m = maps[layer.value - 1][img.value]
+                heat = cls_attention(m.mean(0) if head.value == -1 else m[head.value], grid, num_prefix)
+                overlay(ax, images[img.value], heat, title=f"{name}, layer {layer.value}, {head.label}")
+            plt.show()
+
+    for w in (img, layer, head):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([img, layer, head]), out])

@@ -23,7 +23,7 @@ CHAPTERS = [
     Chapter("02_deit", 4, "deit", "DeiT: data-efficient image transformers", "deit"),
     Chapter("03_cait", 5, "cait", "CaiT: going deeper with image transformers", None),
     Chapter("04_augreg", 3, "augreg", "How to train your ViT (AugReg)", None),
-    Chapter("05_spt_lsa", 2, "spt_lsa", "ViT for small-size datasets: SPT and LSA", None),
+    Chapter("05_spt_lsa", 2, "spt_lsa", "ViT for small-size datasets: SPT and LSA", "spt_lsa"),
     Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", None),
     Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp"),
     Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT", None),

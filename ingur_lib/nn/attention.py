@@ -109,4 +109,13 @@ def attention_rollout(maps: list[torch.Tensor], head_fusion: str = "mean") -> to
     return result
 
 
+def attention_entropy(weights: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Shannon entropy (nats) of each attention row: weights (..., Nq, Nk) -> (..., Nq).
+
+    0 means a query looks at one key only; log(Nk) means it spreads evenly over all keys.
+    Masked keys carry weight 0 and add nothing.
+    """
+    return -(weights * (weights + eps).log()).sum(-1)
+
+
 ATTENTIONS = {"mhsa": Attention}

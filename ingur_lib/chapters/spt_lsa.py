@@ -1,0 +1,344 @@
+"""Chapter 05 [2], ViT for small-size datasets: Shifted Patch Tokenization and Locality Self-Attention.
+
+The paper (Lee, Lee & Song 2021) adds two pieces to a ViT to give it locality on little data: SPT
+(`ingur_lib.nn.spt`) and LSA (`ingur_lib.nn.lsa`). Here we train the four combinations (ViT, +SPT,
++LSA, SL-ViT = both) and measure the gain of SL-ViT over ViT as the training set shrinks.
+
+Every run takes the **same number of optimizer steps** whatever the training-set size (a fixed
+compute budget), so small sets are seen for many epochs, large ones for few.
+`run(profile, seed)` is what the notebook calls; `reproduce(profile, seeds)` writes
+data/results/05_spt_lsa/<profile>.json. Both use the same configs and code.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from .. import ledger
+from ..data import Augment, ImageData, image_prepare, load_images
+from ..exercises import assert_same, exercise
+from ..figures import figure
+from ..models.vit import ViT, ViTConfig, count_params
+from ..nn.attention import attention_entropy, attention_rollout, capture_attention
+from ..nn.lsa import LocalitySelfAttention, diagonal_mask
+from ..nn.spt import shift_views
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import History, TrainConfig, fit
+from .getting_started import example_images  # noqa: F401  (one test image per class)
+from ..viz import attention_grid, bar_with_errors, cls_attention, curves_with_errors, value_heatmap
+
+CHAPTER, PAPER = "05_spt_lsa", "spt_lsa"
+# name -> (tokenizer, attention), in the order of the paper's ablation
+VARIANTS = {"ViT": ("patch", "mhsa"), "+SPT": ("spt", "mhsa"), "+LSA": ("patch", "lsa"), "SL-ViT": ("spt", "lsa")}
+
+
+@dataclass
+class Config:
+    model: ViTConfig
+    steps: int                     # optimizer steps per run, the same for every training-set size
+    sizes: tuple[int, ...]         # training-set sizes for the ViT vs SL-ViT sweep
+    ablation_size: int             # the size at which all four variants train
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 64
+    lr: float = 2e-3
+    n_test: int | None = 2000
+    dataset: str = "fashion_mnist"
+    augment: Augment = field(default_factory=lambda: Augment(crop_padding=2, flip=True))
+
+    def train_config(self, n_train: int, seed: int) -> TrainConfig:
+        """`steps` optimizer steps over `n_train` images, 10% warmup, one evaluation at the end."""
+        epochs = self.steps * self.batch_size / n_train
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, warmup_epochs=0.1 * epochs,
+                           seed=seed, eval_every=10 ** 6)
+
+
+_TINY = ViTConfig(patch_size=4, dim=64, depth=4, heads=4, mlp_ratio=2.0)  # d_head 16 as in the paper
+CONFIGS = {
+    "smoke": Config(_TINY, steps=250, sizes=(2000,), ablation_size=2000, n_test=1000),
+    # 5,000 images = 500 per class, as in CIFAR-100 and Tiny-ImageNet: the ablation runs there.
+    "standard": Config(_TINY, steps=250, sizes=(1000, 2000, 5000, 15000), ablation_size=5000, seeds=(0, 1, 2)),
+    # The paper's ViT (depth 9, 12 heads of 16, MLP ratio 2, patch 4 on 32 px) on CIFAR-100; not run on CPU.
+    "full": Config(ViTConfig(patch_size=4, dim=192, depth=9, heads=12, drop_path=0.1), steps=20_000,
+                   sizes=(5000, 10000, 25000, 50000), ablation_size=50000, seeds=(0, 1, 2), batch_size=128,
+                   lr=1e-3, n_test=None, dataset="cifar100",
+                   augment=Augment(crop_padding=4, flip=True, erasing=0.25, mixup=0.8, cutmix=1.0)),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+@dataclass
+class Run:
+    """What one training run leaves behind for the notebook."""
+    variant: str
+    model: ViT
+    history: History
+    prepare: object
+    test_acc: float
+    seconds: float
+    images_per_s: float
+
+
+def load_data(cfg: Config, n_train: int | None = None, seed: int = 0) -> ImageData:
+    return load_images(cfg.dataset).subset(n_train or cfg.ablation_size, cfg.n_test, seed=seed)
+
+
+def model_config(cfg: Config, variant: str, data: ImageData) -> ViTConfig:
+    tokenizer, attention = VARIANTS[variant]
+    c, h, _ = data.image_shape
+    return replace(cfg.model, tokenizer=tokenizer, attention=attention, in_chans=c, image_size=h,
+                   num_classes=data.num_classes)
+
+
+def train_variant(cfg: Config, variant: str, data: ImageData, seed: int = 0, progress: bool = True) -> Run:
+    """Train one variant on `data` for `cfg.steps` steps; evaluate on its test split."""
+    seed_everything(seed)
+    model = ViT(model_config(cfg, variant, data))
+    prepare = image_prepare(data.mean, data.std, cfg.augment, data.num_classes)
+    t0 = time.perf_counter()
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y),
+               cfg.train_config(len(data.train_y), seed), prepare=prepare, progress=progress, desc=variant)
+    seconds = time.perf_counter() - t0
+    ips = sum(e["images_per_s"] * e["seconds"] for e in hist.epochs) / sum(e["seconds"] for e in hist.epochs)
+    return Run(variant, model, hist, prepare, hist.last("test_acc"), seconds, ips)
+
+
+def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None, variants=tuple(VARIANTS),
+        progress: bool = True) -> dict[str, Run]:
+    """The ablation: each variant trained at the profile's ablation size."""
+    cfg = config(profile)
+    data = data or load_data(cfg, seed=seed)
+    return {v: train_variant(cfg, v, data, seed, progress) for v in variants}
+
+
+# ---------------------------------------------------------------- overhead
+
+def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass (a multiply-add counts 2), on the explicit attention path so the
+    attention products are counted too (the fused CPU kernel is invisible to the counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model.eval()
+    with torch.no_grad(), capture_attention(model), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
+@torch.no_grad()
+def throughput(model: torch.nn.Module, x: torch.Tensor, reps: int = 5) -> float:
+    """Inference images per second (fast attention path), the median of `reps` timed passes."""
+    model.eval()
+    model(x)  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        model(x)
+        times.append(time.perf_counter() - t0)
+    return len(x) / sorted(times)[len(times) // 2]
+
+
+def overhead(model_cfg: ViTConfig, batch: int = 256, reps: int = 5) -> dict[str, dict]:
+    """Parameters, forward MFLOPs per image and measured inference throughput of each variant."""
+    out = {}
+    for name, (tok, att) in VARIANTS.items():
+        torch.manual_seed(0)
+        m = ViT(replace(model_cfg, tokenizer=tok, attention=att))
+        x = torch.randn(batch, model_cfg.in_chans, model_cfg.image_size, model_cfg.image_size)
+        out[name] = {"params": count_params(m), "mflops": count_flops(m, x[:1]) / 1e6,
+                     "images_per_s": throughput(m, x, reps)}
+    return out
+
+
+# The paper's ViT for 32-px images (official code: depth 9, 12 heads of 16, MLP ratio 2, patch 4).
+PAPER_VIT = ViTConfig(image_size=32, patch_size=4, in_chans=3, num_classes=100, dim=192, depth=9, heads=12)
+
+
+def paper_scale_mmacs() -> dict[str, float]:
+    """Our counted multiply-accumulates (M) of the paper's ViT and SL-ViT: the unit of its FLOPs column."""
+    x = torch.randn(1, 3, 32, 32)
+    return {v: count_flops(ViT(replace(PAPER_VIT, tokenizer=VARIANTS[v][0], attention=VARIANTS[v][1])), x) / 2e6
+            for v in ("ViT", "SL-ViT")}
+
+
+# ---------------------------------------------------------------- looking inside
+
+@torch.no_grad()
+def attention_of(run: Run, images: torch.Tensor) -> list[torch.Tensor]:
+    """Every layer's (B, H, N, N) attention weights of `run.model` on uint8 `images`."""
+    run.model.eval()
+    x = run.prepare((images.to(next(run.model.parameters()).device), None), False, None)[0]
+    with capture_attention(run.model) as maps:
+        run.model(x)
+    return [m.cpu() for m in maps]
+
+
+def entropy_per_layer(maps: list[torch.Tensor]) -> list[float]:
+    """Mean attention entropy (nats) of every layer, over images, heads and query tokens."""
+    return [attention_entropy(m).mean().item() for m in maps]
+
+
+def temperatures(model: ViT) -> torch.Tensor | None:
+    """The learned LSA temperatures, (layers, heads), or None when the model has no LSA."""
+    temps = [m.temperature.detach().cpu() for m in model.modules() if isinstance(m, LocalitySelfAttention)]
+    return torch.stack(temps) if temps else None
+
+
+def inside(runs: dict[str, Run], images: torch.Tensor) -> dict:
+    """Entropy per layer, temperatures, and the class token's attention (last layer, rollout) per variant."""
+    out = {"entropy": {}, "temperature": {}, "last_layer": {}, "rollout": {}}
+    for name, r in runs.items():
+        maps = attention_of(r, images)
+        g = r.model.grid
+        out["entropy"][name] = entropy_per_layer(maps)
+        out["last_layer"][name] = cls_attention(maps[-1].mean(1), g).tolist()
+        out["rollout"][name] = cls_attention(attention_rollout(maps), g).tolist()
+        t = temperatures(r.model)
+        if t is not None:
+            out["temperature"][name] = t.tolist()
+    return out
+
+
+# ---------------------------------------------------------------- reproduce
+
+def _sweep(cfg: Config, seeds, progress: bool) -> tuple[dict, dict]:
+    """Test accuracy (%) per size and variant over seeds; the seed-0 runs at the ablation size."""
+    acc, first = {}, {}
+    for n in sorted(set(cfg.sizes) | {cfg.ablation_size}):
+        variants = tuple(VARIANTS) if n == cfg.ablation_size else ("ViT", "SL-ViT")
+        for seed in seeds:
+            data = load_data(cfg, n, seed)
+            for v in variants:
+                r = train_variant(cfg, v, data, seed, progress)
+                acc.setdefault(n, {}).setdefault(v, []).append(100 * r.test_acc)
+                if n == cfg.ablation_size and seed == seeds[0]:
+                    first[v] = r
+    return acc, first
+
+
+def _gain(acc_n: dict, variant: str) -> dict:
+    """Per-seed gain over ViT (same seed, same subset), summarized."""
+    return ledger.summarize([a - b for a, b in zip(acc_n[variant], acc_n["ViT"])])
+
+
+def _comparisons(acc: dict, cfg: Config, mmacs: dict) -> list[dict]:
+    big, abl = max(cfg.sizes), cfg.ablation_size
+    where = f"Fashion-MNIST, {{n}} train images, {cfg.steps} steps, {len(acc[abl]['ViT'])} seeds"
+    same = f"{abl // 10} images per class, as in CIFAR-100 and Tiny-ImageNet; tiny ViT, short schedule, no pretraining."
+    rows = [ledger.compare(PAPER, "gain_cifar10", _gain(acc[big], "SL-ViT"), where.format(n=big),
+                           "Our largest size; CIFAR-10 has 5,000 images per class, ours 1,500."),
+            ledger.compare(PAPER, "gain_cifar100", _gain(acc[abl], "SL-ViT"), where.format(n=abl), same),
+            ledger.compare(PAPER, "gain_tiny_imagenet", _gain(acc[abl], "SL-ViT"), where.format(n=abl), same)]
+    for v, claim_id in (("+SPT", "ablation_spt_tiny"), ("+LSA", "ablation_lsa_tiny")):
+        rows.append(ledger.compare(PAPER, claim_id, _gain(acc[abl], v), where.format(n=abl), same))
+    ours = 100 * (mmacs["SL-ViT"] / mmacs["ViT"] - 1)
+    rows.append(ledger.compare(PAPER, "flops_overhead", ours, "MACs counted on the paper's ViT config (CIFAR, 32 px)",
+                               f"Counted with torch FlopCounterMode: ViT {mmacs['ViT']:.1f} M, SL-ViT "
+                               f"{mmacs['SL-ViT']:.1f} M MACs; the paper's counter may include more than matmuls."))
+    return rows
+
+
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+    """Train the sweep and the ablation, measure overhead, look inside; record with provenance."""
+    t0 = time.perf_counter()
+    cfg = config(profile)
+    seeds = tuple(seeds or cfg.seeds)
+    acc, first = _sweep(cfg, seeds, progress)
+    data = load_data(cfg, cfg.ablation_size, seeds[0])
+    images, labels = example_images(data)
+    mmacs = paper_scale_mmacs()
+    metrics = {f"test_acc/{v}/n={n}": ledger.summarize(a) for n, per in acc.items() for v, a in per.items()}
+    metrics.update({f"gain/SL-ViT/n={n}": _gain(per, "SL-ViT") for n, per in acc.items()})
+    over = overhead(model_config(cfg, "ViT", data))
+    for v, o in over.items():
+        metrics.update({f"{k}/{v}": ledger.summarize([x]) for k, x in o.items()})
+    metrics.update({f"paper_scale_mmacs/{v}": ledger.summarize([x]) for v, x in mmacs.items()})
+    prov = provenance(profile, seeds, time.perf_counter() - t0,
+                      dataset={"name": data.name, "source": data.source, "sizes": sorted(acc),
+                               "n_test": len(data.test_y)},
+                      config={"model": cfg.model.to_dict(), "steps": cfg.steps, "batch_size": cfg.batch_size,
+                              "lr": cfg.lr, "augment": vars(cfg.augment), "ablation_size": cfg.ablation_size})
+    extra = {"accuracy": {str(n): per for n, per in acc.items()}, "overhead": over, "paper_scale_mmacs": mmacs,
+             "inside": inside(first, images), "histories": {v: r.history.to_dict() for v, r in first.items()},
+             "artifacts": {"images": images[:, 0].tolist(), "labels": labels.tolist(), "classes": list(data.classes)}}
+    return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(acc, cfg, mmacs), extra))
+
+
+# ---------------------------------------------------------------- figures for the thesis
+
+@figure("spt_lsa_gain_vs_size", CHAPTER)
+def fig_gain_vs_size(results: dict):
+    acc = {int(n): per for n, per in results["accuracy"].items()}
+    sizes = sorted(acc)
+    series = {v: [acc[n].get(v) for n in sizes] for v in VARIANTS}
+    return curves_with_errors(sizes, series, xlabel="training images (log scale)", ylabel="test accuracy (%)",
+                              logx=True, baseline="ViT")
+
+
+@figure("spt_lsa_ablation", CHAPTER)
+def fig_ablation(results: dict):
+    import matplotlib.pyplot as plt
+    n = str(results["provenance"]["config"]["ablation_size"])
+    per = results["accuracy"][n]
+    fig, ax = plt.subplots(figsize=(3.2, 2.4))
+    means = [torch.tensor(per[v]).mean().item() for v in VARIANTS]
+    stds = [torch.tensor(per[v]).std().item() if len(per[v]) > 1 else 0.0 for v in VARIANTS]
+    bar_with_errors(ax, list(VARIANTS), means, stds, ylabel="test accuracy (%)")
+    ax.set_title(f"{n} training images", fontsize=8)
+    ax.set_ylim(min(means) - 3, max(means) + 2)
+    return fig
+
+
+@figure("spt_lsa_entropy", CHAPTER)
+def fig_entropy(results: dict):
+    ent = results["inside"]["entropy"]
+    layers = list(range(1, len(next(iter(ent.values()))) + 1))
+    return curves_with_errors(layers, {v: [[e] for e in ent[v]] for v in ent}, xlabel="layer",
+                              ylabel="attention entropy (nats)")
+
+
+@figure("spt_lsa_temperature", CHAPTER)
+def fig_temperature(results: dict):
+    import matplotlib.pyplot as plt
+    temps = results["inside"]["temperature"]
+    fig, axes = plt.subplots(1, len(temps), figsize=(3.2 * len(temps), 2.2), squeeze=False)
+    for ax, (v, t) in zip(axes[0], temps.items()):
+        t = torch.tensor(t)
+        value_heatmap(ax, t, [f"h{h}" for h in range(t.shape[1])], [f"L{i + 1}" for i in range(t.shape[0])])
+        ax.set_title(f"{v}: learned temperature per head", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@figure("spt_lsa_attention", CHAPTER)
+def fig_attention(results: dict):
+    art, ins = results["artifacts"], results["inside"]
+    images = torch.tensor(art["images"], dtype=torch.uint8)[:, None]
+    names = [art["classes"][i] for i in art["labels"]]
+    rows = [("ViT", "last_layer"), ("SL-ViT", "last_layer"), ("ViT", "rollout"), ("SL-ViT", "rollout")]
+    heats = torch.stack([torch.tensor(ins[kind][v]) for v, kind in rows])
+    return attention_grid(images, heats, [f"{v}\n{kind.replace('_', ' ')}" for v, kind in rows], names)
+
+
+# ---------------------------------------------------------------- exercises
+
+@exercise("spt_lsa.diagonal_mask")
+def _check_diagonal_mask(student_mask):
+    for n in (1, 5, 50):
+        want = diagonal_mask(n)
+        got = torch.as_tensor(student_mask(n))
+        if got.dtype != torch.bool:
+            raise AssertionError(f"diagonal_mask({n}) has dtype {got.dtype}; return a bool tensor (True = may attend).")
+        assert_same(got.int(), want.int(), f"diagonal_mask({n}): True everywhere except the diagonal")
+
+
+@exercise("spt_lsa.shift_views")
+def _check_shift_views(student_views):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    for s in (1, 2):
+        assert_same(student_views(x, s), shift_views(x, s),
+                    f"shift_views(x, {s}): [x, up-left, up-right, down-left, down-right] on channels, zeros entering")

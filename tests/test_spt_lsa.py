@@ -1,0 +1,118 @@
+"""SPT and LSA mechanics (Lee, Lee & Song 2021; official code aanna0701/SPT_LSA_ViT) and chapter 05."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ingur_lib.errors import IngurError
+from ingur_lib.models.vit import ViT, ViTConfig
+from ingur_lib.nn.attention import ATTENTIONS, attention_entropy, capture_attention
+from ingur_lib.nn.lsa import LocalitySelfAttention, diagonal_mask
+from ingur_lib.nn.spt import ShiftedPatchTokenizer, patchify, shift_views
+from ingur_lib.nn.tokens import TOKENIZERS
+
+
+def test_registered_by_importing_the_vit():
+    assert TOKENIZERS["spt"] is ShiftedPatchTokenizer and ATTENTIONS["lsa"] is LocalitySelfAttention
+    ViTConfig(tokenizer="spt", attention="lsa")
+
+
+def test_shift_views_are_half_patch_diagonal_shifts_with_zero_padding():
+    x = torch.arange(1, 37.0).view(1, 1, 6, 6)
+    v = shift_views(x, 2)
+    assert v.shape == (1, 5, 6, 6)
+    torch.testing.assert_close(v[:, 0], x[:, 0])
+    # up-left view: pixel (i, j) shows x(i - 2, j - 2), zeros where that falls outside
+    for k, (dy, dx) in enumerate(((-1, -1), (-1, 1), (1, -1), (1, 1)), start=1):
+        for i in range(6):
+            for j in range(6):
+                si, sj = i + 2 * dy, j + 2 * dx
+                want = x[0, 0, si, sj] if 0 <= si < 6 and 0 <= sj < 6 else 0.0
+                assert v[0, k, i, j] == want, (k, i, j)
+
+
+def test_spt_equals_layernorm_then_linear_on_flattened_shifted_patches():
+    torch.manual_seed(0)
+    spt = ShiftedPatchTokenizer(image_size=8, patch_size=4, in_chans=3, dim=10)
+    assert spt.grid == 2 and spt.num_patches == 4 and spt.shift == 2
+    x = torch.randn(2, 3, 8, 8)
+    views = shift_views(x, 2)                                       # (2, 15, 8, 8)
+    patches = F.unfold(views, 4, stride=4).transpose(1, 2)          # (2, 4, 15*16) in (c, p, p) order
+    patches = patches.view(2, 4, 15, 16).transpose(2, 3).reshape(2, 4, 240)  # -> (p, p, c) order
+    torch.testing.assert_close(patches, patchify(views, 4))
+    want = F.linear(F.layer_norm(patches, (240,), spt.norm.weight, spt.norm.bias), spt.proj.weight, spt.proj.bias)
+    torch.testing.assert_close(spt(x), want)
+
+
+def test_spt_rejects_a_bad_patch_or_image():
+    with pytest.raises(IngurError, match="divisible"):
+        ShiftedPatchTokenizer(28, 5, 1, 8)
+    with pytest.raises(IngurError, match="image_size"):
+        ShiftedPatchTokenizer(28, 4, 1, 8)(torch.zeros(1, 1, 32, 32))
+
+
+def test_lsa_equals_the_reference_formula():
+    torch.manual_seed(0)
+    att = LocalitySelfAttention(dim=16, heads=4).eval()
+    with torch.no_grad():
+        att.temperature.copy_(torch.tensor([0.1, 0.5, 1.0, 2.0]))
+    assert att.logit_scale().flatten().tolist() == pytest.approx([0.1, 0.5, 1.0, 2.0])
+    x = torch.randn(3, 7, 16)
+    q, k, v = att.split_heads(x)
+    scores = q @ k.transpose(-2, -1) * att.temperature.view(1, 4, 1, 1)
+    scores = scores.masked_fill(torch.eye(7, dtype=torch.bool), -987654321.0)  # the official code's constant
+    want = att.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(3, 7, 16))
+    torch.testing.assert_close(att(x), want, atol=1e-5, rtol=1e-4)
+
+
+def test_lsa_temperature_starts_at_inverse_sqrt_head_dim_and_learns():
+    att = LocalitySelfAttention(dim=64, heads=4)
+    torch.testing.assert_close(att.temperature.data, torch.full((4,), 16 ** -0.5))
+    att(torch.randn(2, 5, 64)).sum().backward()      # fast path: the gradient reaches the temperature
+    assert att.temperature.grad is not None and att.temperature.grad.abs().sum() > 0
+
+
+def test_diagonal_mask_and_captured_weights():
+    assert diagonal_mask(3).tolist() == [[False, True, True], [True, False, True], [True, True, False]]
+    torch.manual_seed(0)
+    model = ViT(ViTConfig(tokenizer="spt", attention="lsa", dim=32, depth=2, heads=2)).eval()
+    x = torch.randn(4, 1, 28, 28)
+    fast = model(x)
+    with capture_attention(model) as maps:
+        slow = model(x)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-4)   # sdpa path == explicit path
+    for w in maps:
+        assert w.shape == (4, 2, 50, 50)
+        torch.testing.assert_close(w.sum(-1), torch.ones(4, 2, 50))
+        assert w.diagonal(dim1=-2, dim2=-1).abs().max() == 0       # class token's diagonal too
+
+
+def test_attention_entropy():
+    uniform = torch.full((2, 5), 0.2)
+    torch.testing.assert_close(attention_entropy(uniform), torch.full((2,), torch.log(torch.tensor(5.0)).item()))
+    onehot = torch.eye(4)
+    torch.testing.assert_close(attention_entropy(onehot), torch.zeros(4), atol=1e-6, rtol=0)
+
+
+def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
+    from ingur_lib.exercises import check
+    check("spt_lsa.diagonal_mask", diagonal_mask)
+    check("spt_lsa.shift_views", shift_views)
+    with pytest.raises(AssertionError):
+        check("spt_lsa.diagonal_mask", lambda n: torch.ones(n, n, dtype=torch.bool))
+    with pytest.raises(AssertionError):  # cardinal instead of diagonal shifts
+        check("spt_lsa.shift_views", lambda x, s: torch.cat([x, x.roll(s, 2), x.roll(-s, 2), x.roll(s, 3), x.roll(-s, 3)], 1))
+
+
+def test_paper_scale_flops_match_the_reported_vit():
+    from ingur_lib.chapters import spt_lsa as ch
+    mmacs = ch.paper_scale_mmacs()
+    assert abs(mmacs["ViT"] - 189.8) / 189.8 < 0.03      # the README's 189.8 M are multiply-accumulates
+    assert mmacs["ViT"] < mmacs["SL-ViT"] < 1.1 * mmacs["ViT"]
+
+
+def test_overhead_and_inside_on_a_tiny_model():
+    from ingur_lib.chapters import spt_lsa as ch
+    over = ch.overhead(ViTConfig(dim=16, depth=1, heads=2), batch=4, reps=1)
+    assert set(over) == set(ch.VARIANTS)
+    assert over["SL-ViT"]["params"] == over["+SPT"]["params"] + 2      # LSA adds one temperature per head
+    assert over["+SPT"]["mflops"] > over["ViT"]["mflops"]
