@@ -255,9 +255,10 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
-            history.steps.append(loss.item())
+            loss_value = loss.item()  # one device sync per step
+            history.steps.append(loss_value)
             seen += len(idx)
-            run_loss += loss.item() * len(idx)
+            run_loss += loss_value * len(idx)
             run_correct += _accuracy(logits.detach().float(), batch[1])
             bar.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{run_correct / seen:.3f}", refresh=False)
         record = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],

@@ -219,20 +219,28 @@ def grouped_bars(categories: Sequence[str], series: Mapping[str, Sequence[float]
     return fig or ax.figure
 
 
-def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: str, ylabel: str, ax=None):
-    """One line per series with a +-std band: series maps name -> (means, stds or None)."""
+def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: str, ylabel: str, ax=None,
+                     logy: bool = False):
+    """One line per series with a +-std band: series maps name -> (means, stds or None).
+
+    Points get markers when there are few of them (a sweep), none when the line is dense (a schedule);
+    the legend appears when there is more than one series.
+    """
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.4))
     for name, (means, stds) in series.items():
         means = np.asarray(means, dtype=float)
-        ax.plot(x, means, marker="o", markersize=3, label=name)
+        ax.plot(x, means, marker="o" if len(means) <= 30 else None, markersize=3, label=name)
         if stds is not None:
             stds = np.asarray(stds, dtype=float)
             ax.fill_between(x, means - stds, means + stds, alpha=0.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend()
+    if logy:
+        ax.set_yscale("log")
+    if len(series) > 1:
+        ax.legend()
     return fig or ax.figure
 
 
@@ -277,22 +285,6 @@ def attention_matrices(mats: Sequence, row_labels: Sequence, col_labels: Sequenc
             ax.axis("off")
     fig.tight_layout()
     return fig
-
-
-def line_plot(xs, ys_by_name: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, ax=None, logy: bool = False):
-    """Lines y(x) for each name: e.g. a learning-rate schedule or a metric against time."""
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.2))
-    for name, ys in ys_by_name.items():
-        ax.plot(xs if not isinstance(xs, Mapping) else xs[name], ys, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
-    if len(ys_by_name) > 1:
-        ax.legend()
-    return fig if fig is not None else ax
 
 
 def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", ylabel: str = "",

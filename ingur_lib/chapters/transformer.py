@@ -23,7 +23,7 @@ from ..nn.transformer import attention_kinds, causal_mask, sinusoidal_positions
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit, warmup_rsqrt
-from ..viz import attention_matrices, learning_curves, line_plot
+from ..viz import attention_matrices, learning_curves, lines_with_bands
 
 CHAPTER, PAPER = "01_transformer", "transformer"
 # The paper's optimizer: Adam(0.9, 0.98, 1e-9), no weight decay, warmup then 1/sqrt(step) (Sec. 5.3).
@@ -349,7 +349,8 @@ def positions_and_schedule(d_model: int, lr: float, warmup: int, total: int):
     a.set_ylabel("dimension")
     a.set_title("sinusoidal positions", fontsize=8)
     steps = list(range(total))
-    line_plot(steps, {"noam": [warmup_rsqrt(s, warmup, lr) for s in steps]}, "step", "learning rate", ax=b)
+    lrs = [warmup_rsqrt(s, warmup, lr) for s in steps]
+    lines_with_bands(steps, {"noam": (lrs, None)}, "step", "learning rate", ax=b)
     b.set_title(f"warmup {warmup} steps, then 1/sqrt(step)", fontsize=8)
     fig.tight_layout()
     return fig
