@@ -86,3 +86,13 @@ def test_student_stub_fails_the_check():
         check("getting_started.patchify", ns["patchify"])
     with pytest.raises(AssertionError, match="shape"):
         check("getting_started.patchify", lambda x, p: x)
+
+
+def test_setup_cells_are_one_copy():
+    """Each notebook must run alone in Colab, so the setup cell is repeated; it must not drift."""
+    def setup_cell(path):
+        return next("".join(c["source"]) for c in cells(path) if "from ingur_lib import setup" in "".join(c["source"]))
+    reference = setup_cell(NOTEBOOKS[0])
+    assert "subprocess.run" in reference and "!git" not in reference
+    for path in NOTEBOOKS[1:]:
+        assert setup_cell(path) == reference, f"{path.name}: copy the setup cell of {NOTEBOOKS[0].name}"
