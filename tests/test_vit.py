@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from ingur_lib.errors import IngurError
 from ingur_lib.models.vit import ViT, ViTConfig, count_params
 from ingur_lib.nn.attention import attention_rollout, capture_attention, scaled_dot_product
+from ingur_lib.nn.patch_dropout import patch_dropout
 from ingur_lib.nn.tokens import PatchEmbed
 
 
@@ -101,3 +102,25 @@ def test_vit_base_param_count_matches_paper():
     with torch.device("meta"):
         n = count_params(ViT(cfg))
     assert abs(n - 86.6e6) / 86.6e6 < 0.01, n
+
+
+def test_patch_dropout_keeps_prefix_and_a_subset_of_patches_in_order():
+    torch.manual_seed(0)
+    b, n, d = 5, 16, 8
+    x = torch.arange(b * (1 + n), dtype=torch.float)[:, None].expand(-1, d).reshape(b, 1 + n, d)
+    y = patch_dropout(x, 0.75, num_prefix=1)
+    assert y.shape == (b, 1 + 12, d)                       # round(0.75 * 16) = 12 patches kept
+    assert torch.equal(y[:, 0], x[:, 0])                    # the class token always survives
+    for i in range(b):
+        rows = y[i, 1:, 0] - x[i, 0, 0]                     # each row's original position in the sequence
+        assert torch.all(rows[1:] > rows[:-1]) and rows.min() >= 1 and rows.max() <= n
+    assert torch.equal(patch_dropout(x, 1.0), x)
+
+
+def test_patch_dropout_only_in_training_and_checked():
+    model = ViT(ViTConfig(image_size=28, patch_size=7, dim=16, depth=1, heads=2, patch_keep=0.5))
+    x = torch.randn(3, 1, 28, 28)
+    assert model.train().tokens(x).shape[1] == 1 + 8
+    assert model.eval().tokens(x).shape[1] == 1 + 16
+    with pytest.raises(IngurError, match="patch_keep"):
+        ViTConfig(patch_keep=0.0)

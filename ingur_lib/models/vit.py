@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import IngurError
 from ..nn.blocks import Block
+from ..nn.patch_dropout import patch_dropout
 from ..nn.tokens import TOKENIZERS
 
 
@@ -33,11 +34,15 @@ class ViTConfig:
     dropout: float = 0.0
     attn_dropout: float = 0.0
     drop_path: float = 0.0       # stochastic depth at the last block, linearly from 0
+    patch_keep: float = 1.0      # PatchDropout: fraction of patch tokens kept in training (1 = off)
     qkv_bias: bool = True
     tokenizer: str = "patch"     # key of ingur_lib.nn.tokens.TOKENIZERS
     attention: str = "mhsa"      # key of ingur_lib.nn.attention.ATTENTIONS
 
     def __post_init__(self):
+        if not 0 < self.patch_keep <= 1:
+            raise IngurError(f"patch_keep must be in (0, 1], got {self.patch_keep}: it is the fraction of "
+                             "patch tokens kept in training (1 turns PatchDropout off).")
         if self.pool not in ("cls", "mean"):
             raise IngurError(f"Unknown pool {self.pool!r}: use 'cls' or 'mean'.")
         for field, registry in (("tokenizer", TOKENIZERS), ("attention", _attentions())):
@@ -81,11 +86,14 @@ class ViT(nn.Module):
         return self.patch_embed.grid
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. 1: patch tokens, class token prepended, positions added."""
+        """Eq. 1: patch tokens, class token prepended, positions added (then PatchDropout, in training)."""
         x = self.patch_embed(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        return self.pos_drop(x + self.pos_embed)
+        x = self.pos_drop(x + self.pos_embed)
+        if self.training and self.cfg.patch_keep < 1:
+            x = patch_dropout(x, self.cfg.patch_keep, self.num_prefix)
+        return x
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Eqs. 1-3 and the final LayerNorm: (B, num_prefix + N, dim)."""
