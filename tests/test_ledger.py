@@ -77,12 +77,14 @@ def test_every_committed_results_file_has_provenance_and_matches_claims():
 
 
 def test_getting_started_standard_run_reaches_target():
-    """Far above chance (0.10) within the 10-minute budget. The issue's 90% target is not met yet
-    (recorded runs: 88.7% and 88.8%); the assertion guards what was reached, not the target."""
+    """The issue's target: at least 90% test accuracy on the full test set in about 10 minutes on 2 cores.
+    The same commit and seed gave 0.9004 twice (the run is deterministic), in 9.6 and 10.9 minutes: the
+    machine's speed varies by about 12%, so the time bound here is the slower run's, not the target's."""
     d = ledger.load_results("00_getting_started", "standard")
-    assert d["metrics"]["test_acc"]["mean"] >= 0.88
-    assert d["metrics"]["train_minutes"]["mean"] <= 10.5
+    assert d["metrics"]["test_acc"]["mean"] >= 0.90
+    assert d["metrics"]["train_minutes"]["mean"] <= 11.0
     assert d["provenance"]["dataset"]["splits"] == {"train": 60000, "test": 10000}
+    assert not d["provenance"]["dirty"]
 
 
 def test_book_ledger_page_is_up_to_date():
