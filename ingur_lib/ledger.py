@@ -243,7 +243,7 @@ def provenance_lines(chapter: str | None = None) -> list[str]:
 
 
 # sphinx-design badge colour per verdict, so a reader can scan a paper's column of verdicts.
-BADGES = {VERDICTS[0]: "success", VERDICTS[1]: "warning", VERDICTS[2]: "danger", VERDICTS[3]: "secondary",
+BADGES = {VERDICTS[0]: "success", VERDICTS[1]: "warning", VERDICTS[2]: "danger", VERDICTS[3]: "info",
           "not yet run": "light"}
 
 
