@@ -256,19 +256,24 @@ def _tally(df) -> str:
     return ", ".join(f"{counts[v]} {v}" for v in (*VERDICTS, "not yet run") if v in counts)
 
 
-def _paper_section(ref, title: str, chapter_id: str, sub) -> list[str]:
+def _sentence(text: str) -> str:
+    """`text` ending in exactly one full stop (sources and reasons may or may not end in one)."""
+    return str(text).rstrip(".") + "."
+
+
+def _paper_section(chapter, sub) -> list[str]:
     """One paper: its tally, a four-column table (claim, paper, ours, verdict), and the details folded."""
-    lines = [f"## [{ref}] {title}", "",
-             f"Chapter: [{chapter_id}](../notebooks/{chapter_id}.ipynb). Verdicts: {_tally(sub)}.", "",
-             "| # | claim | paper | ours | verdict |", "|---|---|---|---|---|"]
-    lines += [f"| {i} | {_md_cell(r['claim'])} | {_md_cell(r['reported'])} | {_md_cell(r['ours']) or '–'} "
-              f"| {_badge(r['verdict'])} |" for i, (_, r) in enumerate(sub.iterrows(), 1)]
-    lines += ["", ":::{dropdown} Where each number comes from, and why the verdict"]
-    for i, (_, r) in enumerate(sub.iterrows(), 1):
-        ours = f" **Ours:** {r['our setting']}." if r["our setting"] else ""
-        why = f" **Why:** {r['reason']}." if r["reason"] else ""
-        lines.append(f"{i}. **Paper:** {r['source']}.{ours}{why}".replace("..", "."))
-    return lines + [":::", ""]
+    # A chapter whose notebook has not landed has no page to link to (a dead link fails the -W build).
+    name = f"[{chapter.id}](../notebooks/{chapter.id}.ipynb)" if chapter.module else chapter.id
+    view = sub.assign(**{"#": range(1, len(sub) + 1), "paper": sub["reported"],
+                         "ours": sub["ours"].replace("", "–"), "verdict": sub["verdict"].map(_badge)})
+    details = [f"{i}. **Paper:** {_sentence(r['source'])}"
+               + (f" **Ours:** {_sentence(r['our setting'])}" if r["our setting"] else "")
+               + (f" **Why:** {_sentence(r['reason'])}" if r["reason"] else "")
+               for i, (_, r) in enumerate(sub.iterrows(), 1)]
+    return [f"## [{chapter.ref}] {chapter.title}", "", f"Chapter: {name}. Verdicts: {_tally(sub)}.", "",
+            to_markdown(view, cols=("#", "claim", "paper", "ours", "verdict")), "",
+            ":::{dropdown} Where each number comes from, and why the verdict", *details, ":::", ""]
 
 
 def book_page() -> str:
@@ -288,9 +293,9 @@ def book_page() -> str:
              "reported number, the setting of ours, and the reason for the verdict.", "",
              f"Totals: {_tally(df)}.", ""]
     for c in CHAPTERS:
-        sub = df[df["paper"] == c.paper] if c.paper else df.iloc[:0]
-        if len(sub):
-            parts += _paper_section(c.ref, c.title, c.id, sub)
+        sub = df[df["paper"] == c.paper]
+        if c.paper and len(sub):
+            parts += _paper_section(c, sub)
     baselines = [r for r in all_results() if not r.get("comparisons")]
     if baselines:
         parts += ["## Baselines measured by the book", "",

@@ -40,10 +40,11 @@ CONFIGS = {
     "smoke": Config(ViTConfig(patch_size=7, dim=64, depth=4, heads=4),
                     TrainConfig(epochs=3, batch_size=128, lr=2e-3, warmup_epochs=0.3), n_train=12_000, n_test=2_000),
     # standard: 16 tokens of 7x7 patches keep the model fast; 4 blocks, PatchDropout keeping 3 of 4 patch
-    # tokens in training (~2,300 images/s on 2 cores) buy 18 epochs in under 10 minutes. Chosen by
-    # equal-time runs (one core each, seed 0; exploratory, not ledger numbers): 6 blocks for 10 epochs 88.8% (the previous recorded run),
-    # 4 blocks for 13 epochs 89.3%, + crops (pad 1) 89.2%, + random erasing 89.1%, PatchDropout 0.75 for
-    # 16 epochs 89.9%, PatchDropout 0.5 for 22 epochs 89.8%, 6 blocks or dim 160 with PatchDropout 0.5 88.9%.
+    # tokens in training (~2,300 images/s on 2 cores) buy 18 epochs in about 10 minutes. Chosen by
+    # equal-time runs (one core each, seed 0; exploratory, not ledger numbers): 6 blocks for 10 epochs
+    # 88.8% (the previous recorded run), 4 blocks for 13 epochs 89.3%, + crops (pad 1) 89.2%, + random
+    # erasing 89.1%, PatchDropout 0.75 for 16 epochs 89.9%, PatchDropout 0.5 for 22 epochs 89.8%,
+    # 6 blocks or dim 160 with PatchDropout 0.5 88.9%.
     "standard": Config(ViTConfig(patch_size=7, dim=128, depth=4, heads=4, patch_keep=0.75),
                        TrainConfig(epochs=18, batch_size=128, lr=1e-3, warmup_epochs=1),
                        augment=Augment(crop_padding=0, flip=True)),
