@@ -40,7 +40,7 @@ CONFIGS = {
     "smoke": Config(ViTConfig(patch_size=7, dim=64, depth=4, heads=4),
                     TrainConfig(epochs=3, batch_size=128, lr=2e-3, warmup_epochs=0.3), n_train=12_000, n_test=2_000),
     # standard: 16 tokens of 7x7 patches keep the model fast; 3 blocks, PatchDropout keeping 3 of 4 patch
-    # tokens in training (~2,800 images/s on 2 cores) buy 22 epochs in about 8 minutes; the test set is
+    # tokens in training (~2,650 images/s on 2 cores) buy 22 epochs in about 9 minutes; the test set is
     # scored every second epoch. Chosen by runs of equal time on the full data (one core each, seed 0;
     # exploratory, not ledger numbers): 6 blocks for 10 epochs 88.8%, 4 blocks for 13 epochs 89.3%,
     # + crops (pad 1) 89.2%, + random erasing 89.1%; with PatchDropout 0.75: 4 blocks for 16 epochs
