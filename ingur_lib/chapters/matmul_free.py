@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -24,7 +24,8 @@ from ..models.mlgru import MatMulFreeLM, lower_bounds, mlgru_scan, record_gates
 from ..nn import quant
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
-from ..train import History, TrainConfig, fit
+from ..train import TrainConfig, fit
+from .transformer import Result  # (name, model, history, seconds, params, metrics): the same record
 
 CHAPTER, PAPER = "09_matmul_free", "matmul_free"
 MODELS = {"Transformer++": "transformerpp", "MatMul-free LM": "matmulfree"}   # display name -> LMConfig.arch
@@ -75,16 +76,6 @@ def model_config(cfg: Config, arch: str, data: LMData) -> LMConfig:
 
 
 # ---------------------------------------------------------------- training
-
-@dataclass
-class Result:
-    name: str
-    model: torch.nn.Module
-    history: History
-    seconds: float
-    params: int
-    metrics: dict = field(default_factory=dict)
-
 
 def train_one(name: str, cfg: Config, data: LMData, seed: int = 0, progress: bool = True) -> Result:
     """One model (by display name) trained with the book's loop on next-character cross-entropy."""

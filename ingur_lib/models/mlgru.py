@@ -21,12 +21,11 @@ The channel mixer is `nn.glu.GLU` with BitLinear projections (Sec. 3.2.2); embed
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.attention import recording
 from ..nn.quant import BitLinear
 from .lm import CausalLM, LMConfig
 
@@ -95,16 +94,7 @@ class MatMulFreeLM(CausalLM):
         return [{"lower_bound": lb} for lb in lower_bounds(self.lower_bound_params)]
 
 
-@contextmanager
 def record_gates(model: nn.Module):
     """Collect every MLGRU's forget gates during the forward passes inside the block: a list that fills with
     one (B, T, D) tensor per layer, in forward order."""
-    layers = [m for m in model.modules() if isinstance(m, MLGRU)]
-    gates: list[torch.Tensor] = []
-    for m in layers:
-        m.record = gates
-    try:
-        yield gates
-    finally:
-        for m in layers:
-            m.record = None
+    return recording([m for m in model.modules() if isinstance(m, MLGRU)], "record")
