@@ -288,3 +288,10 @@ def test_additions_and_packing_checks_on_a_model():
     assert pk["round_trip"] and 15.9 < pk["ratio"] <= 16
     fr = ch.ternary_fractions(m)
     assert all(abs(sum(v) - 1) < 1e-6 for v in fr.values())
+
+
+def test_a_claims_own_tolerance_decides_what_counts_as_close():
+    from ingur_lib import ledger
+    assert ledger.compare("matmul_free", "loss_close", 3.0, "gap")["verdict"] == "reproduced"        # within 5%
+    assert ledger.compare("matmul_free", "loss_close", 8.0, "gap")["verdict"] == "not reproduced"
+    assert ledger.judge(0, 3.0, 0.0, "relative")[0] == "not reproduced"   # the default 0.3 would reject it
