@@ -150,8 +150,9 @@ def compare_attention_explorer(images: torch.Tensor, maps_by_model: dict, grid: 
 def sequence_values_explorer(tokens: Sequence[str], layers: Sequence[dict], ylabel: str = "value"):
     """Pick a layer and a channel (or the channel mean); see its value at every token of a sequence.
 
-    layers: per layer {"mean": [T values], "channels": [[T values] per channel], "channel_ids": [ids]},
-    e.g. the MLGRU forget gates of `chapters.matmul_free.forget_gates` (the figure of the mean is its twin).
+    layers: per layer {"mean": [T values], "channels": [[T values] per channel], "channel_ids": [ids]}, values in
+    [0, 1] (the y axis is fixed to that range), e.g. the MLGRU forget gates of `chapters.matmul_free.forget_gates`
+    (the figure of the mean is its static twin).
     """
     import ipywidgets as W
     import matplotlib.pyplot as plt

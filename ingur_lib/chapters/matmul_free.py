@@ -218,9 +218,11 @@ def _comparisons(per_seed: list[dict], art: dict, cfg: Config, data: LMData) -> 
         ledger.compare(PAPER, "loss_close", gap, f"validation-loss gap, % of Transformer++'s ({setting})",
                        f"'close' fixed beforehand (in the claim) as within {tol:g}% or the seed noise; our models are "
                        "hundreds of times smaller and see about 10^4 times fewer tokens than the paper's 370M runs."),
-        ledger.compare(PAPER, "pack_2bit", art["packing"]["ratio"], "float32 bytes / packed bytes, every BitLinear weight",
+        ledger.compare(PAPER, "pack_2bit", art["packing"]["ratio"],
+                       "float32 bytes / packed bytes, every BitLinear weight",
                        f"measured on the trained model's ternary weights; pack/unpack round trip "
-                       f"{'exact' if art['packing']['round_trip'] else 'FAILED'}; each matrix also keeps one float32 gamma."),
+                       f"{'exact' if art['packing']['round_trip'] else 'FAILED'}; "
+                       "each matrix also keeps one float32 gamma."),
         ledger.compare(PAPER, "additions_equal", art["additions"]["max_abs_diff"],
                        "max |additions-only - fake-quantised F.linear| over every BitLinear, 16 validation windows",
                        f"largest relative difference {art['additions']['max_rel_diff']:.1e}, float rounding of the "
