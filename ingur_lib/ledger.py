@@ -3,7 +3,8 @@
 Two kinds of files feed it, both validated on read:
 
 * `data/reported/<paper>.yaml`: the paper's claims, each with an id, a sentence, metric, value, unit,
-  dataset, kind (`absolute` or `relative`), and its source in the paper (table/figure/section).
+  dataset, kind (`absolute` or `relative`), and its source in the paper (table/figure/section); optionally a
+  `tolerance`, the smallest effect that counts for that claim (what "close" means), used by every verdict on it.
 * `data/results/<chapter>/<profile>.json`: written only by running the code (`record`), with
   provenance (commit, dirty flag, date, machine, torch, profile, seeds, wall time, dataset, config),
   the metrics (mean, std and the per-seed values), and comparisons of our numbers with claims.
@@ -43,6 +44,8 @@ def validate_reported(d: dict, where: str = "reported file") -> dict:
             raise IngurError(f"{where}: claim {c['id']!r} has kind {c['kind']!r}: use 'absolute' or 'relative'.")
         if not isinstance(c["value"], (int, float)):
             raise IngurError(f"{where}: claim {c['id']!r} value must be a number.")
+        if not isinstance(c.get("tolerance", 0.0), (int, float)) or c.get("tolerance", 0.0) < 0:
+            raise IngurError(f"{where}: claim {c['id']!r} tolerance must be a number >= 0 (or left out).")
         if c["id"] in ids:
             raise IngurError(f"{where}: claim id {c['id']!r} appears twice: make ids unique.")
         ids.add(c["id"])
@@ -107,8 +110,11 @@ def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "rela
 
 def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "",
             testable: bool = True, tolerance: float = 0.3) -> dict:
-    """A comparison row: a reported claim, our number (a `summarize` dict or a float), the verdict."""
+    """A comparison row: a reported claim, our number (a `summarize` dict or a float), the verdict.
+
+    A `tolerance` written in the claim itself takes precedence over the argument."""
     c = claim(paper, claim_id)
+    tolerance = float(c.get("tolerance", tolerance))
     s = ours if isinstance(ours, dict) else summarize([ours])
     verdict, rule = judge(c["value"], s["mean"], s["std"], c["kind"], tolerance, testable)
     return {"paper": paper, "claim": claim_id, "metric": metric, "ours": s["mean"], "ours_std": s["std"],

@@ -145,3 +145,42 @@ def compare_attention_explorer(images: torch.Tensor, maps_by_model: dict, grid: 
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([img, layer, head]), out])
+
+
+def sequence_values_explorer(tokens: Sequence[str], layers: Sequence[dict], ylabel: str = "value"):
+    """Pick a layer and a channel (or the channel mean); see its value at every token of a sequence.
+
+    layers: per layer {"mean": [T values], "channels": [[T values] per channel], "channel_ids": [ids]}, values in
+    [0, 1] (the y axis is fixed to that range), e.g. the MLGRU forget gates of `chapters.matmul_free.forget_gates`
+    (the figure of the mean is its static twin).
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    layer = W.IntSlider(min=1, max=len(layers), value=len(layers), description="layer")
+    channel = W.Dropdown(description="channel")
+    out = W.Output()
+
+    def options(*_):
+        ids = layers[layer.value - 1]["channel_ids"]
+        channel.options = [("mean of channels", -1)] + [(f"channel {c}", i) for i, c in enumerate(ids)]
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            entry = layers[layer.value - 1]
+            vals = entry["mean"] if channel.value in (-1, None) else entry["channels"][channel.value]
+            fig, ax = plt.subplots(figsize=(6.3, 2.0))
+            ax.plot(range(len(vals)), vals, marker="o", markersize=2)
+            ax.set_xticks(range(len(tokens)), [t if t != " " else "␣" for t in tokens], fontsize=6)
+            ax.set_ylim(0, 1.02)
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"layer {layer.value}, {channel.label}", fontsize=8)
+            plt.show()
+
+    layer.observe(options, names="value")
+    options()
+    for w in (layer, channel):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([layer, channel]), out])

@@ -27,7 +27,7 @@ CHAPTERS = [
     Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", None),
     Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp"),
     Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT", None),
-    Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", None),
+    Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", "matmul_free"),
 ]
 
 

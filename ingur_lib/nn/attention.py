@@ -77,21 +77,26 @@ class Attention(nn.Module):
 
 
 @contextmanager
+def recording(layers, attr: str = "capture"):
+    """Point attribute `attr` of every layer in `layers` at one list for the duration of the block (the layers
+    append what they record to it), then set it back to None. Yields the list."""
+    out: list[torch.Tensor] = []
+    for m in layers:
+        setattr(m, attr, out)
+    try:
+        yield out
+    finally:
+        for m in layers:
+            setattr(m, attr, None)
+
+
 def capture_attention(model: nn.Module):
     """Record every attention layer's weights during the forward passes inside the block.
 
     Yields a list that fills with one (B, H, N, N) tensor per attention layer, in forward order.
     Inside the block attention takes the explicit path; the outputs equal the fast path's.
     """
-    layers = [m for m in model.modules() if hasattr(m, "capture") and isinstance(m, nn.Module)]
-    maps: list[torch.Tensor] = []
-    for m in layers:
-        m.capture = maps
-    try:
-        yield maps
-    finally:
-        for m in layers:
-            m.capture = None
+    return recording([m for m in model.modules() if hasattr(m, "capture") and isinstance(m, nn.Module)])
 
 
 def attention_rollout(maps: list[torch.Tensor], head_fusion: str = "mean") -> torch.Tensor:

@@ -1,0 +1,424 @@
+"""Chapter 09, Scalable MatMul-free Language Modeling [9] (Zhu et al. 2024): a ternary MLGRU language model beside
+a Transformer++ of equal size, on a character-level corpus.
+
+`run(profile, seed)` trains both models for the notebook; `reproduce(profile, seeds)` writes
+data/results/09_matmul_free/<profile>.json. The mechanism lives in `ingur_lib.nn.quant` (ternary weights, int8
+activations, BitLinear, the additions-only product, 2-bit packing) and `ingur_lib.models.mlgru` (MLGRU).
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import torch
+
+from .. import ledger
+from ..data import LMData, lm_data
+from ..errors import IngurError
+from ..exercises import assert_same, exercise
+from ..figures import figure
+from ..models.lm import LMConfig, build, count_params, generate, lm_loss
+from ..models.mlgru import MatMulFreeLM, lower_bounds, mlgru_scan, record_gates
+from ..nn import quant
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import TrainConfig, fit
+from .transformer import Result  # (name, model, history, seconds, params, metrics): the same record
+
+CHAPTER, PAPER = "09_matmul_free", "matmul_free"
+MODELS = {"Transformer++": "transformerpp", "MatMul-free LM": "matmulfree"}   # display name -> LMConfig.arch
+BASE, MMF = "Transformer++", "MatMul-free LM"
+PROBE = "The for statement is used to iterate over the elements of a sequence."
+
+
+@dataclass
+class Config:
+    model: LMConfig                  # sizes shared by both models; `arch` is set per model
+    train: TrainConfig               # the same recipe for both
+    corpus: str = "pydoc"
+    context: int = 64                # characters per training window
+    max_chars: int | None = None     # None = the whole corpus
+    val_fraction: float = 0.1
+    seeds: tuple = (0,)
+    probe: str = PROBE               # the sentence whose forget gates the chapter shows
+
+
+def _train(epochs, lr, batch=32):
+    # No label smoothing: the validation loss is then the plain cross-entropy in nats per character.
+    return TrainConfig(epochs=epochs, batch_size=batch, lr=lr, min_lr=lr / 30, weight_decay=0.01, warmup_epochs=0.1,
+                       label_smoothing=0.0, grad_clip=1.0)
+
+
+CONFIGS = {
+    # smoke: ~45% of the corpus, two small blocks, 5 epochs: well below the uniform loss in under a minute.
+    "smoke": Config(LMConfig(dim=64, depth=2, heads=4), _train(5, 4e-3), max_chars=200_000),
+    # standard: the whole offline corpus, four blocks of width 128, 3 epochs, two seeds: about 8 min on 2 cores.
+    "standard": Config(LMConfig(dim=128, depth=4, heads=4), _train(3, 3e-3), seeds=(0, 1)),
+    # full (a GPU): tiny Shakespeare from the Hub, a wider, deeper model and longer windows.
+    "full": Config(LMConfig(dim=384, depth=8, heads=6), _train(20, 1.5e-3, 64), corpus="shakespeare", context=256,
+                   seeds=(0, 1, 2)),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+def load_data(cfg: Config, verbose: bool = True) -> LMData:
+    return lm_data(cfg.corpus, cfg.context, cfg.val_fraction, cfg.max_chars, verbose=verbose)
+
+
+def model_config(cfg: Config, arch: str, data: LMData) -> LMConfig:
+    return replace(cfg.model, arch=arch, vocab=len(data.vocab), max_len=max(cfg.model.max_len, cfg.context))
+
+
+# ---------------------------------------------------------------- training
+
+def train_one(name: str, cfg: Config, data: LMData, seed: int = 0, progress: bool = True) -> Result:
+    """One model (by display name) trained with the book's loop on next-character cross-entropy."""
+    if name not in MODELS:
+        raise IngurError(f"Unknown model {name!r}: use one of {', '.join(MODELS)}.")
+    seed_everything(seed)
+    model = build(model_config(cfg, MODELS[name], data))
+    t0 = time.perf_counter()
+    hist = fit(model, data.train, data.val, replace(cfg.train, seed=seed), loss_fn=lm_loss, eval_loss_fn=lm_loss,
+               progress=progress, desc=name)
+    res = Result(name, model.cpu(), hist, time.perf_counter() - t0, count_params(model))
+    res.metrics = metrics_of(res, cfg.context)
+    return res
+
+
+def metrics_of(res: Result, context: int) -> dict:
+    """Validation loss (nats/char), bits per character, perplexity, next-character accuracy (%), size and speed."""
+    loss = res.history.last("test_loss")
+    epochs = res.history.epochs
+    return {"val_loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
+            "val_acc": 100 * res.history.last("test_acc"), "params": res.params, "train_minutes": res.seconds / 60,
+            "train_tokens_per_s": context * sum(e["images_per_s"] for e in epochs) / len(epochs)}
+
+
+def run(profile: str | None = None, seed: int = 0, data: LMData | None = None, progress: bool = True) -> dict:
+    """The notebook's run: Transformer++ and the MatMul-free LM, same data, sizes, loop and budget."""
+    cfg = config(profile)
+    data = data or load_data(cfg)
+    return {name: train_one(name, cfg, data, seed, progress) for name in MODELS}
+
+
+# ---------------------------------------------------------------- looking inside
+
+def ternary_fractions(model: torch.nn.Module) -> dict[str, list[float]]:
+    """Per BitLinear, the fractions of its ternary weights at -1, 0 and +1."""
+    out = {}
+    for name, layer in quant.bitlinears(model).items():
+        q, _ = layer.ternary()
+        out[name] = [float((q == v).float().mean()) for v in (-1, 0, 1)]
+    return out
+
+
+def latent_histogram(model: torch.nn.Module, bins: int = 60, span: float = 3.0) -> dict:
+    """Histogram of every BitLinear's latent weights divided by its own gamma (the ternariser's input)."""
+    vals = torch.cat([(m.weight / quant.ternary_scale(m.weight)).detach().flatten()
+                      for m in quant.bitlinears(model).values()])
+    edges = torch.linspace(-span, span, bins + 1)
+    counts = torch.histc(vals, bins, -span, span)          # values beyond +-span are left out
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+@torch.no_grad()
+def additions_check(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Every BitLinear, on the inputs it sees for the token ids `x`: its fake-quantised output against the
+    additions-only product. Returns the largest absolute and relative differences."""
+    inputs = {}
+
+    def keep(name):
+        def hook(module, args, y):
+            inputs[name] = (args[0], y)      # returns None: the output is left as it is
+        return hook
+
+    hooks = [m.register_forward_hook(keep(n)) for n, m in quant.bitlinears(model).items()]
+    model.eval()(x)
+    for h in hooks:
+        h.remove()
+    layers = quant.bitlinears(model)
+    diffs = [((layers[n].forward_additions(a) - y).abs().max().item(), y.abs().max().item())
+             for n, (a, y) in inputs.items()]
+    return {"max_abs_diff": max(d for d, _ in diffs), "max_rel_diff": max(d / max(s, 1e-12) for d, s in diffs),
+            "layers": len(diffs)}
+
+
+def packing_check(model: torch.nn.Module) -> dict:
+    """Pack every BitLinear's ternary weights to 2 bits, unpack, compare; sizes against float32."""
+    fp32 = packed = 0
+    ok = True
+    for layer in quant.bitlinears(model).values():
+        q, _ = layer.ternary()
+        p = quant.pack_ternary(q)
+        ok &= bool(torch.equal(quant.unpack_ternary(p, q.shape), q))
+        fp32, packed = fp32 + 4 * q.numel(), packed + p.numel()
+    return {"float32_bytes": fp32, "packed_bytes": packed, "ratio": fp32 / packed, "round_trip": ok}
+
+
+@torch.no_grad()
+def forget_gates(model: MatMulFreeLM, vocab, text: str, channels: int = 16) -> dict:
+    """The forget gates of every layer over the characters of `text`: per layer the channel mean and
+    `channels` channels spread from the most forgetful to the most retentive (sorted by their mean)."""
+    ids = vocab.encode([text], eos=False)
+    with record_gates(model.eval()) as gates:
+        model(ids)
+    out = {"tokens": list(text), "mean": [], "channels": [], "channel_ids": []}
+    for f in gates:
+        f = f[0].T                                           # (D, T)
+        order = f.mean(1).argsort()
+        pick_ = order[torch.linspace(0, len(order) - 1, min(channels, len(order))).round().long()]
+        out["mean"].append(f.mean(0).round(decimals=3).tolist())
+        out["channels"].append(f[pick_].round(decimals=3).tolist())
+        out["channel_ids"].append(pick_.tolist())
+    lb = lower_bounds(model.lower_bound_params) if model.lower_bound_params is not None else None
+    out["lower_bound_mean"] = lb.mean(1).tolist() if lb is not None else None
+    return out
+
+
+def samples(results: dict, data: LMData, prompt: str = "The ", n: int = 160, temperature: float = 0.7,
+            context: int = 64) -> dict[str, str]:
+    """Text each trained model writes after `prompt` (sampled, the same random stream for both)."""
+    out = {}
+    for name, res in results.items():
+        g = torch.Generator().manual_seed(0)
+        ids = generate(res.model, data.vocab.encode([prompt], eos=False)[0], n, context, temperature, g)
+        out[name] = data.vocab.decode(ids)
+    return out
+
+
+def inside(results: dict, data: LMData, cfg: Config) -> dict:
+    """Everything the chapter's figures show, computed from the trained models (JSON-friendly)."""
+    mmf = results[MMF].model
+    x = data.val[0][:16]
+    tpp_bytes = 4 * count_params(results[BASE].model)
+    return {"ternary_fractions": ternary_fractions(mmf), "latent_histogram": latent_histogram(mmf),
+            "forget_gates": forget_gates(mmf, data.vocab, cfg.probe), "additions": additions_check(mmf, x),
+            "packing": packing_check(mmf), "memory": {**quant.storage_bytes(mmf), "transformerpp_float32": tpp_bytes},
+            "samples": samples(results, data, context=cfg.context)}
+
+
+def results_view(results: dict, art: dict) -> dict:
+    """A live run in the shape of the recorded results, so the notebook draws with the same figure code."""
+    return {"histories": {name: r.history.to_dict() for name, r in results.items()}, "artifacts": art}
+
+
+# ---------------------------------------------------------------- reproduce
+
+def _comparisons(per_seed: list[dict], art: dict, cfg: Config, data: LMData) -> list[dict]:
+    gap = ledger.summarize([100 * (m[MMF]["val_loss"] / m[BASE]["val_loss"] - 1) for m in per_seed])
+    setting = f"{data.name}, characters, {count_params_note(per_seed)}"
+    tol = ledger.claim(PAPER, "loss_close")["tolerance"]
+    mem = art["memory"]
+    return [
+        ledger.compare(PAPER, "loss_close", gap, f"validation-loss gap, % of Transformer++'s ({setting})",
+                       f"'close' fixed beforehand (in the claim) as within {tol:g}% or the seed noise; our models are "
+                       "hundreds of times smaller and see about 10^4 times fewer tokens than the paper's 370M runs."),
+        ledger.compare(PAPER, "pack_2bit", art["packing"]["ratio"],
+                       "float32 bytes / packed bytes, every BitLinear weight",
+                       f"measured on the trained model's ternary weights; pack/unpack round trip "
+                       f"{'exact' if art['packing']['round_trip'] else 'FAILED'}; "
+                       "each matrix also keeps one float32 gamma."),
+        ledger.compare(PAPER, "additions_equal", art["additions"]["max_abs_diff"],
+                       "max |additions-only - fake-quantised F.linear| over every BitLinear, 16 validation windows",
+                       f"largest relative difference {art['additions']['max_rel_diff']:.1e}, float rounding of the "
+                       "per-output rescale; the integer sums are exact."),
+        ledger.compare(PAPER, "inference_memory", mem["float32"] / mem["ternary_packed"],
+                       "weight storage: float32 model / deployed model (ternary packed to 2 bits, embeddings float32)",
+                       f"weights only, on disk; against bfloat16 weights the factor is "
+                       f"{mem['bfloat16'] / mem['ternary_packed']:.1f}x. The paper measures GPU memory of a 13B "
+                       "model with its fused kernel, activations included."),
+    ]
+
+
+def count_params_note(per_seed: list[dict]) -> str:
+    m = per_seed[0]
+    return f"{m[BASE]['params'] / 1e3:.0f}k vs {m[MMF]['params'] / 1e3:.0f}k parameters"
+
+
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+    """Both models for each seed; the first seed's MatMul-free model is also looked inside."""
+    t0 = time.perf_counter()
+    cfg = config(profile)
+    seeds = tuple(seeds or cfg.seeds)
+    data = load_data(cfg)
+    per_seed, histories, art = [], {}, None
+    for s in seeds:
+        results = run(profile, s, data, progress)
+        per_seed.append({name: r.metrics for name, r in results.items()})
+        histories.update({f"{name} (seed {s})": r.history.to_dict() for name, r in results.items()})
+        art = art or inside(results, data, cfg)
+    metrics = {f"{name} / {k}": ledger.summarize([m[name][k] for m in per_seed]) for name in MODELS
+               for k in per_seed[0][name]}
+    metrics["loss gap (% of Transformer++)"] = ledger.summarize(
+        [100 * (m[MMF]["val_loss"] / m[BASE]["val_loss"] - 1) for m in per_seed])
+    prov = provenance(profile, seeds, time.perf_counter() - t0,
+                      dataset={"name": data.name, "source": data.source, "splits": data.splits(),
+                               "characters": data.text_chars, "context": cfg.context, "vocab": len(data.vocab)},
+                      config={"model": cfg.model.to_dict(), "train": cfg.train.to_dict(), "max_chars": cfg.max_chars,
+                              "threads": torch.get_num_threads()})
+    return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(per_seed, art, cfg, data),
+                             {"histories": histories, "artifacts": art}))
+
+
+# ---------------------------------------------------------------- figures
+
+def _histories(results: dict) -> dict:
+    """One seed's histories per model (the first recorded seed), named by model."""
+    out = {}
+    for key, h in results["histories"].items():
+        out.setdefault(key.split(" (seed")[0], h)
+    return out
+
+
+@figure("matmul_free_curves", CHAPTER)
+def fig_curves(results: dict):
+    """Training loss per step (smoothed) and validation loss per epoch, both models."""
+    import matplotlib.pyplot as plt
+
+    from ..viz import TEXT_WIDTH_IN, lines_with_bands
+    hs = _histories(results)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.5))
+    for name, h in hs.items():
+        steps = torch.tensor(h["steps"])
+        k = max(1, len(steps) // 50)
+        smooth = steps[: len(steps) // k * k].view(-1, k).mean(1)
+        lines_with_bands([k * (i + 1) for i in range(len(smooth))], {name: (smooth.tolist(), None)}, "step",
+                         "training loss (nats/char)", ax=a)
+        ep = [e for e in h["epochs"] if e.get("test_loss") is not None]
+        lines_with_bands([e["epoch"] for e in ep], {name: ([e["test_loss"] for e in ep], None)}, "epoch",
+                         "validation loss (nats/char)", ax=b)
+    for ax in (a, b):
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+@figure("matmul_free_ternary", CHAPTER)
+def fig_ternary(results: dict):
+    """Left: latent weights / gamma with the rounding thresholds, and where the ternary values land.
+    Right: the fractions of -1, 0, +1 in every BitLinear."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..viz import TEXT_WIDTH_IN, grouped_bars
+    art = results["artifacts"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.6), gridspec_kw={"width_ratios": [1, 2]})
+    h = art["latent_histogram"]
+    edges = np.asarray(h["edges"])
+    a.stairs(h["counts"], edges, fill=True, alpha=0.5, label="latent W / gamma")
+    for t in (-0.5, 0.5):
+        a.axvline(t, color="gray", ls="--", lw=1)
+    for v, label in zip((-1, 0, 1), ("-1", "0", "+1")):
+        a.text(v, max(h["counts"]) * 1.02, label, ha="center", fontsize=7)
+    a.set_xlabel("W / mean|W|  (dashed: rounding thresholds)")
+    a.set_ylabel("weights")
+    fr = art["ternary_fractions"]
+    names = [_short(n) for n in fr]
+    grouped_bars(names, {v: [f[i] for f in fr.values()] for i, v in enumerate(("-1", "0", "+1"))},
+                 ylabel="fraction of weights", ax=b)
+    b.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    b.tick_params(axis="x", labelrotation=90, labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def _short(name: str) -> str:
+    """'blocks.0.mixer.f_proj' -> '0 f'; 'blocks.1.glu.down' -> '1 down'; 'head' -> 'head'."""
+    parts = name.split(".")
+    if parts[0] != "blocks":
+        return name
+    return f"{parts[1]} {parts[-1].replace('_proj', '')}"
+
+
+@figure("matmul_free_forget_gates", CHAPTER)
+def fig_forget_gates(results: dict):
+    """The mean forget gate of every MLGRU layer over the characters of the probe sentence."""
+    from ..viz import attention_matrix
+    fg = results["artifacts"]["forget_gates"]
+    mat = torch.tensor(fg["mean"])
+    labels = [f"layer {i + 1}" + (f" (lb {lb:.2f})" if fg["lower_bound_mean"] else "")
+              for i, lb in enumerate(fg["lower_bound_mean"] or [0] * len(mat))]
+    fig = attention_matrix(mat, labels, [t if t != " " else "␣" for t in fg["tokens"]],
+                           title="mean forget gate f_t per layer (1 = keep the past, 0 = overwrite)")
+    fig.set_size_inches(6.3, 0.35 * len(mat) + 1.0)
+    ax = fig.axes[0]
+    ax.tick_params(axis="x", labelrotation=0, labelsize=6)
+    fig.colorbar(ax.images[0], ax=ax, fraction=0.03, pad=0.01)
+    return fig
+
+
+@figure("matmul_free_memory", CHAPTER)
+def fig_memory(results: dict):
+    """Bytes to store the weights: Transformer++ and the MatMul-free LM in float32, bfloat16, packed ternary."""
+    import matplotlib.pyplot as plt
+
+    from ..viz import bar_with_errors
+    mem = results["artifacts"]["memory"]
+    labels = ["Transformer++\nfloat32", "MatMul-free\nfloat32", "MatMul-free\nbfloat16", "MatMul-free\n2-bit packed"]
+    vals = [mem["transformerpp_float32"], mem["float32"], mem["bfloat16"], mem["ternary_packed"]]
+    fig, ax = plt.subplots(figsize=(4.6, 2.4))
+    bar_with_errors(ax, labels, [v / 1e3 for v in vals], ylabel="weight storage (kB)")
+    for i, v in enumerate(vals[2:], 2):  # how many times smaller than the MatMul-free model in float32
+        ax.text(i, v / 1e3, f"1/{vals[1] / v:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.tick_params(axis="x", labelrotation=0, labelsize=7)
+    for t in ax.get_xticklabels():
+        t.set_horizontalalignment("center")
+    return fig
+
+
+# ---------------------------------------------------------------- exercises
+
+MATMULS = ("matmul", "mm", "bmm", "linear", "einsum", "tensordot", "addmm", "baddbmm", "matrix_power", "inner",
+           "mv", "dot", "__matmul__", "__rmatmul__")
+
+
+@contextmanager
+def no_matmul():
+    """Inside the block any torch matrix product (matmul, @, mm, bmm, F.linear, einsum, ...) raises AssertionError."""
+    from torch.overrides import TorchFunctionMode
+
+    class _NoMatmul(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in MATMULS:
+                raise AssertionError(f"{func.__name__}: a matrix product was used; add and subtract instead.")
+            return func(*args, **(kwargs or {}))
+
+    with _NoMatmul():
+        yield
+
+
+@exercise("matmul_free.weight_quant")
+def _check_weight_quant(fn):
+    g = torch.Generator().manual_seed(11)
+    for shape, scale in (((8, 12), 1.0), ((32, 16), 0.02), ((5, 3), 40.0)):
+        w = torch.randn(shape, generator=g) * scale
+        got = torch.as_tensor(fn(w.clone()))
+        levels = (got / quant.ternary_scale(w)).round()
+        if not bool(((levels == -1) | (levels == 0) | (levels == 1)).all()):
+            raise AssertionError("every weight should end up at -gamma, 0 or +gamma, with gamma = mean|W|.")
+        assert_same(got, quant.weight_quant(w), f"fake-quantised weights of a {shape} matrix "
+                    "(gamma = mean|W| over the whole matrix; round(W / gamma), clipped to [-1, 1]; times gamma)")
+
+
+@exercise("matmul_free.ternary_matmul")
+def _check_ternary_matmul(fn):
+    g = torch.Generator().manual_seed(12)
+    for o, k in ((3, 5), (16, 40), (1, 7)):
+        w = torch.randint(-1, 2, (o, k), generator=g, dtype=torch.int8)
+        x = torch.randint(-128, 128, (4, k), generator=g, dtype=torch.int8)
+        with no_matmul():
+            got = torch.as_tensor(fn(x, w))
+        assert_same(got.long(), x.long() @ w.long().T, f"x (4, {k}) times W^T for W of shape ({o}, {k})", atol=0)
+
+
+@exercise("matmul_free.mlgru_scan")
+def _check_scan(fn):
+    g = torch.Generator().manual_seed(13)
+    f, c = torch.rand(2, 10, 6, generator=g), torch.randn(2, 10, 6, generator=g)
+    assert_same(torch.as_tensor(fn(f, c)), mlgru_scan(f, c), "h for f, c of shape (2, 10, 6) "
+                "(h_t = f_t * h_{t-1} + c_t, starting from h_{-1} = 0, one row of the output per position)")
