@@ -60,6 +60,15 @@ def test_every_notebook_is_in_the_toc_and_every_landed_chapter_has_one():
     assert len({c.id for c in CHAPTERS}) == len(CHAPTERS)
 
 
+def test_book_renders_displayed_tables_and_math_offline():
+    """Chapters display their ledger rows as Markdown tables: CommonMark (myst-nb's default) prints the
+    pipes as text. And MathJax from a CDN leaves raw TeX in a book read offline."""
+    sphinx = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
+    assert sphinx["config"]["nb_render_markdown_format"] == "myst"
+    assert "sphinx-mathjax-offline" in sphinx["extra_extensions"]
+    assert "sphinx-mathjax-offline" in (ROOT / "requirements.txt").read_text()
+
+
 def test_strip_solutions_keeps_indent_and_rest():
     src = "def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n"
     out = strip_solutions(src)
