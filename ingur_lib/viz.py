@@ -74,7 +74,8 @@ def class_balance(splits: Mapping[str, torch.Tensor], classes: Sequence[str]):
         ax.bar(np.arange(len(classes)) + i * width, counts, width, label=f"{name} ({counts.sum():,})")
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30, ha="right")
     ax.set_ylabel("images")
-    ax.legend()
+    # Above the axes: balanced classes fill the plot to the top, so no corner is free for the legend.
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(splits), frameon=False)
     return fig
 
 
