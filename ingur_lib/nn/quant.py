@@ -36,28 +36,40 @@ def ternary_scale(w: torch.Tensor) -> torch.Tensor:
     return w.abs().mean().clamp(min=EPS)
 
 
+def _ternary_codes(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(RoundClip(W / gamma, -1, 1) in W's dtype, gamma): what `ternarize` stores and `weight_quant` rescales."""
+    gamma = ternary_scale(w)
+    return (w / gamma).round().clamp(-1, 1), gamma
+
+
 def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(W~, gamma): W~ = RoundClip(W / gamma, -1, 1) as int8 in {-1, 0, 1}, and the scale gamma."""
-    gamma = ternary_scale(w)
-    return (w / gamma).round().clamp(-1, 1).to(torch.int8), gamma
+    codes, gamma = _ternary_codes(w)
+    return codes.to(torch.int8), gamma
 
 
 def weight_quant(w: torch.Tensor) -> torch.Tensor:
     """The fake-quantised weight gamma * W~ (same dtype and shape as `w`)."""
-    gamma = ternary_scale(w)
-    return (w / gamma).round().clamp(-1, 1) * gamma
+    codes, gamma = _ternary_codes(w)
+    return codes * gamma
+
+
+def _int8_codes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Clip(Round(x * s), -128, 127) in x's dtype, s = 127 / max|x| per token): shared by the two below."""
+    s = 127.0 / x.abs().amax(-1, keepdim=True).clamp(min=EPS)
+    return (x * s).round().clamp(-128, 127), s
 
 
 def int8_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(x~, s) per token (last axis): s = 127 / max|x|, x~ = Clip(Round(x * s), -128, 127) as int8."""
-    s = 127.0 / x.abs().amax(-1, keepdim=True).clamp(min=EPS)
-    return (x * s).round().clamp(-128, 127).to(torch.int8), s
+    codes, s = _int8_codes(x)
+    return codes.to(torch.int8), s
 
 
 def activation_quant(x: torch.Tensor) -> torch.Tensor:
     """The fake-quantised activation x~ / s (per-token absmax to 8 bits)."""
-    s = 127.0 / x.abs().amax(-1, keepdim=True).clamp(min=EPS)
-    return (x * s).round().clamp(-128, 127) / s
+    codes, s = _int8_codes(x)
+    return codes / s
 
 
 def ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
