@@ -24,6 +24,8 @@ from .errors import IngurError
 from .paths import repo_root, reported_dir, results_dir
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable at this scale")
+# The smallest effect (in the claim's unit, usually accuracy points) a verdict counts, unless a claim sets its own.
+DEFAULT_TOLERANCE = 0.3
 CLAIM_KEYS = ("id", "claim", "metric", "value", "unit", "dataset", "kind", "source")
 PAPER_KEYS = ("paper", "ref", "title", "authors", "year", "bibkey", "claims")
 PROVENANCE_KEYS = ("commit", "dirty", "date", "machine", "torch", "profile", "seeds", "wall_time_s", "dataset")
@@ -44,7 +46,8 @@ def validate_reported(d: dict, where: str = "reported file") -> dict:
             raise IngurError(f"{where}: claim {c['id']!r} has kind {c['kind']!r}: use 'absolute' or 'relative'.")
         if not isinstance(c["value"], (int, float)):
             raise IngurError(f"{where}: claim {c['id']!r} value must be a number.")
-        if not isinstance(c.get("tolerance", 0.0), (int, float)) or c.get("tolerance", 0.0) < 0:
+        tol = c.get("tolerance", DEFAULT_TOLERANCE)
+        if not isinstance(tol, (int, float)) or tol < 0:
             raise IngurError(f"{where}: claim {c['id']!r} tolerance must be a number >= 0 (or left out).")
         if c["id"] in ids:
             raise IngurError(f"{where}: claim id {c['id']!r} appears twice: make ids unique.")
@@ -82,7 +85,7 @@ def summarize(values: Sequence[float]) -> dict:
 
 
 def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "relative",
-          tolerance: float = 0.3, testable: bool = True) -> tuple[str, str]:
+          tolerance: float = DEFAULT_TOLERANCE, testable: bool = True) -> tuple[str, str]:
     """The verdict for one claim, from the numbers alone, with the rule that gave it.
 
     Relative claims (a gain or drop, in points): the effect must clear the noise
@@ -108,15 +111,18 @@ def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "rela
     return VERDICTS[1], f"same sign, size {ratio:.2f}x the paper's"
 
 
-def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "",
-            testable: bool = True, tolerance: float = 0.3) -> dict:
-    """A comparison row: a reported claim, our number (a `summarize` dict or a float), the verdict.
+def tolerance(c: dict) -> float:
+    """The smallest effect that counts for claim `c`: its own `tolerance`, else the default."""
+    return float(c.get("tolerance", DEFAULT_TOLERANCE))
 
-    A `tolerance` written in the claim itself takes precedence over the argument."""
+
+def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "",
+            testable: bool = True) -> dict:
+    """A comparison row: a reported claim, our number (a `summarize` dict or a float), the verdict
+    (judged with the claim's `tolerance`)."""
     c = claim(paper, claim_id)
-    tolerance = float(c.get("tolerance", tolerance))
     s = ours if isinstance(ours, dict) else summarize([ours])
-    verdict, rule = judge(c["value"], s["mean"], s["std"], c["kind"], tolerance, testable)
+    verdict, rule = judge(c["value"], s["mean"], s["std"], c["kind"], tolerance(c), testable)
     return {"paper": paper, "claim": claim_id, "metric": metric, "ours": s["mean"], "ours_std": s["std"],
             "n_seeds": s["n"], "verdict": verdict, "reason": f"{rule}. {note}".strip()}
 

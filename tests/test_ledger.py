@@ -72,7 +72,7 @@ def test_every_committed_results_file_has_provenance_and_matches_claims():
         for c in d.get("comparisons", []):
             claim = ledger.claim(c["paper"], c["claim"])          # the claim exists
             verdict, _ = ledger.judge(claim["value"], c["ours"], c["ours_std"], claim["kind"],
-                                      claim.get("tolerance", 0.3))
+                                      ledger.tolerance(claim))
             if c["verdict"] != "not testable at this scale":
                 assert c["verdict"] == verdict, f"{path}: verdict for {c['claim']} is not the rule's"
 
