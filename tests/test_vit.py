@@ -124,3 +124,18 @@ def test_patch_dropout_only_in_training_and_checked():
     assert model.eval().tokens(x).shape[1] == 1 + 16
     with pytest.raises(IngurError, match="patch_keep"):
         ViTConfig(patch_keep=0.0)
+
+
+def test_causal_flag_equals_the_causal_mask_on_both_paths():
+    from ingur_lib.nn.attention import causal_mask
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 6, 8) for _ in range(3))
+    want, _ = scaled_dot_product(q, k, v, causal_mask(6))
+    fast, none = scaled_dot_product(q, k, v, causal=True)
+    slow, w = scaled_dot_product(q, k, v, causal=True, need_weights=True)
+    assert none is None
+    torch.testing.assert_close(fast, want)
+    torch.testing.assert_close(slow, want)
+    assert torch.all(w.triu(1) == 0) and torch.allclose(w.sum(-1), torch.ones(2, 3, 6))
+    with pytest.raises(ValueError, match="not both"):
+        scaled_dot_product(q, k, v, causal_mask(6), causal=True)

@@ -24,7 +24,6 @@ from ..nn.attention import scaled_dot_product
 from ..nn.glu import GLU, glu_hidden
 from ..nn.norms import RMSNorm
 from ..nn.rope import Rotary
-from ..nn.transformer import causal_mask
 
 ARCHS = ("transformerpp", "matmulfree")
 
@@ -59,8 +58,8 @@ class LMConfig:
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with RoPE on queries and keys, no biases (Transformer++).
 
-    The fast path is `F.scaled_dot_product_attention(is_causal=True)`; inside `capture_attention` the
-    explicit path of `nn.attention.scaled_dot_product` records the (B, H, N, N) weights.
+    Both paths are `nn.attention.scaled_dot_product(causal=True)`: the fused kernel with its causal flag, or,
+    inside `capture_attention`, the explicit one that records the (B, H, N, N) weights.
     """
 
     def __init__(self, dim: int, heads: int, max_len: int = 512):
@@ -74,10 +73,8 @@ class CausalSelfAttention(nn.Module):
         b, n, d = x.shape
         q, k, v = (p(x).view(b, n, self.heads, self.head_dim).transpose(1, 2) for p in (self.q, self.k, self.v))
         q, k = self.rotary(q, k)
-        if self.capture is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            out, w = scaled_dot_product(q, k, v, causal_mask(n, x.device), need_weights=True)
+        out, w = scaled_dot_product(q, k, v, need_weights=self.capture is not None, causal=True)
+        if w is not None:
             self.capture.append(w.detach())
         return self.o(out.transpose(1, 2).reshape(b, n, d))
 

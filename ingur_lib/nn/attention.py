@@ -15,20 +15,33 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def scaled_dot_product(q, k, v, mask=None, scale=None, dropout_p: float = 0.0, need_weights: bool = False):
+def causal_mask(n: int, device=None) -> torch.Tensor:
+    """(n, n) boolean, True where query i may attend to key j, i.e. j <= i."""
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+def scaled_dot_product(q, k, v, mask=None, scale=None, dropout_p: float = 0.0, need_weights: bool = False,
+                       causal: bool = False):
     """softmax(q k^T * scale + mask) v over the last two dims.
 
     q: (..., Nq, d), k/v: (..., Nk, d). `mask` is boolean (True = may attend) or additive float,
     broadcastable to (..., Nq, Nk). `scale` is a float or a tensor broadcastable to the scores
-    (e.g. one learnable temperature per head); default 1/sqrt(d). Returns (output, weights or None).
+    (e.g. one learnable temperature per head); default 1/sqrt(d). `causal` (instead of a mask): query i
+    sees keys j <= i, through the fused kernel's own causal flag on the fast path. Returns (output, weights or None).
     """
+    if causal and mask is not None:
+        raise ValueError("scaled_dot_product takes causal=True or a mask, not both: fold one into the other.")
     if scale is None:
         scale = q.shape[-1] ** -0.5
     if not need_weights:
         # Fold a tensor scale into q so the fused kernel can run (scale=1 inside it).
         if torch.is_tensor(scale):
             q, scale = q * scale, 1.0
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale), None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal,
+                                             scale=scale)
+        return out, None
+    if causal:
+        mask = causal_mask(q.shape[-2], q.device)
     scores = (q * scale) @ k.transpose(-2, -1)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask

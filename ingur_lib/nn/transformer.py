@@ -20,12 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import IngurError
-from .attention import scaled_dot_product
-
-
-def causal_mask(n: int, device=None) -> torch.Tensor:
-    """(n, n) boolean, True where query i may attend to key j, i.e. j <= i."""
-    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+from .attention import causal_mask, scaled_dot_product  # noqa: F401  (causal_mask: the decoder's mask, Sec. 3.2.3)
 
 
 def padding_mask(ids: torch.Tensor, pad: int = 0) -> torch.Tensor:
