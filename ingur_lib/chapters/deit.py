@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ledger
-from ..data import Augment, ImageData, image_prepare, load_images
+from ..data import Augment, ImageData, example_images, image_prepare, load_images
 from ..distill import distillation_loss, hard_distillation
 from ..exercises import assert_same, exercise
 from ..figures import figure
@@ -198,12 +198,6 @@ def token_attention(model: DistilledViT, x: torch.Tensor) -> dict:
         out[f"{name}_rollout"] = cls_attention(roll, g, num_prefix=2, query=q)
     out["raw"] = maps
     return out
-
-
-def example_images(data: ImageData, classes=range(8)) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first test image of each of the given classes: a fixed set to draw attention on."""
-    idx = torch.stack([torch.nonzero(data.test_y == c).flatten()[0] for c in classes])
-    return data.test_x[idx], data.test_y[idx]
 
 
 def prepared(prepare, images: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger
-from ..data import Augment, ImageData, image_prepare, load_images
+from ..data import Augment, ImageData, example_images, image_prepare, load_images
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig, count_params
@@ -92,12 +92,6 @@ def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None
     acc = hist.last("test_acc")
     ips = sum(e["images_per_s"] for e in hist.epochs) / len(hist.epochs)
     return Run(model, hist, data, prepare, acc, seconds, ips)
-
-
-def example_images(data: ImageData, per_class: int = 1, classes=range(8)) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first test image of each of the given classes: a fixed set to draw attention on."""
-    idx = torch.stack([torch.nonzero(data.test_y == c).flatten()[:per_class] for c in classes]).flatten()
-    return data.test_x[idx], data.test_y[idx]
 
 
 @torch.no_grad()

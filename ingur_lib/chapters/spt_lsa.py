@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger
-from ..data import Augment, ImageData, image_prepare, load_images
+from ..data import Augment, ImageData, example_images, image_prepare, load_images
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig, count_params
@@ -27,7 +27,6 @@ from ..nn.spt import shift_views
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit
-from .getting_started import example_images  # noqa: F401  (one test image per class)
 from ..viz import attention_grid, bar_with_errors, cls_attention, curves_with_errors, value_heatmap
 
 CHAPTER, PAPER = "05_spt_lsa", "spt_lsa"

@@ -69,6 +69,11 @@ class ImageData:
         vx, vy = take(self.test_x, self.test_y, n_test)
         return ImageData(self.name, tx, ty, vx, vy, self.classes, self.source, self.mean, self.std)
 
+    def examples(self, per_class: int = 1, classes=range(8)) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first test images of the given classes: a fixed set every chapter draws attention on."""
+        idx = torch.stack([torch.nonzero(self.test_y == c).flatten()[:per_class] for c in classes]).flatten()
+        return self.test_x[idx], self.test_y[idx]
+
     def describe(self) -> str:
         c, h, w = self.image_shape
         return (f"{self.name}: {len(self.train_y):,} train / {len(self.test_y):,} test images, "
