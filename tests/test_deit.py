@@ -130,4 +130,4 @@ def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
 
 
 def test_throughput_is_positive():
-    assert deit.throughput("tiny", batch=1, batches=1) > 0
+    assert deit.throughput("tiny", batch=1, repeats=1) > 0

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ingur_lib.errors import IngurError
+from ingur_lib import measure
 from ingur_lib.models.lm import LMConfig, TransformerPP, build, count_params, lm_loss
 from ingur_lib.models.mlgru import MLGRU, MatMulFreeLM, lower_bounds, mlgru_scan, record_gates
 from ingur_lib.nn import quant
@@ -137,11 +138,13 @@ def test_unpack_with_wrong_shape_is_a_clear_error():
 
 def test_storage_bytes_counts_packed_bitlinears():
     m = build(_cfg("matmulfree"))
-    b = quant.storage_bytes(m)
+    b = measure.storage_bytes(m)
     assert b["float32"] == 4 * count_params(m)
-    assert b["ternary_packed"] < b["float32"] / 4
+    bl = quant.bitlinears(m).values()
+    assert b["low_bit_params"] == sum(x.weight.numel() for x in bl)
+    assert b["packed"] == sum(-(-x.weight.numel() // 4) + 4 for x in bl) + 4 * (b["params"] - b["low_bit_params"])
     tp = build(_cfg("transformerpp"))
-    assert quant.storage_bytes(tp)["ternary_packed"] == 4 * count_params(tp)  # no BitLinear: nothing packed
+    assert measure.storage_bytes(tp)["packed"] == 4 * count_params(tp)  # no BitLinear: nothing packed
 
 
 # ---------------------------------------------------------------- MLGRU

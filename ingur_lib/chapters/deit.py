@@ -19,14 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import ledger
+from .. import ledger, measure
 from ..data import Augment, ImageData, example_images, image_prepare, load_images
 from ..distill import distillation_loss, hard_distillation
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.cnn import CNNConfig, ResNet
 from ..models.deit import DEIT_REPORTED, DistilledViT, deit_config
-from ..models.vit import ViT, ViTConfig, count_params
+from ..models.vit import ViT, ViTConfig
 from ..nn.attention import attention_rollout, capture_attention
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
@@ -55,7 +55,7 @@ class Config:
     tau: float = 3.0
     augment: Augment = field(default_factory=lambda: Augment(crop_padding=2, flip=True, erasing=0.25))
     throughput_batch: int = 8    # images per forward pass at 224 px for the Ti/S/B timing
-    throughput_batches: int = 2
+    throughput_batches: int = 2  # timed passes per size (median, after one warm-up pass)
     dataset: str = "fashion_mnist"
 
 
@@ -206,22 +206,17 @@ def prepared(prepare, images: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- throughput of DeiT-Ti/S/B
 
-@torch.no_grad()
-def throughput(size: str, batch: int = 8, batches: int = 2) -> float:
-    """Images per second of DeiT-`size` forward passes at 224 px on this machine (one warm-up pass first)."""
+def throughput(size: str, batch: int = 8, repeats: int = 2) -> float:
+    """Inference images per second of DeiT-`size` at 224 px on this machine (`measure.latency`: one warm-up
+    pass, then the median of `repeats`)."""
     torch.manual_seed(0)
-    model = ViT(deit_config(size)).eval()
-    x = torch.randn(batch, 3, 224, 224)
-    model(x)
-    t0 = time.perf_counter()
-    for _ in range(batches):
-        model(x)
-    return batch * batches / (time.perf_counter() - t0)
+    model = ViT(deit_config(size))
+    return measure.latency(model, torch.randn(batch, 3, 224, 224), warmup=1, repeats=repeats)["items_per_s"]
 
 
 def deit_params() -> dict[str, int]:
     """Parameter counts of DeiT-Ti/S/B at 224 px, 1000 classes (the paper's 5.7M / 22M / 86M)."""
-    return {size: count_params(ViT(deit_config(size))) for size in DEIT_REPORTED}
+    return {size: measure.count_params(ViT(deit_config(size))) for size in DEIT_REPORTED}
 
 
 # ---------------------------------------------------------------- the chapter's run

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .. import ledger
+from .. import ledger, measure
 from ..data import LMData, lm_data
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
@@ -191,14 +191,21 @@ def samples(results: dict, data: LMData, prompt: str = "The ", n: int = 160, tem
     return out
 
 
+def memory(model, baseline_float32: int) -> dict:
+    """Weight storage (`ingur_lib.measure.storage_bytes`) under the names the recorded results use."""
+    b = measure.storage_bytes(model)
+    return {"float32": b["float32"], "bfloat16": b["bfloat16"], "ternary_packed": b["packed"],
+            "ternary_params": b["low_bit_params"], "params": b["params"], "transformerpp_float32": baseline_float32}
+
+
 def inside(results: dict, data: LMData, cfg: Config) -> dict:
     """Everything the chapter's figures show, computed from the trained models (JSON-friendly)."""
     mmf = results[MMF].model
     x = data.val[0][:16]
-    tpp_bytes = 4 * count_params(results[BASE].model)
+    tpp_bytes = measure.storage_bytes(results[BASE].model)["float32"]
     return {"ternary_fractions": ternary_fractions(mmf), "latent_histogram": latent_histogram(mmf),
             "forget_gates": forget_gates(mmf, data.vocab, cfg.probe), "additions": additions_check(mmf, x),
-            "packing": packing_check(mmf), "memory": {**quant.storage_bytes(mmf), "transformerpp_float32": tpp_bytes},
+            "packing": packing_check(mmf), "memory": memory(mmf, tpp_bytes),
             "samples": samples(results, data, context=cfg.context)}
 
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .. import ledger
+from .. import ledger, measure
 from ..data import Augment, ImageData, example_images, image_prepare, load_images
 from ..exercises import assert_same, exercise
 from ..figures import figure
-from ..models.vit import ViT, ViTConfig, count_params
+from ..models.vit import ViT, ViTConfig
 from ..nn.attention import attention_entropy, attention_rollout, capture_attention
 from ..nn.lsa import LocalitySelfAttention, diagonal_mask
 from ..nn.spt import shift_views
@@ -117,38 +117,16 @@ def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None
 
 # ---------------------------------------------------------------- overhead
 
-def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass (a multiply-add counts 2), on the explicit attention path so the
-    attention products are counted too (the fused CPU kernel is invisible to the counter)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    model.eval()
-    with torch.no_grad(), capture_attention(model), FlopCounterMode(display=False) as counter:
-        model(x)
-    return counter.get_total_flops()
-
-
-@torch.no_grad()
-def throughput(model: torch.nn.Module, x: torch.Tensor, reps: int = 5) -> float:
-    """Inference images per second (fast attention path), the median of `reps` timed passes."""
-    model.eval()
-    model(x)  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - t0)
-    return len(x) / sorted(times)[len(times) // 2]
-
-
 def overhead(model_cfg: ViTConfig, batch: int = 256, reps: int = 5) -> dict[str, dict]:
-    """Parameters, forward MFLOPs per image and measured inference throughput of each variant."""
+    """Parameters, forward MFLOPs per image and inference throughput of each variant (`ingur_lib.measure`:
+    one warm-up pass, median of `reps`)."""
     out = {}
     for name, (tok, att) in VARIANTS.items():
         torch.manual_seed(0)
         m = ViT(replace(model_cfg, tokenizer=tok, attention=att))
         x = torch.randn(batch, model_cfg.in_chans, model_cfg.image_size, model_cfg.image_size)
-        out[name] = {"params": count_params(m), "mflops": count_flops(m, x[:1]) / 1e6,
-                     "images_per_s": throughput(m, x, reps)}
+        out[name] = {"params": measure.count_params(m), "mflops": measure.count_flops(m, x[:1]) / 1e6,
+                     "images_per_s": measure.latency(m, x, warmup=1, repeats=reps)["items_per_s"]}
     return out
 
 
@@ -159,7 +137,8 @@ PAPER_VIT = ViTConfig(image_size=32, patch_size=4, in_chans=3, num_classes=100, 
 def paper_scale_mmacs() -> dict[str, float]:
     """Our counted multiply-accumulates (M) of the paper's ViT and SL-ViT: the unit of its FLOPs column."""
     x = torch.randn(1, 3, 32, 32)
-    return {v: count_flops(ViT(replace(PAPER_VIT, tokenizer=VARIANTS[v][0], attention=VARIANTS[v][1])), x) / 2e6
+    return {v: measure.count_flops(ViT(replace(PAPER_VIT, tokenizer=VARIANTS[v][0], attention=VARIANTS[v][1])),
+                                   x) / 2e6
             for v in ("ViT", "SL-ViT")}
 
 

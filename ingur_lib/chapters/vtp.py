@@ -12,11 +12,11 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .. import ledger
+from .. import ledger, measure
 from ..data import Augment, ImageData, image_prepare
 from ..exercises import assert_same, exercise
 from ..figures import figure
-from ..models.vit import ViT, ViTConfig, count_params
+from ..models.vit import ViT, ViTConfig
 from ..nn import prune
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
@@ -112,10 +112,10 @@ def prune_and_measure(model: ViT, ratio: float, cfg: Config, data: ImageData, pr
     slim = prune.slim(model.cpu(), masks)
     row = {"ratio": ratio, "kept_fraction": prune.kept_fraction(masks),
            "acc_before": evaluate(slim, (data.test_x, data.test_y), prepare)["acc"],
-           "params": count_params(slim), "flops": prune.count_flops(slim, example[:1]),
+           "params": measure.count_params(slim), "flops": measure.count_flops(slim, example[:1]),
            "widths": prune.layer_widths(slim)}
-    if timed:  # latency: a batch of test images, median of cfg.latency_repeats passes
-        row["latency_ms"] = prune.measure_latency(slim, example, cfg.latency_repeats)
+    if timed:  # latency: a batch of test images, median of cfg.latency_repeats passes after 3 warm-ups
+        row["latency_ms"] = 1000 * measure.latency(slim, example, repeats=cfg.latency_repeats)["seconds"]
     return row, slim
 
 

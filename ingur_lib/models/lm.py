@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import IngurError
+from ..measure import count_params  # noqa: F401  (re-exported: notebooks count with it)
 from ..nn.attention import scaled_dot_product
 from ..nn.glu import GLU, glu_hidden
 from ..nn.norms import RMSNorm
@@ -158,9 +159,6 @@ def lm_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, torch.Tensor]
     logits = model(x)
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten()), logits
 
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import IngurError
+from ..measure import count_params  # noqa: F401  (re-exported: notebooks count with it)
 from ..nn.blocks import Block
 from ..nn.patch_dropout import patch_dropout
 from ..nn.tokens import TOKENIZERS
@@ -118,6 +119,3 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
 
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -218,30 +218,3 @@ def layer_widths(model: nn.Module) -> list[dict]:
         out.append({"attn": qkv.in_features, "mlp": blk.mlp.fc1.out_features})
     return out
 
-
-def count_flops(model: nn.Module, example: torch.Tensor) -> int:
-    """FLOPs of one forward pass on `example`, counted by torch.utils.flop_counter (matmuls, convs, SDPA)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    was = model.training
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(example)
-    model.train(was)
-    return int(counter.get_total_flops())
-
-
-def measure_latency(model: nn.Module, example: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
-    """Median wall time in milliseconds of one forward pass on `example` (eval mode, no gradients)."""
-    import statistics
-    import time
-    was = model.training
-    model.eval()
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter()
-            model(example)
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1000)
-    model.train(was)
-    return statistics.median(times)

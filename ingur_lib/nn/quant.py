@@ -90,6 +90,11 @@ class BitLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias)
         self.norm = RMSNorm(in_features, eps=eps)
 
+    def packed_weight_bytes(self) -> int:
+        """Deployed size of the weight (`ingur_lib.measure.storage_bytes`): 2-bit codes, 4 per byte, plus one
+        float32 gamma."""
+        return -(-self.weight.numel() // 4) + 4
+
     def forward(self, x):
         x = self.norm(x)
         x_q = ste(x, activation_quant(x))
@@ -171,12 +176,3 @@ def unpack_ternary(packed: torch.Tensor, shape) -> torch.Tensor:
     codes = torch.stack([(packed >> (2 * j)) & 3 for j in range(4)], 1).flatten()[:n]
     return (codes.to(torch.int8) - 1).view(*shape)
 
-
-def storage_bytes(model: nn.Module) -> dict[str, int]:
-    """Bytes to store `model`'s weights: all float32, all bfloat16, and deployed (BitLinear weights packed to
-    2 bits plus one float32 gamma each; everything else, e.g. embeddings and norms, float32)."""
-    total = sum(p.numel() for p in model.parameters())
-    ternary = sum(m.weight.numel() for m in bitlinears(model).values())
-    packed = sum(-(-m.weight.numel() // 4) + 4 for m in bitlinears(model).values())
-    return {"float32": 4 * total, "bfloat16": 2 * total, "ternary_packed": packed + 4 * (total - ternary),
-            "ternary_params": ternary, "params": total}
