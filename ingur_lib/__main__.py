@@ -39,7 +39,7 @@ def _dispatch(a) -> int:
         kwargs = {"seeds": tuple(a.seeds)} if a.seeds else {}
         print("wrote", mod.reproduce(get_profile(a.profile), **kwargs))
     elif a.cmd == "figures":
-        from .figures import make_figures
+        from .book import make_figures
         paths = make_figures(a.out, a.only, a.profile)
         print(f"{len(paths)} files in {a.out}")
     elif a.cmd == "ledger":
@@ -47,7 +47,8 @@ def _dispatch(a) -> int:
         df = ledger.table()
         print(df[["ref", "claim", "reported", "ours", "verdict"]].to_string(index=False))
         if a.write:
-            print("wrote", ledger.write_book_page())
+            from .book import write_ledger_page
+            print("wrote", write_ledger_page())
         if a.latex:
             ledger.to_latex(df, a.latex)
             print("wrote", a.latex)

@@ -38,11 +38,9 @@ def exercise(name: str):
 
 def check(name: str, student_fn: Callable) -> None:
     """Run exercise `name`'s check on the student's function; print a verdict or raise with a hint."""
-    from .chapters import get, landed
-    for c in landed():
-        get(c.id)  # chapter modules register their exercises
-    if name not in CHECKS:
-        raise KeyError(f"No exercise {name!r}: known ones are {', '.join(sorted(CHECKS))}.")
+    if name not in CHECKS:  # a chapter module registers its exercises when it is imported
+        raise KeyError(f"No exercise {name!r}: import its chapter module first (`from ingur_lib.chapters import "
+                       f"{name.split('.')[0]}`); registered now: {', '.join(sorted(CHECKS)) or 'none'}.")
     CHECKS[name](student_fn)
     print(f"✓ {name}: correct")
 

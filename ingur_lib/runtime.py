@@ -1,6 +1,7 @@
 """Where and how a run happens: device choice, seeding, threads, and the run's provenance."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -54,8 +55,17 @@ def git_state() -> dict:
     return {"commit": commit, "dirty": dirty}
 
 
-def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = None, config: dict | None = None) -> dict:
-    """Everything needed to tell where a number came from."""
+def config_dict(config) -> dict:
+    """A chapter's whole config as JSON-friendly data: dataclasses (nested too) via `asdict`, tuples as lists."""
+    import json
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    return json.loads(json.dumps(config or {}, default=str))
+
+
+def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = None, config=None) -> dict:
+    """Everything needed to tell where a number came from. `config` is the chapter's whole config (a dataclass,
+    stored with `asdict`) or a dict; the load average tells whether the machine was shared during the run."""
     import sys
     return {
         **git_state(),
@@ -67,7 +77,8 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "seeds": list(seeds),
         "wall_time_s": round(wall_time_s, 1),
         "dataset": dataset or {},
-        "config": config or {},
+        "config": config_dict(config),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 

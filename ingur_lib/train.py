@@ -65,6 +65,18 @@ class History:
         return cls(list(d.get("epochs", [])), list(d.get("steps", [])))
 
 
+@dataclass
+class Trained:
+    """What one trained model leaves behind for a chapter: its name, the model, its history, the wall time,
+    its parameter count and the chapter's metrics of it."""
+    name: str
+    model: nn.Module
+    history: History
+    seconds: float
+    params: int
+    metrics: dict = field(default_factory=dict)
+
+
 # A batch is a tuple of tensors: (inputs, targets, ...). prepare(batch, train, generator) -> batch
 # turns stored tensors into model inputs (uint8 -> normalized float, augmentation when training).
 Prepare = Callable[[tuple, bool, torch.Generator], tuple]

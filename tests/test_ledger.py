@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from ingur_lib import ledger
+from ingur_lib.book import ledger_page
 from ingur_lib.errors import IngurError
 from ingur_lib.paths import repo_root, reported_dir, results_dir
 from ingur_lib.runtime import provenance
@@ -89,7 +90,7 @@ def test_getting_started_standard_run_reaches_target():
 
 def test_book_ledger_page_is_up_to_date():
     committed = (repo_root() / "book" / "ledger.md").read_text(encoding="utf-8")
-    assert committed == ledger.book_page(), "run `python -m ingur_lib ledger --write` and commit book/ledger.md"
+    assert committed == ledger_page(), "run `python -m ingur_lib ledger --write` and commit book/ledger.md"
 
 
 def test_table_and_latex():

@@ -65,3 +65,4 @@ def test_storage_bytes_packs_modules_that_say_how():
     assert b["params"] == 128 + 18 and b["low_bit_params"] == 128
     assert b["float32"] == 4 * 146 and b["bfloat16"] == 2 * 146
     assert b["packed"] == 16 + 4 * 18
+

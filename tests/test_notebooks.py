@@ -88,6 +88,7 @@ def test_student_version_stubs_every_solution(path):
 
 
 def test_student_stub_fails_the_check():
+    import ingur_lib.chapters.getting_started  # noqa: F401  (importing a chapter registers its exercises)
     from ingur_lib.exercises import check
     ns = {}
     exec(strip_solutions("def patchify(x, p):\n    # BEGIN SOLUTION\n    return x\n    # END SOLUTION\n"), ns)

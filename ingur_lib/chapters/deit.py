@@ -57,6 +57,7 @@ class Config:
     throughput_batch: int = 8    # images per forward pass at 224 px for the Ti/S/B timing
     throughput_batches: int = 2  # timed passes per size (median, after one warm-up pass)
     dataset: str = "fashion_mnist"
+    seeds: tuple[int, ...] = (0, 1, 2)  # students' seeds in `reproduce` (the teachers train once)
 
 
 _STUDENT = ViTConfig(patch_size=7, dim=64, depth=4, heads=4, mlp_ratio=2.0, drop_path=0.1)
@@ -298,9 +299,10 @@ def similarity_stats(runs: list[Run]) -> dict:
     return {"per_seed": sims, "growth": [s["output"] - s["learned"] for s in sims]}
 
 
-def reproduce(profile: str = "standard", seeds=(0, 1, 2), progress: bool = True) -> str:
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
     """Teachers once, every student variant per seed; record accuracies, agreement, similarity, speed."""
     t0 = time.perf_counter()
+    seeds = tuple(seeds or config(profile).seeds)
     first = run(profile, seeds[0], progress=progress)
     runs = [first] + [run(profile, s, first.teachers, progress) for s in seeds[1:]]
     cfg, speed, sim = first.cfg, measure_speed(first.cfg), similarity_stats(runs)
@@ -313,10 +315,7 @@ def reproduce(profile: str = "standard", seeds=(0, 1, 2), progress: bool = True)
                       dataset={"name": first.data.name, "source": first.data.source,
                                "splits": {"teacher_train": len(first.teacher_data.train_y),
                                           "student_train": len(first.data.train_y), "test": len(first.data.test_y)}},
-                      config={"student": cfg.student.to_dict(), "student_train": cfg.student_train.to_dict(),
-                              "cnn_teacher": cfg.cnn_teacher.to_dict(), "vit_teacher": cfg.vit_teacher.to_dict(),
-                              "teacher_train": cfg.teacher_train.to_dict(), "alpha": cfg.alpha, "tau": cfg.tau,
-                              "soft_alpha": cfg.soft_alpha, "augment": vars(cfg.augment)})
+                      config=cfg)
     extra = {"histories": {f"{n} (seed {seeds[0]})": s.history.to_dict() for n, s in first.students.items()},
              "teacher_histories": {n: t.history.to_dict() for n, t in first.teachers.items()},
              "artifacts": artifacts(first, sim, speed)}

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger
-from ..data import Augment, ImageData, example_images, image_prepare, load_images
+from ..data import Augment, ImageData, example_images, image_prepare, load_subset
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig, count_params
 from ..nn.attention import attention_rollout, capture_attention
 from ..nn.tokens import PatchEmbed
 from ..profiles import pick
-from ..runtime import provenance, seed_everything
+from ..runtime import config_dict, provenance, seed_everything
 from ..train import History, TrainConfig, evaluate, fit
 from ..viz import attention_grid, cls_attention, learning_curves
 
@@ -33,6 +33,7 @@ class Config:
     n_train: int | None = None   # None = the whole training split
     n_test: int | None = None
     augment: Augment = field(default_factory=lambda: Augment(crop_padding=1, flip=True))
+    seeds: tuple[int, ...] = (0,)  # `reproduce` trains one run per seed
 
 
 CONFIGS = {
@@ -73,7 +74,7 @@ class Run:
 
 
 def load_data(cfg: Config, seed: int = 0) -> ImageData:
-    return load_images(cfg.dataset).subset(cfg.n_train, cfg.n_test, seed=seed)
+    return load_subset(cfg.dataset, cfg.n_train, cfg.n_test, seed)
 
 
 def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None, progress: bool = True) -> Run:
@@ -108,14 +109,15 @@ def attention_maps(model: ViT, prepare, images: torch.Tensor) -> dict:
     return {"per_layer": per_layer.cpu(), "last_heads": last_heads.cpu(), "rollout": rollout.cpu(), "raw": maps}
 
 
-def reproduce(profile: str = "standard", seeds=(0,), progress: bool = True) -> str:
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
     """Train with each seed, record accuracy, throughput, curves and attention maps with provenance."""
     t0 = time.perf_counter()
+    cfg = config(profile)
+    seeds = tuple(seeds or cfg.seeds)
     runs = [run(profile, s, progress=progress) for s in seeds]
     first = runs[0]
     images, labels = example_images(first.data)
     att = attention_maps(first.model, first.prepare, images)
-    cfg = config(profile)
     metrics = {
         "test_acc": ledger.summarize([r.test_acc for r in runs]),
         "train_minutes": ledger.summarize([r.seconds / 60 for r in runs]),
@@ -124,8 +126,7 @@ def reproduce(profile: str = "standard", seeds=(0,), progress: bool = True) -> s
     }
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": first.data.name, "source": first.data.source, "splits": first.data.splits()},
-                      config={"model": first.model.cfg.to_dict(), "train": cfg.train.to_dict(),
-                              "augment": vars(cfg.augment)})
+                      config={**config_dict(cfg), "model": first.model.cfg.to_dict()})
     extra = {"histories": {f"seed {s}": r.history.to_dict() for s, r in zip(seeds, runs)},
              "artifacts": {"images": images[:, 0].tolist(), "labels": labels.tolist(),
                            "classes": list(first.data.classes),

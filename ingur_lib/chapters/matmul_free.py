@@ -24,8 +24,7 @@ from ..models.mlgru import MatMulFreeLM, lower_bounds, mlgru_scan, record_gates
 from ..nn import quant
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
-from ..train import TrainConfig, fit
-from .transformer import Result  # (name, model, history, seconds, params, metrics): the same record
+from ..train import TrainConfig, Trained, fit
 
 CHAPTER, PAPER = "09_matmul_free", "matmul_free"
 MODELS = {"Transformer++": "transformerpp", "MatMul-free LM": "matmulfree"}   # display name -> LMConfig.arch
@@ -76,7 +75,7 @@ def model_config(cfg: Config, arch: str, data: LMData) -> LMConfig:
 
 # ---------------------------------------------------------------- training
 
-def train_one(name: str, cfg: Config, data: LMData, seed: int = 0, progress: bool = True) -> Result:
+def train_one(name: str, cfg: Config, data: LMData, seed: int = 0, progress: bool = True) -> Trained:
     """One model (by display name) trained with the book's loop on next-character cross-entropy."""
     if name not in MODELS:
         raise IngurError(f"Unknown model {name!r}: use one of {', '.join(MODELS)}.")
@@ -85,12 +84,12 @@ def train_one(name: str, cfg: Config, data: LMData, seed: int = 0, progress: boo
     t0 = time.perf_counter()
     hist = fit(model, data.train, data.val, replace(cfg.train, seed=seed), loss_fn=lm_loss, eval_loss_fn=lm_loss,
                progress=progress, desc=name)
-    res = Result(name, model.cpu(), hist, time.perf_counter() - t0, count_params(model))
+    res = Trained(name, model.cpu(), hist, time.perf_counter() - t0, count_params(model))
     res.metrics = metrics_of(res, cfg.context)
     return res
 
 
-def metrics_of(res: Result, context: int) -> dict:
+def metrics_of(res: Trained, context: int) -> dict:
     """Validation loss (nats/char), bits per character, perplexity, next-character accuracy (%), size and speed."""
     loss = res.history.last("test_loss")
     epochs = res.history.epochs
@@ -266,8 +265,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": data.name, "source": data.source, "splits": data.splits(),
                                "characters": data.text_chars, "context": cfg.context, "vocab": len(data.vocab)},
-                      config={"model": cfg.model.to_dict(), "train": cfg.train.to_dict(), "max_chars": cfg.max_chars,
-                              "threads": torch.get_num_threads()})
+                      config=cfg)
     return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(per_seed, art, cfg, data),
                              {"histories": histories, "artifacts": art}))
 

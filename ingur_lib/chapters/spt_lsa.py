@@ -237,8 +237,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": data.name, "source": data.source, "sizes": sorted(acc),
                                "n_test": len(data.test_y)},
-                      config={"model": cfg.model.to_dict(), "steps": cfg.steps, "batch_size": cfg.batch_size,
-                              "lr": cfg.lr, "augment": vars(cfg.augment), "ablation_size": cfg.ablation_size})
+                      config=cfg)
     extra = {"accuracy": {str(n): per for n, per in acc.items()}, "overhead": over, "paper_scale_mmacs": mmacs,
              "inside": inside(first, images), "histories": {v: r.history.to_dict() for v, r in first.items()},
              "artifacts": {"images": images[:, 0].tolist(), "labels": labels.tolist(), "classes": list(data.classes)}}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .. import ledger
+from .. import ledger, measure
 from ..data import Vocab, number_pairs
 from ..data.text import char_tokens, word_tokens
 from ..exercises import assert_same, exercise
@@ -22,7 +22,7 @@ from ..nn.attention import capture_attention
 from ..nn.transformer import attention_kinds, causal_mask, sinusoidal_positions
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
-from ..train import History, TrainConfig, fit, warmup_rsqrt
+from ..train import History, TrainConfig, Trained, fit, warmup_rsqrt
 from ..viz import attention_matrices, learning_curves, lines_with_bands
 
 CHAPTER, PAPER = "01_transformer", "transformer"
@@ -100,18 +100,8 @@ def model_config(base: Seq2SeqConfig, task: Task, **overrides) -> Seq2SeqConfig:
 
 # ---------------------------------------------------------------- training and scoring
 
-@dataclass
-class Result:
-    name: str
-    model: torch.nn.Module
-    history: History
-    seconds: float
-    params: int
-    metrics: dict = field(default_factory=dict)
-
-
 def train_one(name: str, model_cfg: Seq2SeqConfig, task: Task, train_cfg: TrainConfig, seed: int,
-              label_smoothing: float | None = None, progress: bool = True) -> Result:
+              label_smoothing: float | None = None, progress: bool = True) -> Trained:
     """Train one seq2seq model with the book's loop; validation token accuracy every epoch."""
     seed_everything(seed)
     model = build(model_cfg)
@@ -119,7 +109,7 @@ def train_one(name: str, model_cfg: Seq2SeqConfig, task: Task, train_cfg: TrainC
     t0 = time.perf_counter()
     hist = fit(model, task.pair("train"), task.pair("validation"), replace(train_cfg, seed=seed, label_smoothing=ls),
                loss_fn=seq2seq_loss(ls), eval_loss_fn=seq2seq_loss(0.0), progress=progress, desc=name)
-    return Result(name, model, hist, time.perf_counter() - t0, sum(p.numel() for p in model.parameters()))
+    return Trained(name, model, hist, time.perf_counter() - t0, measure.count_params(model))
 
 
 def translate(model, task: Task, src_ids: torch.Tensor, beam: int | None = None, batch: int = 500) -> list[str]:
@@ -155,7 +145,7 @@ def time_to_target(history: History, target: float) -> float | None:
     return None
 
 
-def evaluate_result(res: Result, task: Task, cfg: Config, beam: bool = False) -> dict:
+def evaluate_result(res: Trained, task: Task, cfg: Config, beam: bool = False) -> dict:
     n = cfg.n_eval
     src, refs = task.pair("test")[0][:n], task.texts["test"]["tgt"][:n]
     t0 = time.perf_counter()
@@ -274,9 +264,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": f"numbers en-{cfg.tgt_lang}", "source": task.source,
                                "splits": {k: len(v[0]) for k, v in task.splits.items()}},
-                      config={"transformer": cfg.transformer.to_dict(), "gru": cfg.gru.to_dict(),
-                              "train": cfg.train.to_dict(), "ablations": {k: list(v) for k, v in cfg.ablations.items()},
-                              "n_eval": cfg.n_eval, "target_acc": cfg.target_acc})
+                      config=cfg)
     extra = {"histories": histories, "per_run": per,
              "artifacts": {"examples": [{**ex, "maps": {k: [m.round(decimals=3).tolist() for m in v]
                                                                  for k, v in ex["maps"].items()}}

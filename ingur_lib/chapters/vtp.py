@@ -13,15 +13,14 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger, measure
-from ..data import Augment, ImageData, image_prepare
+from ..data import Augment, ImageData, image_prepare, load_subset
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig
 from ..nn import prune
 from ..profiles import pick
-from ..runtime import provenance, seed_everything
+from ..runtime import config_dict, provenance, seed_everything
 from ..train import History, TrainConfig, evaluate, fit
-from .getting_started import load_data  # the same recipe: cfg.dataset, cfg.n_train, cfg.n_test, seed
 
 __all__ = ["CONFIGS", "Config", "Run", "config", "load_data", "run", "reproduce"]
 
@@ -98,6 +97,10 @@ def train_gated(cfg: Config, data: ImageData, prepare, lam: float, seed: int, pr
                prepare=prepare, extra_loss=prune.l1_penalty(lam) if lam else None, progress=progress,
                desc=f"sparsity (lambda={lam:g})")
     return model, hist
+
+
+def load_data(cfg: Config, seed: int = 0) -> ImageData:
+    return load_subset(cfg.dataset, cfg.n_train, cfg.n_test, seed)
 
 
 def _latency_batch(cfg: Config, data: ImageData, prepare) -> torch.Tensor:
@@ -216,11 +219,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     first = runs[0]
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": data.name, "source": data.source, "splits": data.splits()},
-                      config={"model": first.model.cfg.to_dict(), "sparsity": cfg.sparsity.to_dict(),
-                              "finetune": cfg.finetune.to_dict(), "lam": cfg.lam, "gate_gain": cfg.gate_gain, "ratios": list(cfg.ratios),
-                              "finetune_ratios": list(cfg.finetune_ratios), "augment": vars(cfg.augment),
-                              "latency": {"batch": cfg.latency_batch, "repeats": cfg.latency_repeats,
-                                          "threads": torch.get_num_threads()}})
+                      config={**config_dict(cfg), "model": first.model.cfg.to_dict()})
     extra = {"rows": {f"seed {s}": r.rows for s, r in zip(seeds, runs)},
              "control_rows": {f"seed {s}": r.control_rows for s, r in zip(seeds, runs) if r.control_rows},
              "histories": {f"seed {s}": r.history.to_dict() for s, r in zip(seeds, runs)},

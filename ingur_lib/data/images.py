@@ -190,3 +190,8 @@ def load_images(name: str = "fashion_mnist", verbose: bool = True) -> ImageData:
     if verbose:
         print(data.describe())
     return data
+
+
+def load_subset(name: str, n_train: int | None, n_test: int | None, seed: int = 0) -> ImageData:
+    """`load_images(name)` cut to a class-stratified subset (`ImageData.subset`; None keeps a whole split)."""
+    return load_images(name).subset(n_train, n_test, seed=seed)
