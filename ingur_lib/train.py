@@ -65,6 +65,13 @@ class History:
         return cls(list(d.get("epochs", [])), list(d.get("steps", [])))
 
 
+def no_decay_names(model: nn.Module) -> set[str]:
+    """Parameters AdamW leaves undecayed: biases and norm gains (ndim < 2) and those the model names in its
+    `no_weight_decay()` (as timm's models do: class and position tokens, embeddings)."""
+    named = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    return {n for n, p in model.named_parameters() if p.ndim < 2 or n in named}
+
+
 @dataclass
 class Trained:
     """What one trained model leaves behind for a chapter: its name, the model, its history, the wall time,
@@ -226,10 +233,11 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     total_steps = max(1, int(cfg.epochs * steps_per_epoch))
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    skip = no_decay_names(model)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or "token" in name or "pos_embed" in name else decay).append(p)
+            (no_decay if name in skip else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     history, start_epoch, step = History(), 0, 0

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ingur_lib.chapters import deit
-from ingur_lib.distill import distillation_loss, hard_distillation, soft_distillation
+from ingur_lib.nn.distill import distillation_loss, hard_distillation, soft_distillation
 from ingur_lib.errors import IngurError
 from ingur_lib.exercises import CHECKS
 from ingur_lib.models.cnn import CNNConfig, ResNet

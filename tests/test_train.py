@@ -95,3 +95,16 @@ def test_extra_loss_is_added():
         return 0.0 * sum(p.sum() for p in m.parameters())
     fit(model(), (x, y), None, TrainConfig(epochs=1, batch_size=64), extra_loss=extra, progress=False)
     assert len(calls) == 2
+
+
+def test_models_name_the_parameters_adamw_must_not_decay():
+    """fit asks the model (`no_weight_decay()`) instead of matching names; biases and norm gains always skip."""
+    from ingur_lib.models import lm
+    from ingur_lib.models.deit import DistilledViT
+    from ingur_lib.models.vit import ViT, ViTConfig
+    from ingur_lib.train import no_decay_names
+    vit = no_decay_names(ViT(ViTConfig(depth=1)))
+    assert {"cls_token", "pos_embed", "head.bias", "norm.weight"} <= vit and "head.weight" not in vit
+    assert "dist_token" in no_decay_names(DistilledViT(ViTConfig(depth=1)))
+    assert "token_embed.weight" in no_decay_names(lm.build(lm.LMConfig(vocab=11, depth=1)))
+    assert not any(n.endswith("qkv.weight") for n in vit)

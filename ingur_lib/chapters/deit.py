@@ -21,7 +21,7 @@ from torch import nn
 
 from .. import ledger, measure
 from ..data import Augment, ImageData, example_images, image_prepare, load_images
-from ..distill import distillation_loss, hard_distillation
+from ..nn.distill import distillation_loss, hard_distillation
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.cnn import CNNConfig, ResNet

@@ -51,12 +51,15 @@ class DistilledViT(ViT):
 
     num_tokens = 2  # class + distillation
 
+    def no_weight_decay(self) -> set[str]:
+        return super().no_weight_decay() | {"dist_token"}
+
     def __init__(self, cfg: ViTConfig):
         if cfg.pool != "cls":
             raise IngurError("A distilled ViT needs pool='cls': the class and distillation tokens are its outputs.")
         super().__init__(cfg)
         self.num_prefix = 2
-        self.dist_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))  # not decayed: see no_weight_decay
         # One more row in the position table: the distillation token has its own position embedding.
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 2, cfg.dim))
         self.head_dist = nn.Linear(cfg.dim, cfg.num_classes)

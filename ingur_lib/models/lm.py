@@ -8,52 +8,18 @@ token mixer and their linear layers:
 
 `TransformerPP` (this file) is the paper's baseline "Transformer++" (LLaMA-style: RoPE, SwiGLU, RMSNorm, no
 biases); `ingur_lib.models.mlgru.MatMulFreeLM` is the paper's model. `build(cfg)` picks one by `cfg.arch`.
-Ids follow `ingur_lib.data.Vocab`.
+The shared skeleton (`LMConfig`, `CausalLM`, `lm_loss`, `generate`) lives in `ingur_lib.models.decoder`
+and is re-exported here.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..errors import IngurError
 from ..measure import count_params  # noqa: F401  (re-exported: notebooks count with it)
 from ..nn.attention import scaled_dot_product
-from ..nn.glu import GLU, glu_hidden
-from ..nn.norms import RMSNorm
 from ..nn.rope import Rotary
-
-ARCHS = ("transformerpp", "matmulfree")
-
-
-@dataclass
-class LMConfig:
-    arch: str = "transformerpp"    # one of ARCHS
-    vocab: int = 0
-    dim: int = 128
-    depth: int = 2
-    heads: int = 4                 # attention heads (Transformer++ only)
-    hidden: int | None = None      # GLU width; None = 8/3 * dim rounded up to 16
-    max_len: int = 512             # longest sequence (RoPE table)
-    lower_bound: bool = True       # MLGRU: learned forget-gate lower bounds rising with depth
-    ternary_head: bool = True      # MatMul-free: the output head is a BitLinear too, as in the official code
-    init_std: float = 0.02
-
-    def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise IngurError(f"Unknown arch {self.arch!r}: use one of {', '.join(ARCHS)}.")
-        if self.dim % self.heads:
-            raise IngurError(f"dim={self.dim} is not divisible by heads={self.heads}: choose heads that divide dim.")
-
-    @property
-    def glu_hidden(self) -> int:
-        return self.hidden or glu_hidden(self.dim)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .decoder import ARCHS, CausalLM, LMConfig, generate, lm_loss  # noqa: F401  (re-exported)
+from .mlgru import MatMulFreeLM
 
 
 class CausalSelfAttention(nn.Module):
@@ -80,64 +46,6 @@ class CausalSelfAttention(nn.Module):
         return self.o(out.transpose(1, 2).reshape(b, n, d))
 
 
-class Block(nn.Module):
-    """Pre-RMSNorm residual block: x + mixer(norm(x)), then x + GLU(norm(x))."""
-
-    def __init__(self, dim: int, mixer: nn.Module, glu: nn.Module):
-        super().__init__()
-        self.mixer_norm, self.mixer = RMSNorm(dim), mixer
-        self.glu_norm, self.glu = RMSNorm(dim), glu
-
-    def forward(self, x, **mixer_kwargs):
-        x = x + self.mixer(self.mixer_norm(x), **mixer_kwargs)
-        return x + self.glu(self.glu_norm(x))
-
-
-class CausalLM(nn.Module):
-    """The shared skeleton: subclasses give `make_mixer(i)`, the `linear` layer type, `head_linear()` and
-    `mixer_kwargs()`."""
-
-    linear = nn.Linear
-
-    def __init__(self, cfg: LMConfig):
-        super().__init__()
-        if cfg.vocab <= 0:
-            raise IngurError("LMConfig.vocab is 0: set it to the vocabulary size, e.g. len(vocab).")
-        self.cfg = cfg
-        self.token_embed = nn.Embedding(cfg.vocab, cfg.dim)
-        self.blocks = nn.ModuleList(Block(cfg.dim, self.make_mixer(i), GLU(cfg.dim, cfg.glu_hidden, self.linear))
-                                    for i in range(cfg.depth))
-        self.norm = RMSNorm(cfg.dim)
-        self.head = self.head_linear()(cfg.dim, cfg.vocab, bias=False)
-        self.reset_parameters()
-
-    def make_mixer(self, i: int) -> nn.Module:
-        raise NotImplementedError
-
-    def head_linear(self):
-        return nn.Linear
-
-    def mixer_kwargs(self) -> list[dict]:
-        return [{} for _ in self.blocks]
-
-    @torch.no_grad()
-    def reset_parameters(self):
-        """N(0, init_std) for every weight matrix and the embedding; the residual branches' last projections
-        (attention/MLGRU output, GLU down) scaled by 1/sqrt(2 * depth), as GPT-2 and the official code do."""
-        for name, p in self.named_parameters():
-            if p.ndim == 2 and "lower_bound" not in name:
-                nn.init.normal_(p, 0.0, self.cfg.init_std)
-                if name.endswith(("o.weight", "o_proj.weight", "down.weight")):
-                    p /= math.sqrt(2 * self.cfg.depth)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids (B, T) -> next-token logits (B, T, vocab)."""
-        x = self.token_embed(ids)
-        for block, kw in zip(self.blocks, self.mixer_kwargs()):
-            x = block(x, **kw)
-        return self.head(self.norm(x))
-
-
 class TransformerPP(CausalLM):
     """Transformer++: causal attention with RoPE, SwiGLU, RMSNorm, no biases, full precision."""
 
@@ -148,32 +56,7 @@ class TransformerPP(CausalLM):
 def build(cfg: LMConfig) -> CausalLM:
     """The model named by `cfg.arch`."""
     if cfg.arch == "matmulfree":
-        from .mlgru import MatMulFreeLM
         return MatMulFreeLM(cfg)
     return TransformerPP(cfg)
 
 
-def lm_loss(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token cross-entropy (nats per token) for `fit`: batch = (inputs (B, T), targets (B, T))."""
-    x, y = batch[0], batch[1]
-    logits = model(x)
-    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten()), logits
-
-
-
-@torch.no_grad()
-def generate(model: CausalLM, prompt_ids: torch.Tensor, n: int, context: int, temperature: float = 0.0,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Extend `prompt_ids` (1-D) by `n` tokens, each predicted from the last `context` ones (greedy when
-    temperature is 0, else sampled from softmax(logits / temperature)). No state cache: simple and short."""
-    model.eval()
-    ids = prompt_ids.clone()
-    dev = next(model.parameters()).device
-    for _ in range(n):
-        logits = model(ids[-context:][None].to(dev))[0, -1].float().cpu()
-        if temperature > 0:
-            nxt = torch.multinomial((logits / temperature).softmax(-1), 1, generator=generator)
-        else:
-            nxt = logits.argmax(-1, keepdim=True)
-        ids = torch.cat([ids, nxt])
-    return ids

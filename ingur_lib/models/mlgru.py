@@ -27,7 +27,7 @@ from torch import nn
 
 from ..nn.attention import recording
 from ..nn.quant import BitLinear
-from .lm import CausalLM, LMConfig
+from .decoder import CausalLM, LMConfig
 
 
 def mlgru_scan(f: torch.Tensor, c: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:

@@ -82,6 +82,10 @@ class ViT(nn.Module):
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters AdamW must not decay besides biases and norm gains (as in timm): the learned tokens."""
+        return {"cls_token", "pos_embed"} if self.cls_token is not None else {"pos_embed"}
+
     @property
     def grid(self) -> int:
         return self.patch_embed.grid

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import IngurError
+from ..errors import IngurError
 
 KINDS = ("none", "soft", "hard")
 
