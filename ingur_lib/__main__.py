@@ -28,19 +28,39 @@ def main(argv=None) -> int:
 
     from .errors import IngurError
     try:
+        _check(a)
         return _dispatch(a)
     except IngurError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
+def _check(a) -> None:
+    """Bad arguments answered before any work starts (IngurError: one line, exit code 2)."""
+    from .paths import writable_dir
+    from .profiles import get_profile
+    from .runtime import check_seeds
+    if getattr(a, "seeds", None):
+        check_seeds(a.seeds)
+    if getattr(a, "profile", None):
+        get_profile(a.profile)
+    if a.cmd in ("figures", "student"):
+        writable_dir(a.out)
+    if a.cmd == "ledger" and a.latex:
+        from pathlib import Path
+        writable_dir(Path(a.latex).parent, "--latex")
+
+
 def _dispatch(a) -> int:
     if a.cmd == "reproduce":
         from .chapters import get
         from .profiles import get_profile
+        from .resume import resumable
         mod = get(a.chapter)
         kwargs = {"seeds": tuple(a.seeds)} if a.seeds else {}
-        print("wrote", mod.reproduce(get_profile(a.profile), **kwargs))
+        # every training checkpoints: a killed run, started again, resumes where it stopped
+        with resumable(getattr(mod, "CHAPTER", a.chapter), get_profile(a.profile)):
+            print("wrote", mod.reproduce(get_profile(a.profile), **kwargs))
     elif a.cmd == "figures":
         from .book import make_figures
         paths = make_figures(a.out, a.only, a.profile)

@@ -28,12 +28,16 @@ VERDICTS = ("reproduced", "partly", "not reproduced", "not testable at this scal
 DEFAULT_TOLERANCE = 0.3
 CLAIM_KEYS = ("id", "claim", "metric", "value", "unit", "dataset", "kind", "source")
 PAPER_KEYS = ("paper", "ref", "title", "authors", "year", "bibkey", "claims")
+COMPARISON_KEYS = ("paper", "claim", "ours", "metric", "verdict", "reason")  # what the tables read
 PROVENANCE_KEYS = ("commit", "dirty", "date", "machine", "torch", "profile", "seeds", "wall_time_s", "dataset")
 
 
 # ---------------------------------------------------------------- reported (YAML)
 
 def validate_reported(d: dict, where: str = "reported file") -> dict:
+    if not isinstance(d, dict):
+        raise IngurError(f"{where} is empty or not a mapping: write the paper's keys "
+                         f"({', '.join(PAPER_KEYS)}) as in data/reported/spt_lsa.yaml.")
     missing = [k for k in PAPER_KEYS if k not in d]
     if missing:
         raise IngurError(f"{where} lacks {', '.join(missing)}: add them (see ingur_lib/ledger.py).")
@@ -44,8 +48,8 @@ def validate_reported(d: dict, where: str = "reported file") -> dict:
             raise IngurError(f"{where}: claim {c.get('id', '?')!r} lacks {', '.join(lack)}: add them.")
         if c["kind"] not in ("absolute", "relative"):
             raise IngurError(f"{where}: claim {c['id']!r} has kind {c['kind']!r}: use 'absolute' or 'relative'.")
-        if not isinstance(c["value"], (int, float)):
-            raise IngurError(f"{where}: claim {c['id']!r} value must be a number.")
+        if not isinstance(c["value"], (int, float)) or not math.isfinite(c["value"]):
+            raise IngurError(f"{where}: claim {c['id']!r} value must be a finite number: write the paper's.")
         tol = c.get("tolerance", DEFAULT_TOLERANCE)
         if not isinstance(tol, (int, float)) or tol < 0:
             raise IngurError(f"{where}: claim {c['id']!r} tolerance must be a number >= 0 (or left out).")
@@ -61,7 +65,14 @@ def load_reported(paper: str) -> dict:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in reported_dir().glob("*.yaml")))
         raise IngurError(f"No reported numbers for {paper!r}: add data/reported/{paper}.yaml (known: {known}).")
-    return validate_reported(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise IngurError(f"{path} is not valid YAML{at} ({getattr(err, 'problem', None) or 'syntax'}): "
+                         "fix that line (indentation, quotes, colons).") from None
+    return validate_reported(d, str(path))
 
 
 def all_reported() -> dict[str, dict]:
@@ -130,6 +141,8 @@ def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: st
 # ---------------------------------------------------------------- results (JSON)
 
 def validate_results(d: dict, where: str = "results file") -> dict:
+    if not isinstance(d, dict) or not isinstance(d.get("provenance"), dict):
+        raise IngurError(f"{where} is not a results record: rerun the chapter's `reproduce` to rewrite it.")
     for key in ("chapter", "profile", "provenance", "metrics"):
         if key not in d:
             raise IngurError(f"{where} lacks {key!r}: results are written by ingur_lib.ledger.record only.")
@@ -137,6 +150,10 @@ def validate_results(d: dict, where: str = "results file") -> dict:
     if lack:
         raise IngurError(f"{where}: provenance lacks {', '.join(lack)}: rerun the chapter to record them.")
     for c in d.get("comparisons", []):
+        lack = [k for k in COMPARISON_KEYS if k not in c] if isinstance(c, dict) else list(COMPARISON_KEYS)
+        if lack:
+            raise IngurError(f"{where}: a comparison lacks {', '.join(lack)}: rerun the chapter's "
+                             "`reproduce` to rewrite it.")
         if c.get("verdict") not in VERDICTS:
             raise IngurError(f"{where}: verdict {c.get('verdict')!r} is not one of {VERDICTS}.")
     return d

@@ -34,4 +34,25 @@ def reported_dir() -> Path:
 
 
 def results_dir() -> Path:
-    return Path(os.environ.get("INGUR_RESULTS", repo_root() / "data" / "results"))
+    """data/results, or the folder INGUR_RESULTS names: it must exist (a misspelt one would make every claim
+    "not yet run" and the ledger page would publish that)."""
+    env = os.environ.get("INGUR_RESULTS")
+    if env and not Path(env).is_dir():
+        from .errors import IngurError
+        raise IngurError(f"INGUR_RESULTS={env} is not a folder: create it, fix the path, or unset "
+                         "INGUR_RESULTS to use data/results.")
+    return Path(env) if env else repo_root() / "data" / "results"
+
+
+def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """`path` as a folder this process can write to (made if missing), or IngurError naming the fix."""
+    from .errors import IngurError
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise IngurError(f"Cannot make the folder {path} ({err.strerror}): pass {flag} a folder you "
+                         "can write to.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise IngurError(f"The folder {path} is not writable: pass {flag} a folder you can write to.")
+    return path
