@@ -1,4 +1,4 @@
-"""Command line: `python -m ingur_lib {reproduce,figures,ledger,bench,student}` (also installed as `ingur`)."""
+"""Command line: `python -m ingur_lib {reproduce,figures,ledger,bench,student,pin}` (also installed as `ingur`)."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     b.add_argument("--rounds", type=int, default=5, help="alternating rounds of the two models")
     s = sub.add_parser("student", help="write the classroom version of every notebook")
     s.add_argument("--out", default="student")
+    sub.add_parser("pin", help="write _config.yml's repository address and version into every notebook's "
+                              "Colab badge and setup cell")
     a = p.parse_args(argv)
 
     from .errors import IngurError
@@ -78,6 +80,10 @@ def _dispatch(a) -> int:
     elif a.cmd == "bench":
         from .bench import bench, report
         print(report(bench(a.batch, a.rounds)))
+    elif a.cmd == "pin":
+        from .book import pin_notebooks, source
+        paths = pin_notebooks()
+        print(f"{len(paths)} notebooks now install {'@'.join(source())}")
     elif a.cmd == "student":
         from .exercises import make_student
         paths = make_student(a.out)
