@@ -75,9 +75,10 @@ def env_seed(default: int = 0) -> int:
     if not raw:
         return default
     try:
-        return check_seed(int(raw))
+        seed = int(raw)
     except ValueError:
         raise IngurError(f"INGUR_SEED={raw!r} is not an integer: set it to one in [0, 2**32 - 1].") from None
+    return check_seed(seed)
 
 
 def seed_everything(seed: int) -> None:

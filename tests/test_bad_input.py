@@ -62,6 +62,7 @@ LIBRARY = {
     "seed -1": (lambda t, r, m: lambda: seed_everything(-1), r"pick one in that range"),
     "seed 2**32": (lambda t, r, m: lambda: TrainConfig(seed=2**32), r"\[0, 2\*\*32 - 1\]: pick one"),
     "INGUR_SEED garbage": (lambda t, r, m: (m.setenv("INGUR_SEED", "one"), env_seed)[1], r"set it to one in"),
+    "INGUR_SEED -1": (lambda t, r, m: (m.setenv("INGUR_SEED", "-1"), env_seed)[1], r"Seed -1 .*: pick one"),
     "results JSON null": (lambda t, r, m: _results(r, "null"), r"rerun the chapter"),
     "results JSON broken": (lambda t, r, m: _results(r, "{"), r"rerun `python -m ingur_lib reproduce"),
     "results lack ours": (lambda t, r, m: _recorded(r, drop_comparison="ours"), r"lacks ours: rerun"),

@@ -122,7 +122,8 @@ def test_pin_writes_a_forks_address_and_version(tmp_path, monkeypatch, capsys):
     (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/fork\n  branch: v9.9\n")
     (tmp_path / "notebooks" / NOTEBOOKS[0].name).write_bytes(NOTEBOOKS[0].read_bytes())
     monkeypatch.setenv("INGUR_ROOT", str(tmp_path))
-    assert main(["pin"]) == 0 and "1 notebooks now install https://github.com/someone/fork@v9.9" in capsys.readouterr().out
+    assert main(["pin"]) == 0
+    assert "1 notebooks now install https://github.com/someone/fork@v9.9" in capsys.readouterr().out
     text = (tmp_path / "notebooks" / NOTEBOOKS[0].name).read_text()
     assert f"github/someone/fork/blob/v9.9/notebooks/{NOTEBOOKS[0].name}" in text
     assert 'REPO, REF = \\"https://github.com/someone/fork\\", \\"v9.9\\"' in text

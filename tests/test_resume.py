@@ -123,7 +123,8 @@ def test_cli_reproduce_runs_inside_resumable(monkeypatch, tmp_cache):
 
     from ingur_lib import __main__ as cli
     seen = {}
-    fake = types.SimpleNamespace(CHAPTER="99_fake", reproduce=lambda profile, **kw: seen.setdefault("f", resume.active()))
+    fake = types.SimpleNamespace(CHAPTER="99_fake",
+                                 reproduce=lambda profile, **kw: seen.setdefault("f", resume.active()))
     monkeypatch.setattr("ingur_lib.chapters.get", lambda name: fake)
     assert cli.main(["reproduce", "99_fake", "--profile", "smoke"]) == 0
     assert seen["f"] == resume.checkpoint_folder("99_fake", "smoke") and not seen["f"].exists()
