@@ -50,7 +50,7 @@ def _check(a) -> None:
         writable_dir(a.out)
     if a.cmd == "ledger" and a.latex:
         from pathlib import Path
-        writable_dir(Path(a.latex).parent, "--latex")
+        writable_dir(Path(a.latex).parent, "pass --latex a file in a folder you can write to")
 
 
 def _dispatch(a) -> int:

@@ -44,15 +44,14 @@ def results_dir() -> Path:
     return Path(env) if env else repo_root() / "data" / "results"
 
 
-def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
-    """`path` as a folder this process can write to (made if missing), or IngurError naming the fix."""
+def writable_dir(path: str | os.PathLike, fix: str = "pass --out a folder you can write to") -> Path:
+    """`path` as a folder this process can write to (made if missing), or IngurError naming the `fix`."""
     from .errors import IngurError
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise IngurError(f"Cannot make the folder {path} ({err.strerror}): pass {flag} a folder you "
-                         "can write to.") from None
+        raise IngurError(f"Cannot make the folder {path} ({err.strerror}): {fix}.") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise IngurError(f"The folder {path} is not writable: pass {flag} a folder you can write to.")
+        raise IngurError(f"The folder {path} is not writable: {fix}.")
     return path

@@ -114,7 +114,7 @@ CLI = {
     "figures --profile huge": (lambda t: ["figures", "--out", str(t), "--profile", "huge"], r"use one of smoke"),
     "figures --out under a file": (lambda t: ["figures", "--out", _file_at(t)], r"pass --out a folder"),
     "student --out under a file": (lambda t: ["student", "--out", _file_at(t)], r"pass --out a folder"),
-    "ledger --latex under a file": (lambda t: ["ledger", "--latex", _file_at(t) + "/l.tex"], r"pass --latex"),
+    "ledger --latex under a file": (lambda t: ["ledger", "--latex", _file_at(t) + "/l.tex"], r"pass --latex a file in a"),
     "figures --out unwritable": (lambda t: ["figures", "--out", "/sys/ingur-out"], r"pass --out a folder"),
 }
 
