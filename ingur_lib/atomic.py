@@ -69,7 +69,10 @@ def _mode(target: Path, default: int) -> int:
 
 
 def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder
+        return
     try:
         os.fsync(fd)
     except OSError:  # some filesystems cannot fsync a folder
