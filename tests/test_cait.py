@@ -133,3 +133,90 @@ def test_bad_cait_options_name_the_fix():
         ViTConfig(pool="mean", class_attention=2)
     with pytest.raises(IngurError, match="talking_heads"):
         ViTConfig(attention="talking-heads")
+
+
+# ---------------------------------------------------------------- chapter 03
+
+def _ch():
+    from ingur_lib.chapters import cait
+    return cait
+
+
+def test_exercise_checks_accept_solutions_and_reject_the_library_and_wrong_answers():
+    from ingur_lib.exercises import check
+    ch = _ch()
+
+    def vector(depth, dim):
+        return torch.full((dim,), 0.1 if depth <= 18 else 1e-5 if depth <= 24 else 1e-6)
+
+    check("cait.layer_scale_vector", vector)
+    for wrong in (layer_scale_init, lambda d, n: torch.full((n,), 0.1 if d < 18 else 1e-5 if d <= 24 else 1e-6),
+                  lambda d, n: torch.full((n,), 0.1 if d <= 18 else 1e-5 if d < 24 else 1e-6)):
+        with pytest.raises((AssertionError, TypeError)):
+            check("cait.layer_scale_vector", wrong)
+
+    def class_attention(z, wq, wk, wv, heads, query_all=False, dim=-1):
+        b, n, d = z.shape
+        split = lambda t: t.view(b, t.shape[1], heads, d // heads).transpose(1, 2)  # noqa: E731
+        q = split((z if query_all else z[:, :1]) @ wq.T)
+        a = (q @ split(z @ wk.T).transpose(-2, -1) / (d // heads) ** 0.5).softmax(dim)
+        return (a @ split(z @ wv.T)).transpose(1, 2).reshape(b, -1, d)
+
+    check("cait.class_attention", class_attention)
+    for wrong in (lambda *a: class_attention(*a, query_all=True), lambda *a: class_attention(*a, dim=-2), ch.ClassAttention):
+        with pytest.raises((AssertionError, TypeError)):
+            check("cait.class_attention", wrong)
+
+    def talking(s, wl, bl, ww, bw, post=True):
+        mix = lambda t, w, b: torch.einsum("gh,bhij->bgij", w, t) + b.view(1, -1, 1, 1)  # noqa: E731
+        a = mix(s, wl, bl).softmax(-1)
+        return mix(a, ww, bw) if post else a
+
+    check("cait.talking_heads", talking)
+    with pytest.raises(AssertionError):
+        check("cait.talking_heads", lambda *a: talking(*a, post=False))
+    with pytest.raises(AssertionError):  # the mixing matrices transposed (heads mixed the wrong way round)
+        check("cait.talking_heads", lambda s, wl, bl, ww, bw: talking(s, wl.T, bl, ww.T, bw))
+
+
+def test_branch_norms_and_maps_of_a_tiny_cait_and_vit():
+    ch = _ch()
+    from ingur_lib.data import image_prepare
+    torch.manual_seed(0)
+    prep = image_prepare(torch.tensor([0.5]), torch.tensor([0.25]))
+    cfg = ViTConfig(patch_size=7, dim=16, heads=2, depth=3, layer_scale=1e-5, class_attention=2)
+    run = ch.Run("CaiT", 3, ViT(cfg), None, prep, 0.0, 0.0)
+    images = torch.randint(0, 255, (4, 1, 28, 28), dtype=torch.uint8)
+    norms = ch.branch_norms(run, images)
+    assert len(norms["sa"]) == len(norms["ffn"]) == 3
+    assert all(0 < v < 1e-3 for v in norms["sa"] + norms["ffn"])   # LayerScale 1e-5: tiny branches at init
+    maps = ch.class_attention_maps(run, images)
+    assert len(maps) == 2 and maps[0].shape == (4, 2, 4, 4)
+    torch.testing.assert_close(maps[0].sum((-2, -1)), torch.ones(4, 2) - maps[0].new_zeros(4, 2) - _cls_share(run, images))
+    assert 0 <= ch.map_entropy(maps[-1]) <= torch.log(torch.tensor(16.0)) + 1e-5
+    plain = ch.Run("ViT", 3, ViT(replace_cfg(cfg)), None, prep, 0.0, 0.0)
+    assert len(ch.class_attention_maps(plain, images)) == 3
+    # without LayerScale the branches are set by the weights alone: 1e5 times larger than under gains of 1e-5
+    assert min(ch.branch_norms(plain, images)["sa"]) > 1e3 * max(norms["sa"])
+
+
+def replace_cfg(cfg):
+    from dataclasses import replace
+    return replace(cfg, layer_scale=None, class_attention=0)
+
+
+def _cls_share(run, images):
+    """The attention the class token pays to itself in the first class-attention layer (not on the patch map)."""
+    with torch.no_grad(), capture_attention(run.model) as maps:
+        run.model(run.prepare((images, None), False, None)[0])
+    return maps[len(run.model.blocks)][:, :, 0, 0]
+
+
+def test_smoke_training_learns_well_above_chance():
+    ch = _ch()
+    from dataclasses import replace
+    cfg = replace(ch.config("smoke"), steps=200, n_train=1000, n_test=500)
+    data = ch.load_data(cfg)
+    r = ch.train_variant(cfg, "CaiT", 2, data, progress=False)
+    assert r.test_acc > 0.3, r.test_acc   # chance is 0.10
+    assert len(r.history.steps) == 200

@@ -121,7 +121,7 @@ class ViT(nn.Module):
         for blk in self.blocks:
             x = blk(x)
         if self.class_blocks:  # CaiT: the class token enters now and reads the (fixed) patches
-            cls = self.cls_token.expand(x.shape[0], -1, -1)
+            cls = self.cls_token.repeat(x.shape[0], 1, 1)  # a copy, not a view: FlopCounterMode needs it
             for blk in self.class_blocks:
                 cls = blk(cls, x)
             x = torch.cat([cls, x], dim=1)
