@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .atomic import write_json, write_text
+from .distributed import is_main_process
 from .errors import IngurError
 from .paths import repo_root, reported_dir, results_dir
 
@@ -153,7 +154,8 @@ def record(chapter: str, profile: str, provenance: dict, metrics: dict, comparis
          "comparisons": list(comparisons), **(extra or {})}
     validate_results(d, f"results for {chapter}/{profile}")
     path = results_path(chapter, profile)
-    write_json(path, d)
+    if is_main_process():  # under a multi-process launch only the first process writes
+        write_json(path, d)
     return path
 
 
