@@ -1,4 +1,4 @@
-"""Command line: `python -m ingur_lib {reproduce,figures,ledger,student}` (also installed as `ingur`)."""
+"""Command line: `python -m ingur_lib {reproduce,figures,ledger,bench,student}` (also installed as `ingur`)."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,9 @@ def main(argv=None) -> int:
     g = sub.add_parser("ledger", help="print the reported-vs-reproduced table")
     g.add_argument("--write", action="store_true", help="regenerate book/ledger.md")
     g.add_argument("--latex", default=None, help="also write a LaTeX table to this file")
+    b = sub.add_parser("bench", help="time the book's ViT against a plain SDPA ViT of the same dims (a ratio)")
+    b.add_argument("--batch", type=int, default=128)
+    b.add_argument("--rounds", type=int, default=5, help="alternating rounds of the two models")
     s = sub.add_parser("student", help="write the classroom version of every notebook")
     s.add_argument("--out", default="student")
     a = p.parse_args(argv)
@@ -52,6 +55,9 @@ def _dispatch(a) -> int:
         if a.latex:
             ledger.to_latex(df, a.latex)
             print("wrote", a.latex)
+    elif a.cmd == "bench":
+        from .bench import bench, report
+        print(report(bench(a.batch, a.rounds)))
     elif a.cmd == "student":
         from .exercises import make_student
         paths = make_student(a.out)

@@ -66,3 +66,37 @@ def test_storage_bytes_packs_modules_that_say_how():
     assert b["float32"] == 4 * 146 and b["bfloat16"] == 2 * 146
     assert b["packed"] == 16 + 4 * 18
 
+
+
+def test_bench_compares_same_sized_models_and_reports_a_ratio():
+    from ingur_lib.bench import PlainViT, bench, report
+    from ingur_lib.models.vit import ViTConfig
+    cfg = ViTConfig(image_size=28, patch_size=7, dim=32, depth=1, heads=2)
+    assert measure.count_params(PlainViT(cfg)) == measure.count_params(ViT(cfg))
+    r = bench(batch=8, rounds=2, repeats=2)
+    assert r["params"]["book"] == r["params"]["plain"]
+    for kind in ("inference", "training"):
+        lo, hi = r[kind]["ratio_range"]
+        assert 0 < lo <= r[kind]["ratio"] <= hi
+    assert "ratio" in report(r)
+
+
+def test_plain_vit_computes_the_same_function_as_the_book_vit():
+    """The bench's reference is the same network: with the book's weights copied in, the same logits."""
+    from ingur_lib.bench import PlainViT
+    cfg = ViTConfig(image_size=28, patch_size=7, dim=32, depth=2, heads=2)
+    torch.manual_seed(0)
+    book, plain = ViT(cfg).eval(), PlainViT(cfg).eval()
+    names = {"embed": "patch_embed.proj", "cls": "cls_token", "pos": "pos_embed"}
+    for i in range(cfg.depth):
+        names.update({f"blocks.{i}.{a}": f"blocks.{i}.{b}" for a, b in (
+            ("norm1", "norm1"), ("qkv", "attn.qkv"), ("proj", "attn.proj"), ("norm2", "norm2"),
+            ("fc1", "mlp.fc1"), ("fc2", "mlp.fc2"))})
+    src = book.state_dict()
+    state = {}
+    for key in plain.state_dict():
+        mod, _, leaf = key.rpartition(".")
+        state[key] = src[names[key]] if key in names else src[f"{names.get(mod, mod)}.{leaf}"]
+    plain.load_state_dict(state)
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(plain(x), book(x))
