@@ -276,7 +276,8 @@ def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: st
         raise IngurError(f"our number for {paper}/{claim_id} is {s.get('mean')!r}: a claim needs a finite "
                          f"measurement; check the run that produced it.")
     row = {"paper": paper, "claim": claim_id, "metric": metric, "ours": float(s["mean"]),
-           "ours_std": float(s.get("std", 0.0)), "n_seeds": int(s.get("n", 1)), "note": note.strip()}
+           "ours_std": float(s.get("std", 0.0)), "n_seeds": int(s.get("n", len(s.get("values", [0])))),
+           "note": note.strip()}
     if "values" in s:
         row["values"] = [float(v) for v in s["values"]]
     if not testable:
@@ -307,6 +308,12 @@ def _validate_comparison(c, where: str) -> None:
     vals = c.get("values")
     if vals is not None and (not isinstance(vals, list) or len(vals) != n or not all(map(_finite, vals))):
         raise IngurError(f"{where}: comparison {name} must store its {n} per-seed values as finite numbers.")
+    if vals is not None:
+        s = summarize(vals)
+        if not (math.isclose(s["mean"], c["ours"], rel_tol=1e-9, abs_tol=1e-12)
+                and math.isclose(s["std"], std, rel_tol=1e-6, abs_tol=1e-12)):
+            raise IngurError(f"{where}: comparison {name} stores a mean or std that its per-seed values do not "
+                             f"give: numbers are written by ledger.compare only; rerun the chapter.")
 
 
 def validate_results(d, where: str = "results file") -> dict:

@@ -209,6 +209,8 @@ def test_older_results_files_still_load_and_are_judged_again(toy_root):
     ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m", "ours": 1.0, "n_seeds": 0}]}, "n_seeds"),
     ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m", "ours": 1.0, "n_seeds": 2,
                        "values": [1.0]}]}, "per-seed values"),
+    ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m", "ours": 9.0, "n_seeds": 2,
+                       "values": [1.0, 2.0]}]}, "do not give"),      # a mean typed over the measured one
 ])
 def test_bad_results_are_one_sentence(results, match):
     base = {"chapter": "x", "profile": "p", "metrics": {}, "provenance": provenance("p", [0], 1.0, dataset={})}
