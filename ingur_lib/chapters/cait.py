@@ -69,7 +69,7 @@ class Config:
 # narrow (dim 32, 2 heads of 16) so that 12-block stacks fit the CPU budget; CaiT-XXS has 4 heads of 48
 _NARROW = ViTConfig(patch_size=7, dim=32, heads=2, mlp_ratio=2.0)
 CONFIGS = {
-    "smoke": Config(_NARROW, steps=300, depths=(2, 6), ca_depth=6, n_train=2000, n_test=1000),
+    "smoke": Config(_NARROW, steps=200, depths=(2, 4), ca_depth=4, n_train=2000, n_test=1000),
     # depth 12 is the paper's DeiT-S depth (its LayerScale claim); 3 and 6 show the trend below it
     "standard": Config(_NARROW, steps=600, depths=(3, 6, 12), ca_depth=6, n_train=2000, seeds=(0, 1, 2)),
     # CaiT-XXS24 itself (patch 16, 224 px, dim 192, 4 heads, MLP 4) on ImageNet-scale data: not run on CPU.
