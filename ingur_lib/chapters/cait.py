@@ -71,7 +71,7 @@ _NARROW = ViTConfig(patch_size=7, dim=32, heads=2, mlp_ratio=2.0)
 CONFIGS = {
     "smoke": Config(_NARROW, steps=200, depths=(2, 4), ca_depth=4, n_train=2000, n_test=1000),
     # sized for a shared 2-core machine (one torch thread: two threads under contention ran 20x slower)
-    "standard": Config(_NARROW, steps=400, depths=(2, 4, 8), ca_depth=4, n_train=2000, seeds=(0, 1, 2)),
+    "standard": Config(_NARROW, steps=1000, depths=(2, 4, 8), ca_depth=4, n_train=2000, seeds=(0, 1, 2)),
     # CaiT-XXS24 itself (patch 16, 224 px, dim 192, 4 heads, MLP 4) on ImageNet-scale data: not run on CPU.
     "full": Config(ViTConfig(image_size=224, patch_size=16, in_chans=3, num_classes=1000, dim=192, heads=4,
                              mlp_ratio=4.0, drop_path=0.05), steps=300_000, depths=(12, 24, 36), ca_depth=24,
