@@ -219,4 +219,4 @@ def test_smoke_training_learns_well_above_chance():
     data = ch.load_data(cfg)
     r = ch.train_variant(cfg, "CaiT", 2, data, progress=False)
     assert r.test_acc > 0.3, r.test_acc   # chance is 0.10
-    assert len(r.history.steps) == 200
+    assert 200 <= len(r.history.steps) < 216   # whole epochs of 16 batches round the step count
