@@ -34,14 +34,7 @@ def reported_dir() -> Path:
 
 
 def results_dir() -> Path:
-    """data/results, or the folder INGUR_RESULTS names: it must exist (a misspelt one would make every claim
-    "not yet run" and the ledger page would publish that)."""
-    env = os.environ.get("INGUR_RESULTS")
-    if env and not Path(env).is_dir():
-        from .errors import IngurError
-        raise IngurError(f"INGUR_RESULTS={env} is not a folder: create it, fix the path, or unset "
-                         "INGUR_RESULTS to use data/results.")
-    return Path(env) if env else repo_root() / "data" / "results"
+    return Path(os.environ.get("INGUR_RESULTS", repo_root() / "data" / "results"))
 
 
 def writable_dir(path: str | os.PathLike, fix: str = "pass --out a folder you can write to") -> Path:

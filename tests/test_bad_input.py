@@ -83,7 +83,7 @@ LIBRARY = {
     "INGUR_PROFILE=huge": (lambda t, r, m: (m.setenv("INGUR_PROFILE", "huge"), setup)[1], r"use one of smoke"),
     "unknown dataset": (lambda t, r, m: lambda: load_images("imagenet"), r"use one of fashion_mnist"),
     "INGUR_RESULTS misspelt": (lambda t, r, m: (m.setenv("INGUR_RESULTS", str(t / "resluts")), ledger.table)[1],
-                               r"create it, fix the path, or unset INGUR_RESULTS"),
+                               r"point INGUR_RESULTS at a folder"),
 }
 if not torch.cuda.is_available():
     LIBRARY["INGUR_DEVICE=cuda without CUDA"] = (lambda t, r, m: (m.setenv("INGUR_DEVICE", "cuda"), pick_device)[1],
