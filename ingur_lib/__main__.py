@@ -1,4 +1,4 @@
-"""Command line: `python -m ingur_lib {reproduce,figures,ledger,bench,student}` (also installed as `ingur`)."""
+"""Command line: `python -m ingur_lib {reproduce,figures,ledger,bench,student,pin}` (also installed as `ingur`)."""
 from __future__ import annotations
 
 import argparse
@@ -24,23 +24,45 @@ def main(argv=None) -> int:
     b.add_argument("--rounds", type=int, default=5, help="alternating rounds of the two models")
     s = sub.add_parser("student", help="write the classroom version of every notebook")
     s.add_argument("--out", default="student")
+    sub.add_parser("pin", help="write _config.yml's repository address and version into every notebook's "
+                              "Colab badge and setup cell")
     a = p.parse_args(argv)
 
     from .errors import IngurError
     try:
+        _check(a)
         return _dispatch(a)
     except IngurError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
+def _check(a) -> None:
+    """Bad arguments answered before any work starts (IngurError: one line, exit code 2)."""
+    from .paths import writable_dir
+    from .profiles import get_profile
+    from .runtime import check_seeds
+    if getattr(a, "seeds", None):
+        check_seeds(a.seeds)
+    if getattr(a, "profile", None):
+        get_profile(a.profile)
+    if a.cmd in ("figures", "student"):
+        writable_dir(a.out)
+    if a.cmd == "ledger" and a.latex:
+        from pathlib import Path
+        writable_dir(Path(a.latex).parent, "pass --latex a file in a folder you can write to")
+
+
 def _dispatch(a) -> int:
     if a.cmd == "reproduce":
         from .chapters import get
         from .profiles import get_profile
+        from .resume import resumable
         mod = get(a.chapter)
         kwargs = {"seeds": tuple(a.seeds)} if a.seeds else {}
-        print("wrote", mod.reproduce(get_profile(a.profile), **kwargs))
+        # every training checkpoints: a killed run, started again, resumes where it stopped
+        with resumable(getattr(mod, "CHAPTER", a.chapter), get_profile(a.profile)):
+            print("wrote", mod.reproduce(get_profile(a.profile), **kwargs))
     elif a.cmd == "figures":
         from .book import make_figures
         paths = make_figures(a.out, a.only, a.profile)
@@ -58,6 +80,10 @@ def _dispatch(a) -> int:
     elif a.cmd == "bench":
         from .bench import bench, report
         print(report(bench(a.batch, a.rounds)))
+    elif a.cmd == "pin":
+        from .book import pin_notebooks, source
+        paths = pin_notebooks()
+        print(f"{len(paths)} notebooks now install {'@'.join(source())}")
     elif a.cmd == "student":
         from .exercises import make_student
         paths = make_student(a.out)

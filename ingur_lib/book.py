@@ -6,6 +6,7 @@ Nothing below this module imports a chapter: chapters import the registries (`fi
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .chapters import CHAPTERS, get, landed
@@ -54,3 +55,39 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
         plt.close(fig)
         print(f"wrote {name} ({chapter}/{profile or prof}, commit {results['provenance']['commit'][:8]})")
     return written
+
+
+def source() -> tuple[str, str]:
+    """The repository address and the ref (tag or branch) Colab installs: `_config.yml`'s `repository.url`
+    and `repository.branch`, the one place they are set."""
+    import yaml
+
+    from .errors import IngurError
+    from .paths import repo_root
+    repo = (yaml.safe_load((repo_root() / "_config.yml").read_text(encoding="utf-8")) or {}).get("repository")
+    if not isinstance(repo, dict) or not repo.get("url") or not repo.get("branch"):
+        raise IngurError("_config.yml lacks repository.url or repository.branch: set the book's address and "
+                         "version there (see book/how-to-run.md).")
+    return str(repo["url"]).rstrip("/"), str(repo["branch"])
+
+
+# The two places a notebook names its source, as they appear in the .ipynb's JSON text.
+_BADGE = re.compile(r"colab\.research\.google\.com/github/[^)\s]+?/blob/[^/\s]+/notebooks/")
+_PIN = re.compile(r'REPO, REF = \\"[^"\\]*\\", \\"[^"\\]*\\"')
+
+
+def pin_notebooks() -> list[Path]:
+    """Write `source()` into every notebook's Colab badge and setup cell; returns the notebooks changed."""
+    from .atomic import write_text
+    from .paths import repo_root
+    url, ref = source()
+    github = url.removeprefix("https://github.com/")
+    changed = []
+    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        new = _BADGE.sub(f"colab.research.google.com/github/{github}/blob/{ref}/notebooks/", text)
+        new = _PIN.sub(lambda _: f'REPO, REF = \\"{url}\\", \\"{ref}\\"', new)
+        if new != text:
+            write_text(path, new)
+            changed.append(path)
+    return changed

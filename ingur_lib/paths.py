@@ -35,3 +35,16 @@ def reported_dir() -> Path:
 
 def results_dir() -> Path:
     return Path(os.environ.get("INGUR_RESULTS", repo_root() / "data" / "results"))
+
+
+def writable_dir(path: str | os.PathLike, fix: str = "pass --out a folder you can write to") -> Path:
+    """`path` as a folder this process can write to (made if missing), or IngurError naming the `fix`."""
+    from .errors import IngurError
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise IngurError(f"Cannot make the folder {path} ({err.strerror}): {fix}.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise IngurError(f"The folder {path} is not writable: {fix}.")
+    return path

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import IngurError
 from .paths import repo_root
 from .profiles import get_profile
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """cuda > mps > cpu, unless `prefer` or INGUR_DEVICE names one."""
+    """cuda > mps > cpu, unless `prefer` or INGUR_DEVICE names one (checked: it must exist here)."""
     prefer = prefer or os.environ.get("INGUR_DEVICE")
     if prefer:
-        return torch.device(prefer)
+        return _checked_device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -28,8 +29,61 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def _checked_device(name: str) -> torch.device:
+    """The named device, or IngurError when it is not a device name or this machine lacks it."""
+    try:
+        device = torch.device(name.strip().lower())
+    except (RuntimeError, ValueError):
+        raise IngurError(f"Unknown device {name!r}: use cpu, cuda or mps (INGUR_DEVICE or device=...), "
+                         "or leave it unset to pick the best one here.") from None
+    have = {"cpu": True, "cuda": torch.cuda.is_available(),
+            "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
+    if not have.get(device.type, False):
+        raise IngurError(f"Device {name!r} is not available on this machine: unset INGUR_DEVICE (or "
+                         f"device=...) to use {'cuda' if have['cuda'] else 'mps' if have['mps'] else 'cpu'}.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise IngurError(f"Device {name!r} does not exist: this machine has {torch.cuda.device_count()} "
+                         "GPU(s), use cuda:0 to cuda:N-1.")
+    return device
+
+
+SEED_MAX = 2**32 - 1  # numpy's seed range
+
+
+def check_seed(seed) -> int:
+    """`seed` as an int in [0, 2**32 - 1], or IngurError naming the range."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise IngurError(f"Seed {seed!r} is not an integer in [0, 2**32 - 1]: pick one in that range.")
+    return int(seed)
+
+
+def check_seeds(seeds) -> tuple[int, ...]:
+    """Distinct valid seeds: a repeated seed would count the same run twice in a mean and its s.e."""
+    seeds = tuple(check_seed(s) for s in seeds)
+    if not seeds:
+        raise IngurError("No seeds given: pass at least one (e.g. --seeds 0 1 2).")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise IngurError(f"Seed(s) {', '.join(map(str, repeated))} given twice: pass distinct seeds "
+                         "(a repeat would count one run twice).")
+    return seeds
+
+
+def env_seed(default: int = 0) -> int:
+    """INGUR_SEED if set (CI and teachers run the notebooks under other seeds), else `default`."""
+    raw = os.environ.get("INGUR_SEED", "").strip()
+    if not raw:
+        return default
+    try:
+        seed = int(raw)
+    except ValueError:
+        raise IngurError(f"INGUR_SEED={raw!r} is not an integer: set it to one in [0, 2**32 - 1].") from None
+    return check_seed(seed)
+
+
 def seed_everything(seed: int) -> None:
     """Same seed + same machine = same numbers (deterministic kernels where torch has them)."""
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -74,7 +128,7 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "profile": profile,
-        "seeds": list(seeds),
+        "seeds": list(check_seeds(seeds)),
         "wall_time_s": round(wall_time_s, 1),
         "dataset": dataset or {},
         "config": config_dict(config),
@@ -93,9 +147,13 @@ class Context:
         return f"profile={self.profile}, device={self.device}, seed={self.seed}, torch {torch.__version__}"
 
 
-def setup(profile: str | None = None, seed: int = 0, device: str | None = None, quiet: bool = False) -> Context:
-    """One call at the top of every notebook: check the profile, pick the device, seed, plot style."""
+def setup(profile: str | None = None, seed: int | None = None, device: str | None = None,
+          quiet: bool = False) -> Context:
+    """One call at the top of every notebook: check the profile, pick the device, seed, plot style.
+
+    The seed is `seed`, else INGUR_SEED, else 0 (read here, beside the profile)."""
     from .viz import thesis_style
+    seed = env_seed() if seed is None else check_seed(seed)
     ctx = Context(get_profile(profile), pick_device(device), seed)
     seed_everything(seed)
     thesis_style()

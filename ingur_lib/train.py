@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +44,22 @@ class TrainConfig:
     eval_every: int = 1               # epochs between test-set evaluations
     schedule: str = "cosine"          # "cosine" (warmup, cosine decay) or "noam" (warmup, then 1/sqrt(step))
     grad_accum: int = 1               # micro-batches per step: the same step on less memory
+
+    def __post_init__(self):
+        from .errors import IngurError
+        from .runtime import check_seed
+        if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
+            raise IngurError(f"epochs={self.epochs!r} trains nothing: use a number > 0 (fractions allowed).")
+        for name in ("batch_size", "eval_batch_size", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise IngurError(f"{name}={value!r} must be a whole number >= 1.")
+        if not self.lr > 0 or self.min_lr < 0 or self.warmup_epochs < 0:
+            raise IngurError(f"lr={self.lr}, min_lr={self.min_lr}, warmup_epochs={self.warmup_epochs}: "
+                             "use lr > 0, min_lr >= 0 and warmup_epochs >= 0.")
+        if self.schedule not in SCHEDULES:
+            raise IngurError(f"Unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}.")
+        check_seed(self.seed)
 
     def to_dict(self):
         return asdict(self)
@@ -200,8 +217,8 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
-    """A checkpoint of this same run, or None (missing, unreadable, or from another config)."""
+def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """A checkpoint of this same run, or None (missing, unreadable, or from another config, data or code)."""
     if not path.exists():
         return None
     try:
@@ -213,6 +230,18 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     return state if state.get("fingerprint") == fingerprint else None
 
 
+def _checkpoint_for(checkpoint, model, train, test, cfg, **parts) -> tuple[Path | None, str | None]:
+    """The checkpoint file of this training (the given one, else one in the `resumable` folder) and its
+    fingerprint; (None, None) when the run is not checkpointed (notebooks: nothing to hash)."""
+    from . import resume
+    folder = resume.active()
+    if not checkpoint and folder is None:
+        return None, None
+    fp = resume.fingerprint(model, train, test, cfg, **parts)
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", str(parts.get("desc", "fit")))[:40]
+    return (Path(checkpoint) if checkpoint else folder / f"{name}-{fp[:20]}.pt"), fp
+
+
 def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Tensor] | None, cfg: TrainConfig,
         prepare: Prepare | None = None, loss_fn: LossFn | None = None, extra_loss: Callable | None = None,
         checkpoint: str | Path | None = None, device=None, progress: bool = True,
@@ -222,7 +251,9 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     prepare: batch transform (normalize; augment when training), see `Prepare`.
     loss_fn: (model, batch) -> (loss, logits); default cross-entropy with cfg.label_smoothing.
     extra_loss: model -> scalar added to the loss (e.g. an L1 sparsity term on pruning scores).
-    checkpoint: a file; written atomically after every epoch (by the main process), resumed from if it matches.
+    checkpoint: a file; written atomically after every epoch (by the main process), and resumed from if it
+        matches this run (same config, model, data, functions and code: `resume.fingerprint`). Inside
+        `resume.resumable(...)` a checkpoint file is chosen for every call.
     stop_after_epoch: end early after that many epochs (used to test resume).
     eval_loss_fn: how `test` is scored, default cross-entropy on model(x) (seq2seq passes its teacher-forcing loss).
 
@@ -253,15 +284,18 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     history, start_epoch, step = History(), 0, 0
-    fingerprint = {"config": repr(cfg.to_dict()), "n_train": n, "params": sum(p.numel() for p in model.parameters())}
+    checkpoint, fingerprint = _checkpoint_for(checkpoint, model, train, test, cfg, desc=desc, prepare=prepare,
+                                              loss_fn=loss_fn, extra_loss=extra_loss, eval_loss_fn=eval_loss_fn)
     if checkpoint:
-        checkpoint = Path(checkpoint)
         state = _load_checkpoint(checkpoint, fingerprint)
         if state:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             history = History.from_dict(state["history"])
             start_epoch, step = state["epoch"], state["step"]
+            if "rng" in state:
+                torch.set_rng_state(state["rng"])  # as the uninterrupted run left it after that epoch
+            print(f"{desc}: resumed after epoch {start_epoch}/{n_epochs} from {checkpoint}")
     net, opt = eng.prepare(model, opt)  # DDP-wrapped when launched; the same module otherwise
     for epoch in range(start_epoch, n_epochs):
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -317,7 +351,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
         if checkpoint and eng.is_main:
             _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                           "history": history.to_dict(), "epoch": epoch + 1, "step": step,
-                                          "fingerprint": fingerprint})
+                                          "fingerprint": fingerprint, "rng": torch.get_rng_state()})
         eng.wait()
     model.eval()
     return history

@@ -19,5 +19,6 @@ def tmp_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tmp_results(tmp_path, monkeypatch):
+    (tmp_path / "results").mkdir()
     monkeypatch.setenv("INGUR_RESULTS", str(tmp_path / "results"))
     return tmp_path / "results"

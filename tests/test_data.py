@@ -46,7 +46,7 @@ def test_unknown_dataset_lists_known_ones():
 
 
 def test_no_offline_data_and_no_network_says_how_to_get_it(tmp_cache, monkeypatch):
-    monkeypatch.setattr(images, "_find_debian_fashion", lambda: None)
+    monkeypatch.setattr(images, "_fashion_dirs", lambda: [])
     monkeypatch.setenv("INGUR_OFFLINE", "1")
     with pytest.raises(DataUnavailableError, match="apt-get install dataset-fashion-mnist"):
         load_images("fashion_mnist")

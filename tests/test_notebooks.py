@@ -5,6 +5,7 @@ import re
 import pytest
 import yaml
 
+from ingur_lib.book import source
 from ingur_lib.chapters import CHAPTERS, landed
 from ingur_lib.exercises import strip_solutions, student_notebook
 from ingur_lib.paths import repo_root
@@ -32,7 +33,9 @@ def test_committed_without_outputs(path):
 def test_badge_parameters_setup(path):
     cs = cells(path)
     first = "".join(cs[0]["source"])
-    assert first.startswith("# ") and f"colab.research.google.com/github/ingur-book/ingur/blob/main/notebooks/{path.name}" in first
+    url, ref = source()
+    badge = f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{ref}/notebooks/"
+    assert first.startswith("# ") and badge + path.name in first, "run `python -m ingur_lib pin`"
     params = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert params and "PROFILE" in "".join(params[0]["source"])
     assert any("from ingur_lib import setup" in "".join(c["source"]) for c in cs), "setup cell"
@@ -104,5 +107,34 @@ def test_setup_cells_are_one_copy():
         return next("".join(c["source"]) for c in cells(path) if "from ingur_lib import setup" in "".join(c["source"]))
     reference = setup_cell(NOTEBOOKS[0])
     assert "subprocess.run" in reference and "!git" not in reference
+    url, ref = source()   # Colab installs the version the page was written for, set in _config.yml
+    assert f'REPO, REF = "{url}", "{ref}"' in reference and "--branch {REF} {REPO}" in reference, \
+        "run `python -m ingur_lib pin`"
+    assert ref not in ("main", "master"), "pin a version (a tag), not the moving tip of a branch"
+    assert "setup(PROFILE)" in reference, "the seed comes from INGUR_SEED (runtime.setup), not the cell"
     for path in NOTEBOOKS[1:]:
         assert setup_cell(path) == reference, f"{path.name}: copy the setup cell of {NOTEBOOKS[0].name}"
+
+
+def test_pin_writes_a_forks_address_and_version(tmp_path, monkeypatch, capsys):
+    from ingur_lib.__main__ import main
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/fork\n  branch: v9.9\n")
+    (tmp_path / "notebooks" / NOTEBOOKS[0].name).write_bytes(NOTEBOOKS[0].read_bytes())
+    monkeypatch.setenv("INGUR_ROOT", str(tmp_path))
+    assert main(["pin"]) == 0
+    assert "1 notebooks now install https://github.com/someone/fork@v9.9" in capsys.readouterr().out
+    text = (tmp_path / "notebooks" / NOTEBOOKS[0].name).read_text()
+    assert f"github/someone/fork/blob/v9.9/notebooks/{NOTEBOOKS[0].name}" in text
+    assert 'REPO, REF = \\"https://github.com/someone/fork\\", \\"v9.9\\"' in text
+    assert "ingur-book" not in text
+    json.loads(text)                                       # still a notebook
+
+
+def test_setup_reads_the_seed_beside_the_profile(monkeypatch):
+    from ingur_lib import setup
+    monkeypatch.setenv("INGUR_SEED", "2")
+    assert setup("smoke", quiet=True).seed == 2
+    assert setup("smoke", seed=1, quiet=True).seed == 1    # an explicit seed wins
+    monkeypatch.delenv("INGUR_SEED")
+    assert setup("smoke", quiet=True).seed == 0

@@ -2,7 +2,8 @@
 
 Each cached dataset is a `DatasetDict.save_to_disk` folder plus `ingur_manifest.json`, which records
 the source it came from, the split sizes and a SHA-256 of every file. A folder whose files do not
-match its manifest is treated as corrupt: it is rebuilt from the source, never trusted.
+match its manifest is treated as corrupt: it is rebuilt from the source, never trusted. Every call first
+removes the half-built folders that killed runs left in the cache (`atomic.clean_stale`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from ..atomic import atomic_dir
+from ..atomic import atomic_dir, clean_stale
 from ..paths import cache_dir
 
 MANIFEST = "ingur_manifest.json"
@@ -36,6 +37,16 @@ def verify(folder: Path) -> dict | None:
         return None
 
 
+def _clean_legacy(folder: Path, age_s: float = 3600) -> None:
+    """Half-built folders of the earlier temp scheme (`.<name>.<8 random chars>`, no process id)."""
+    import re
+    import time
+    for p in folder.parent.glob(f".{folder.name}.*"):
+        if re.fullmatch(r"[a-z0-9_]{8}", p.name[len(folder.name) + 2:]) and p.is_dir() \
+                and time.time() - p.stat().st_mtime > age_s:
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def cached(name: str, build: Callable[[], tuple["datasets.DatasetDict", str]]):
     """Load dataset `name` from the cache, or `build()` it, cache it atomically and load that.
 
@@ -45,6 +56,8 @@ def cached(name: str, build: Callable[[], tuple["datasets.DatasetDict", str]]):
     import datasets
 
     folder = cache_dir() / name
+    clean_stale(folder.parent)
+    _clean_legacy(folder)
     manifest = verify(folder)
     where = f"read from cache {folder}"
     if manifest is None and folder.exists():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -93,11 +94,38 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def _fashion_dirs() -> list[Path]:
+    """INGUR_FASHION_MNIST_DIR first (checked: a folder that lacks the files is said, not skipped
+    silently), then the Debian package's folders."""
+    dirs = [Path(d) for d in DEBIAN_FASHION_DIRS if (Path(d) / "train-images-idx3-ubyte.gz").exists()]
+    env = os.environ.get("INGUR_FASHION_MNIST_DIR")
+    if env and not (Path(env) / "train-images-idx3-ubyte.gz").exists():
+        warnings.warn(f"INGUR_FASHION_MNIST_DIR={env} holds no train-images-idx3-ubyte.gz; "
+                      + ("using the Debian copy instead." if dirs else "ignoring it."))
+    elif env:
+        dirs.insert(0, Path(env))
+    return dirs
+
+
 def _find_debian_fashion() -> Path | None:
-    for d in (os.environ.get("INGUR_FASHION_MNIST_DIR"), *DEBIAN_FASHION_DIRS):
-        if d and (Path(d) / "train-images-idx3-ubyte.gz").exists():
-            return Path(d)
-    return None
+    dirs = _fashion_dirs()
+    return dirs[0] if dirs else None
+
+
+def _read_fashion(folder: Path) -> dict:
+    """The four IDX files of `folder` as {split: (images, labels)}, or IngurError if any is unreadable."""
+    try:
+        arrays = {s: (_read_idx(folder / f"{p}-images-idx3-ubyte.gz")[:, None],
+                      _read_idx(folder / f"{p}-labels-idx1-ubyte.gz"))
+                  for s, p in (("train", "train"), ("test", "t10k"))}
+    except (OSError, EOFError, ValueError, struct.error) as err:  # IngurError is a ValueError
+        raise IngurError(f"The Fashion-MNIST files in {folder} are unreadable ({err}): point "
+                         "INGUR_FASHION_MNIST_DIR at the package's folder or reinstall "
+                         "`dataset-fashion-mnist`.") from None
+    if any(len(x) != len(y) or x.shape[2:] != (28, 28) for x, y in arrays.values()):
+        raise IngurError(f"The Fashion-MNIST files in {folder} do not hold 28x28 images with one label "
+                         "each: point INGUR_FASHION_MNIST_DIR at the package's folder.")
+    return arrays
 
 
 def _image_features(shape, classes):
@@ -130,11 +158,14 @@ def _hub(repo: str, image_col: str, label_col: str, classes):
 
 
 def _build_fashion_mnist():
-    folder = _find_debian_fashion()
-    if folder is not None:
-        arrays = {s: (_read_idx(folder / f"{p}-images-idx3-ubyte.gz")[:, None],
-                      _read_idx(folder / f"{p}-labels-idx1-ubyte.gz"))
-                  for s, p in (("train", "train"), ("test", "t10k"))}
+    for i, folder in enumerate(dirs := _fashion_dirs()):
+        try:
+            arrays = _read_fashion(folder)
+        except IngurError as err:
+            if i + 1 == len(dirs):
+                raise
+            warnings.warn(f"{err} Using {dirs[i + 1]} instead.")
+            continue
         return _to_dsd(arrays, FASHION_CLASSES), f"offline: Debian package dataset-fashion-mnist ({folder})"
     try:
         return _hub("zalando-datasets/fashion_mnist", "image", "label", FASHION_CLASSES)

@@ -21,7 +21,7 @@ from ..measure import count_params  # noqa: F401  (re-exported: notebooks count 
 from ..nn.blocks import Block
 from ..nn.class_attention import ClassAttentionBlock
 from ..nn.patch_dropout import patch_dropout
-from ..nn.tokens import TOKENIZERS
+from ..nn.tokens import TOKENIZERS, check_patchable
 
 
 @dataclass
@@ -46,6 +46,11 @@ class ViTConfig:
     class_attention: int = 0     # CaiT: class-attention layers after the stack (cls token enters late); 0 = off
 
     def __post_init__(self):
+        for name in ("image_size", "patch_size", "in_chans", "num_classes", "dim", "depth", "heads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise IngurError(f"ViTConfig {name}={value!r} must be a whole number >= 1.")
+        check_patchable(self.image_size, self.patch_size)
         if not 0 < self.patch_keep <= 1:
             raise IngurError(f"patch_keep must be in (0, 1], got {self.patch_keep}: it is the fraction of "
                              "patch tokens kept in training (1 turns PatchDropout off).")
