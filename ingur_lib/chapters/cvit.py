@@ -404,7 +404,9 @@ def fig_roc(results: dict):
 def fig_attention(results: dict):
     ins = results["inside"]
     frames = torch.tensor(ins["frames"], dtype=torch.uint8)[:, None]
-    heats = torch.stack([torch.tensor(ins["masks"])] + [torch.tensor(ins["rollout"][m]) for m in MODELS])
+    rolls = [torch.tensor(ins["rollout"][m]) for m in MODELS]
+    mask = torch.nn.functional.adaptive_avg_pool2d(torch.tensor(ins["masks"])[:, None], rolls[0].shape[-1])
+    heats = torch.stack([mask[:, 0]] + rolls)
     return attention_grid(frames, heats, ["blend mask", "CViT rollout", "ViT rollout"], ins["titles"])
 
 
