@@ -108,6 +108,9 @@ def test_split_by_source_before_any_fake_and_no_test_face_in_training():
     assert len(d.test.y) == 4 * (1 + len(FG.VARIANTS)) * 3
     assert sorted(d.test.variant.unique().tolist()) == [-1, 0, 1, 2, 3]
     assert (d.train.y == 1).sum() == (d.train.y == 0).sum()
+    # with two fake videos per source, all four types are still made, equally often
+    counts = torch.bincount(d.train.variant[d.train.y == 1], minlength=4)
+    assert counts.tolist() == [counts[0].item()] * 4
 
 
 def test_held_out_variant_never_in_training():

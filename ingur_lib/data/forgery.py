@@ -38,7 +38,7 @@ from ..paths import cache_dir
 
 VARIANTS = ("color", "resolution", "warp", "swap")
 SIZE = 24
-VERSION = 1   # bump when the generator changes: the cache key includes it
+VERSION = 2   # bump when the generator changes: the cache key includes it
 
 
 def load_faces(size: int = SIZE) -> tuple[torch.Tensor, str]:
@@ -209,11 +209,11 @@ class ForgeryData:
         return f"train {n(self.train)}; test {n(self.test)}; source: {self.source}"
 
 
-def _build_split(faces, ids, plan, cfg: ForgeryConfig, gen) -> Split:
-    """`plan`: the variants (None = real) of the videos made for each source in `ids`."""
+def _build_split(faces, ids, plans, cfg: ForgeryConfig, gen) -> Split:
+    """`plans[j]`: the variants (None = real) of the videos made for source `ids[j]`."""
     cols = {k: [] for k in ("x", "y", "video", "source", "variant", "mask")}
     vid = 0
-    for i in ids:
+    for i, plan in zip(ids, plans):
         for variant in plan:
             donor = None
             if variant == "swap":  # a donor from the same split, never the face itself
@@ -233,15 +233,17 @@ def _build_split(faces, ids, plan, cfg: ForgeryConfig, gen) -> Split:
 
 def build(cfg: ForgeryConfig, faces: torch.Tensor | None = None, source: str = "given faces") -> ForgeryData:
     """Split the sources, then make the videos. Train: `train_videos` real and as many fake videos per
-    source (variants cycling through `train_variants`). Test: one real video per source and one fake
+    source (variants cycling through `train_variants` across sources and videos). Test: one real video per source and one fake
     video per source of EVERY variant, held-out ones included."""
     if faces is None:
         faces, source = load_faces()
     train_ids, test_ids = split_sources(len(faces), cfg.n_test_sources, cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    fakes = [cfg.train_variants[k % len(cfg.train_variants)] for k in range(cfg.train_videos)]
-    train = _build_split(faces, train_ids, [None] * cfg.train_videos + fakes, cfg, gen)
-    test = _build_split(faces, test_ids, [None, *VARIANTS], cfg, gen)
+    k = len(cfg.train_variants)  # fake types cycle across sources, so each is made equally often
+    plans = [[None] * cfg.train_videos + [cfg.train_variants[(j * cfg.train_videos + v) % k]
+                                          for v in range(cfg.train_videos)] for j in range(len(train_ids))]
+    train = _build_split(faces, train_ids, plans, cfg, gen)
+    test = _build_split(faces, test_ids, [[None, *VARIANTS]] * len(test_ids), cfg, gen)
     return ForgeryData(train, test, VARIANTS, source, asdict(cfg))
 
 
