@@ -468,4 +468,19 @@ def summary_markdown(results: dict) -> str:
         f"- Crop moved by {shift} px at test time: accuracy {_pm(m[f'crop_shift{shift}/acc'])}.\n"
         f"- Convergence check: the ViT trained {results['convergence']['factor']}x longer moved its frame AUC "
         f"by {conv['auc_moved']:+.1f} and its accuracy by {conv['acc_moved']:+.1f} (seed "
-        f"{results['convergence']['seed']}).")
+        f"{results['convergence']['seed']})." + _verdict_notes(m, conv))
+
+
+def _verdict_notes(m: dict, conv: dict) -> str:
+    """Sentences that follow from the numbers: a baseline at chance, a convergence check that fails."""
+    notes = []
+    if m["ViT/frame_auc"]["mean"] < 55:
+        notes.append("The pure ViT stays near chance (frame AUC below 55) at this budget: the comparison "
+                     "measures what each model learns in the same few steps, not their best.")
+    effect = abs(m["hybrid_minus_vit/frame_auc"]["mean"])
+    if abs(conv["auc_moved"]) >= effect:
+        notes.append("The convergence check fails: longer training moved the ViT's AUC by at least the "
+                     "effect, so the effect is not settled.")
+    elif abs(conv["auc_moved"]) >= 0.3 * effect:
+        notes.append("Longer training still moves the ViT by a sizeable share of the effect.")
+    return ("\n\n" + " ".join(notes)) if notes else ""
