@@ -348,6 +348,17 @@ def image_row(images, titles: Sequence[str], size: float = 1.1):
     return fig
 
 
+def matrix_heatmap(ax, values, xlabel: str, ylabel: str, cbar_label: str, cmap: str = "viridis", title: str = ""):
+    """A dense matrix (rows x cols, too many cells to write values in) as a colour map with a labelled colour bar."""
+    v = np.asarray(torch.as_tensor(values, dtype=torch.float32))
+    im = ax.imshow(v, cmap=cmap, aspect="auto", interpolation="nearest")
+    ax.figure.colorbar(im, ax=ax, label=cbar_label, fraction=0.05)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=8)
+    return im
+
 def roc_curves(curves: Mapping[str, tuple], ax=None):
     """ROC curves: `curves` maps a name to (false-positive rates, true-positive rates); chance dashed."""
     fig = None

@@ -6,6 +6,8 @@
     y = head(LN(z_L^0))  or  head(LN(mean_i z_L^i))       (Eq. 4, or global average pooling)
 
 Chapters switch pieces by name in `ViTConfig` (tokenizer, attention) rather than copying the model.
+CaiT's pieces are switches too: `layer_scale` (LayerScale's initial value) and `class_attention` (how many
+class-attention layers take the class token after a patches-only self-attention stack).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import nn
 from ..errors import IngurError
 from ..measure import count_params  # noqa: F401  (re-exported: notebooks count with it)
 from ..nn.blocks import Block
+from ..nn.class_attention import ClassAttentionBlock
 from ..nn.patch_dropout import patch_dropout
 from ..nn.tokens import TOKENIZERS
 
@@ -39,6 +42,8 @@ class ViTConfig:
     qkv_bias: bool = True
     tokenizer: str = "patch"     # key of ingur_lib.nn.tokens.TOKENIZERS
     attention: str = "mhsa"      # key of ingur_lib.nn.attention.ATTENTIONS
+    layer_scale: float | None = None  # CaiT's LayerScale init epsilon (nn.layer_scale_init(depth)); None = off
+    class_attention: int = 0     # CaiT: class-attention layers after the stack (cls token enters late); 0 = off
 
     def __post_init__(self):
         if not 0 < self.patch_keep <= 1:
@@ -46,6 +51,12 @@ class ViTConfig:
                              "patch tokens kept in training (1 turns PatchDropout off).")
         if self.pool not in ("cls", "mean"):
             raise IngurError(f"Unknown pool {self.pool!r}: use 'cls' or 'mean'.")
+        if self.layer_scale is not None and not self.layer_scale > 0:
+            raise IngurError(f"layer_scale must be a positive initial value or None, got {self.layer_scale}: "
+                             "take nn.layer_scale.layer_scale_init(depth), or None to turn LayerScale off.")
+        if self.class_attention < 0 or (self.class_attention and self.pool != "cls"):
+            raise IngurError(f"class_attention={self.class_attention} needs pool='cls' and a count >= 0: "
+                             "class-attention layers feed the class token to the head.")
         for field, registry in (("tokenizer", TOKENIZERS), ("attention", _attentions())):
             if getattr(self, field) not in registry:
                 raise IngurError(f"Unknown {field} {getattr(self, field)!r}: use one of {', '.join(registry)}.")
@@ -67,14 +78,18 @@ class ViT(nn.Module):
         self.cfg = cfg
         self.patch_embed = TOKENIZERS[cfg.tokenizer](cfg.image_size, cfg.patch_size, cfg.in_chans, cfg.dim)
         n = self.patch_embed.num_patches
-        self.num_prefix = 1 if cfg.pool == "cls" else 0
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim)) if self.num_prefix else None
+        # with class-attention the class token skips the self-attention stack (and its positions)
+        self.num_prefix = 1 if cfg.pool == "cls" and not cfg.class_attention else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim)) if cfg.pool == "cls" else None
         self.pos_embed = nn.Parameter(torch.zeros(1, n + self.num_prefix, cfg.dim))
         self.pos_drop = nn.Dropout(cfg.dropout)
         rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # linear in depth
         self.blocks = nn.ModuleList(
-            Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout, cfg.attn_dropout, r, cfg.qkv_bias, cfg.attention)
-            for r in rates)
+            Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout, cfg.attn_dropout, r, cfg.qkv_bias, cfg.attention,
+                  cfg.layer_scale) for r in rates)
+        self.class_blocks = nn.ModuleList(
+            ClassAttentionBlock(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.layer_scale)
+            for _ in range(cfg.class_attention))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         self.apply(_init_weights)
@@ -93,7 +108,7 @@ class ViT(nn.Module):
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. 1: patch tokens, class token prepended, positions added (then PatchDropout, in training)."""
         x = self.patch_embed(x)
-        if self.cls_token is not None:
+        if self.num_prefix:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         x = self.pos_drop(x + self.pos_embed)
         if self.training and self.cfg.patch_keep < 1:
@@ -105,6 +120,11 @@ class ViT(nn.Module):
         x = self.tokens(x)
         for blk in self.blocks:
             x = blk(x)
+        if self.class_blocks:  # CaiT: the class token enters now and reads the (fixed) patches
+            cls = self.cls_token.repeat(x.shape[0], 1, 1)  # a copy, not a view: FlopCounterMode needs it
+            for blk in self.class_blocks:
+                cls = blk(cls, x)
+            x = torch.cat([cls, x], dim=1)
         return self.norm(x)
 
     def pooled(self, z: torch.Tensor) -> torch.Tensor:

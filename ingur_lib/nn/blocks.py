@@ -1,10 +1,13 @@
-"""The pre-LN transformer block of ViT: x = x + SA(LN(x)); x = x + MLP(LN(x)) (ViT, Eqs. 2-3)."""
+"""The pre-LN transformer block of ViT: x = x + SA(LN(x)); x = x + MLP(LN(x)) (ViT, Eqs. 2-3).
+
+With `layer_scale` (CaiT's LayerScale, `nn.layer_scale`) each branch's output is scaled per channel."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 from .attention import ATTENTIONS
+from .layer_scale import LayerScale
 
 
 class Mlp(nn.Module):
@@ -37,14 +40,17 @@ class Block(nn.Module):
     """One pre-LN encoder block; `attention` names an entry of ATTENTIONS (e.g. "mhsa", "lsa")."""
 
     def __init__(self, dim, heads, mlp_ratio=2.0, drop=0.0, attn_drop=0.0, drop_path=0.0,
-                 qkv_bias=True, attention="mhsa"):
+                 qkv_bias=True, attention="mhsa", layer_scale: float | None = None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = ATTENTIONS[attention](dim, heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.drop_path = DropPath(drop_path)
+        # LayerScale, or Identity (no parameters: a plain ViT stays bit-identical); hooks read branches here
+        self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.ls2 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
 
     def forward(self, x):
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
