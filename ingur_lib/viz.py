@@ -358,3 +358,18 @@ def matrix_heatmap(ax, values, xlabel: str, ylabel: str, cbar_label: str, cmap: 
     if title:
         ax.set_title(title, fontsize=8)
     return im
+
+def roc_curves(curves: Mapping[str, tuple], ax=None):
+    """ROC curves: `curves` maps a name to (false-positive rates, true-positive rates); chance dashed."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.6))
+    for i, (name, (fpr, tpr)) in enumerate(curves.items()):
+        ax.plot(fpr, tpr, color=f"C{i}", label=name)
+    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="chance")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right")
+    return fig or ax.figure
