@@ -37,7 +37,7 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
     import matplotlib.pyplot as plt
 
     from .ledger import load_results
-    from .viz import save_figure, thesis_style
+    from .viz import colour_scope, save_figure, thesis_style
     register_all()
     thesis_style()
     written = []
@@ -49,6 +49,7 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
             print(f"skip {name}: no recorded {profile or prof} results for {chapter} "
                   f"(run `python -m ingur_lib reproduce {chapter} --profile {profile or prof}`)")
             continue
+        colour_scope(chapter)  # a variant keeps its colour across its chapter's figures
         fig = fn(results)
         written += save_figure(fig, out, name)
         plt.close(fig)

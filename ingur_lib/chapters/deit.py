@@ -31,7 +31,8 @@ from ..nn.attention import attention_rollout, capture_attention
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit, predict
-from ..viz import attention_grid, bar_with_errors, cls_attention, learning_curves
+from ..viz import (attention_grid, bar_with_errors, cls_attention, colour_of, learning_curves, legend_outside,
+                   name_colors, PALETTE)
 
 CHAPTER = "02_deit"
 PAPER = "deit"
@@ -340,6 +341,7 @@ def artifacts(r: Run, sim: dict, speed: dict) -> dict:
 
 ORDER = ("none", "soft", "hard", "hard + token [class head]", "hard + token [dist head]", "hard + token",
          "hard + token, ViT teacher")
+name_colors(ORDER + ("cnn teacher", "vit teacher"), CHAPTER)
 
 
 def ablation_figure(accs: dict[str, dict], teachers: dict[str, float] | None = None):
@@ -348,13 +350,11 @@ def ablation_figure(accs: dict[str, dict], teachers: dict[str, float] | None = N
     fig, ax = plt.subplots(figsize=(6.3, 2.8))
     names = [n for n in ORDER if n in accs]
     means = [accs[n]["mean"] * 100 for n in names]
-    bar_with_errors(ax, names, means, [accs[n]["std"] * 100 for n in names], ylabel="test accuracy (%)")
-    for i, (k, v) in enumerate((teachers or {}).items()):
-        ax.axhline(v * 100, ls="--", lw=1, color=f"C{i + 7}", label=f"{k} teacher")
-    lo = min(means + [v * 100 for v in (teachers or {}).values()])
-    ax.set_ylim(lo - 3, None)
-    if teachers:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    bar_with_errors(ax, names, means, [accs[n]["std"] * 100 for n in names], ylabel="test accuracy (%)",
+                    n=min(accs[n].get("n", 1) for n in names))
+    for k, v in (teachers or {}).items():
+        ax.axhline(v * 100, ls="--", lw=1, color=colour_of(f"{k} teacher"), label=f"{k} teacher")
+    legend_outside(ax)
     return fig
 
 
@@ -364,13 +364,13 @@ def similarity_figure(sims: list[dict]):
     fig, ax = plt.subplots(figsize=(4.0, 2.4))
     for i, s in enumerate(sims):
         ys = [s["learned"]] + s["per_layer"]
-        ax.plot(range(len(ys)), ys, marker="o", color="C0", alpha=0.4 + 0.6 / len(sims) * (i + 1),
+        ax.plot(range(len(ys)), ys, marker="o", color=PALETTE[0], alpha=0.4 + 0.6 / len(sims) * (i + 1),
                 label="per seed" if i == 0 else None)
     ax.set_xticks(range(len(sims[0]["per_layer"]) + 1))
     ax.set_xlabel("layer (0 = the learned tokens)")
     ax.set_ylabel("cos(class, distillation)")
     ax.axhline(0.93, ls="--", color="gray", lw=1, label="paper, last layer")
-    ax.legend()
+    legend_outside(ax)
     return fig
 
 
@@ -379,7 +379,8 @@ def agreement_figure(names: list[str], agree):
     import matplotlib.pyplot as plt
     a = torch.as_tensor(agree) * 100
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    ax.imshow(a, cmap="viridis", vmin=float(a.min()), vmax=100)
+    im = ax.imshow(a, cmap="viridis", vmin=float(a.min()), vmax=100)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="agreement (%)")
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
     ax.set_yticks(range(len(names)), names)
     for i in range(len(names)):

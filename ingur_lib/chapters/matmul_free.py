@@ -285,7 +285,7 @@ def fig_curves(results: dict):
     """Training loss per step (smoothed) and validation loss per epoch, both models."""
     import matplotlib.pyplot as plt
 
-    from ..viz import TEXT_WIDTH_IN, lines_with_bands
+    from ..viz import TEXT_WIDTH_IN, legend_outside, lines_with_bands
     hs = _histories(results)
     fig, (a, b) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.5))
     for name, h in hs.items():
@@ -297,9 +297,8 @@ def fig_curves(results: dict):
         ep = [e for e in h["epochs"] if e.get("test_loss") is not None]
         lines_with_bands([e["epoch"] for e in ep], {name: ([e["test_loss"] for e in ep], None)}, "epoch",
                          "validation loss (nats/char)", ax=b)
-    for ax in (a, b):
-        ax.legend()
     fig.tight_layout()
+    legend_outside(fig)
     return fig
 
 
@@ -326,7 +325,6 @@ def fig_ternary(results: dict):
     names = [_short(n) for n in fr]
     grouped_bars(names, {v: [f[i] for f in fr.values()] for i, v in enumerate(("-1", "0", "+1"))},
                  ylabel="fraction of weights", ax=b)
-    b.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     b.tick_params(axis="x", labelrotation=90, labelsize=6)
     fig.tight_layout()
     return fig
@@ -349,11 +347,9 @@ def fig_forget_gates(results: dict):
     labels = [f"layer {i + 1}" + (f" (lb {lb:.2f})" if fg["lower_bound_mean"] else "")
               for i, lb in enumerate(fg["lower_bound_mean"] or [0] * len(mat))]
     fig = attention_matrix(mat, labels, [t if t != " " else "␣" for t in fg["tokens"]],
-                           title="mean forget gate f_t per layer (1 = keep the past, 0 = overwrite)")
-    fig.set_size_inches(6.3, 0.35 * len(mat) + 1.0)
-    ax = fig.axes[0]
-    ax.tick_params(axis="x", labelrotation=0, labelsize=6)
-    fig.colorbar(ax.images[0], ax=ax, fraction=0.03, pad=0.01)
+                           title="mean forget gate f_t per layer (1 = keep the past, 0 = overwrite)",
+                           figsize=(6.3, 0.35 * len(mat) + 1.0))
+    fig.axes[0].tick_params(axis="x", labelrotation=0, labelsize=6)
     return fig
 
 

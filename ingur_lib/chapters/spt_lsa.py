@@ -27,11 +27,13 @@ from ..nn.spt import shift_views
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit
-from ..viz import attention_grid, bar_with_errors, cls_attention, curves_with_errors, value_heatmap
+from ..viz import (attention_grid, bar_with_errors, cls_attention, curves_with_errors, heatmap_row, name_colors,
+                   spread)
 
 CHAPTER, PAPER = "05_spt_lsa", "spt_lsa"
 # name -> (tokenizer, attention), in the order of the paper's ablation
 VARIANTS = {"ViT": ("patch", "mhsa"), "+SPT": ("spt", "mhsa"), "+LSA": ("patch", "lsa"), "SL-ViT": ("spt", "lsa")}
+name_colors(VARIANTS, CHAPTER)  # one colour per variant in every figure of the chapter
 
 
 @dataclass
@@ -262,10 +264,9 @@ def fig_ablation(results: dict):
     per = results["accuracy"][n]
     fig, ax = plt.subplots(figsize=(3.2, 2.4))
     means = [torch.tensor(per[v]).mean().item() for v in VARIANTS]
-    stds = [torch.tensor(per[v]).std().item() if len(per[v]) > 1 else 0.0 for v in VARIANTS]
-    bar_with_errors(ax, list(VARIANTS), means, stds, ylabel="test accuracy (%)")
+    bar_with_errors(ax, list(VARIANTS), means, [spread(per[v]) for v in VARIANTS], ylabel="test accuracy (%)",
+                    n=min(len(per[v]) for v in VARIANTS))
     ax.set_title(f"{n} training images", fontsize=8)
-    ax.set_ylim(min(means) - 3, max(means) + 2)
     return fig
 
 
@@ -279,15 +280,11 @@ def fig_entropy(results: dict):
 
 @figure("spt_lsa_temperature", CHAPTER)
 def fig_temperature(results: dict):
-    import matplotlib.pyplot as plt
-    temps = results["inside"]["temperature"]
-    fig, axes = plt.subplots(1, len(temps), figsize=(3.2 * len(temps), 2.2), squeeze=False)
-    for ax, (v, t) in zip(axes[0], temps.items()):
-        t = torch.tensor(t)
-        value_heatmap(ax, t, [f"h{h}" for h in range(t.shape[1])], [f"L{i + 1}" for i in range(t.shape[0])])
-        ax.set_title(f"{v}: learned temperature per head", fontsize=8)
-    fig.tight_layout()
-    return fig
+    temps = {f"{v}: learned temperature per head": torch.tensor(t)
+             for v, t in results["inside"]["temperature"].items()}
+    t = next(iter(temps.values()))
+    return heatmap_row(temps, [f"h{h}" for h in range(t.shape[1])], [f"L{i + 1}" for i in range(t.shape[0])],
+                       label="temperature")
 
 
 @figure("spt_lsa_attention", CHAPTER)

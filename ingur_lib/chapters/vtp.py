@@ -328,7 +328,7 @@ def fig_per_block(results: dict, ratio: float = 0.4):
 def fig_accuracy(results: dict):
     import matplotlib.pyplot as plt
 
-    from ..viz import TEXT_WIDTH_IN, lines_with_bands
+    from ..viz import TEXT_WIDTH_IN, colour_of, legend_outside, lines_with_bands
     rows = _mean_rows(results)
     x = [100 * r["ratio"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.5))
@@ -338,8 +338,9 @@ def fig_accuracy(results: dict):
                                                     None)
     ft = [r for r in rows if "acc_after" in r]
     lines_with_bands(x, series, "dimensions pruned (%)", "test accuracy (%)", ax=axes[0])
-    axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-", label="after fine-tuning")
-    axes[0].legend()
+    axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-", label="after fine-tuning",
+                 color=colour_of("after fine-tuning"))
+    legend_outside(axes[0])
     base = rows[0]
     cost = {k: ([100 * r[key] / base[key] for r in rows], None)
             for k, key in (("params", "params"), ("FLOPs", "flops"), ("CPU latency", "latency_ms"))}
