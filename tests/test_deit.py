@@ -116,10 +116,12 @@ def test_agreement_matrix():
 
 
 def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
-    CHECKS["deit.hard_distillation"](hard_distillation)
+    CHECKS["deit.hard_distillation"](deit.smoothed_hard_distillation)
     CHECKS["deit.distillation_token"](lambda model, x: model.tokens(x))
     with pytest.raises(AssertionError):
-        CHECKS["deit.hard_distillation"](lambda s, t: soft_distillation(s, t, 1.0))
+        CHECKS["deit.hard_distillation"](lambda s, t, eps: soft_distillation(s, t, 1.0))
+    with pytest.raises(AssertionError):  # eps ignored
+        CHECKS["deit.hard_distillation"](lambda s, t, eps: hard_distillation(s, t))
     with pytest.raises(AssertionError):   # distillation token placed last instead of at position 1
         def wrong(model, x):
             p = model.patch_embed(x)

@@ -437,18 +437,31 @@ def fig_curves(results: dict):
 
 # ---------------------------------------------------------------- exercises
 
-@exercise("deit.hard_distillation")
+def smoothed_hard_distillation(student_logits, teacher_logits, eps: float = 0.1) -> torch.Tensor:
+    """DeiT Sec. 4's label smoothing of the hard teacher label: the teacher's class gets 1 - eps and the
+    other C - 1 classes share eps (torch's label_smoothing spreads eps over all C classes instead)."""
+    c = student_logits.shape[-1]
+    target = torch.full_like(student_logits, eps / (c - 1))
+    target.scatter_(-1, teacher_logits.argmax(-1, keepdim=True), 1 - eps)
+    return -(target * F.log_softmax(student_logits, -1)).sum(-1).mean()
+
+
+@exercise("deit.hard_distillation", hard_distillation)
 def check_hard_distillation(fn):
-    """fn(student_logits, teacher_logits) -> the hard-distillation cross-entropy (a scalar)."""
+    """fn(student_logits, teacher_logits, eps) -> the label-smoothed hard-distillation loss (a scalar)."""
     g = torch.Generator().manual_seed(0)
     s, t = torch.randn(16, 10, generator=g), torch.randn(16, 10, generator=g)
-    got = torch.as_tensor(fn(s, t))
-    assert_same(got, hard_distillation(s, t), "hard distillation loss")
-    scaled = torch.as_tensor(fn(s, t * 5 + 3))
-    assert_same(scaled, hard_distillation(s, t), "hard distillation must depend only on the teacher's argmax; loss")
+    for eps in (0.0, 0.1, 0.3):
+        got = torch.as_tensor(fn(s, t, eps))
+        if eps and torch.allclose(got, F.cross_entropy(s, t.argmax(-1), label_smoothing=eps), atol=1e-5):
+            raise AssertionError("torch's label_smoothing gives the teacher's class 1 - eps + eps/C; the paper "
+                                 "gives it 1 - eps and shares eps over the other C - 1 classes.")
+        assert_same(got, smoothed_hard_distillation(s, t, eps), f"smoothed hard distillation, eps={eps}")
+    assert_same(torch.as_tensor(fn(s, t * 5 + 3, 0.1)), smoothed_hard_distillation(s, t, 0.1),
+                "the loss must depend only on the teacher's argmax; loss")
 
 
-@exercise("deit.distillation_token")
+@exercise("deit.distillation_token", DistilledViT.tokens)
 def check_distillation_token(fn):
     """fn(model: DistilledViT, x) -> tokens (B, 2 + N, dim): [cls, dist, patches] plus positions."""
     torch.manual_seed(0)

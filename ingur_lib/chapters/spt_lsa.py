@@ -299,20 +299,41 @@ def fig_attention(results: dict):
 
 # ---------------------------------------------------------------- exercises
 
-@exercise("spt_lsa.diagonal_mask")
+def local_mask(grid: int, r: int) -> torch.Tensor:
+    """(N, N) bool over grid x grid patches in row-major order: True where patch j lies within Chebyshev
+    distance r of patch i, and j != i (LSA's diagonal mask, restricted to a neighbourhood)."""
+    rows, cols = torch.arange(grid * grid) // grid, torch.arange(grid * grid) % grid
+    dist = torch.maximum((rows[:, None] - rows[None]).abs(), (cols[:, None] - cols[None]).abs())
+    return (dist <= r) & (dist > 0)
+
+
+@exercise("spt_lsa.diagonal_mask", diagonal_mask)
 def _check_diagonal_mask(student_mask):
-    for n in (1, 5, 50):
-        want = diagonal_mask(n)
-        got = torch.as_tensor(student_mask(n))
+    for grid, r in ((1, 1), (3, 1), (4, 2), (5, 0)):
+        got = torch.as_tensor(student_mask(grid, r))
         if got.dtype != torch.bool:
-            raise AssertionError(f"diagonal_mask({n}) has dtype {got.dtype}; return a bool tensor (True = may attend).")
-        assert_same(got.int(), want.int(), f"diagonal_mask({n}): True everywhere except the diagonal")
+            raise AssertionError(f"local_mask({grid}, {r}) has dtype {got.dtype}; return a bool tensor.")
+        if got.shape == (grid * grid, grid * grid) and bool(got.diagonal().any()):
+            raise AssertionError("a token must not attend to itself: keep LSA's masked diagonal.")
+        assert_same(got.int(), local_mask(grid, r).int(), f"local_mask({grid}, {r}): True where the patches "
+                    "are at most r apart in row AND column (row-major order), the diagonal False")
 
 
-@exercise("spt_lsa.shift_views")
+def cardinal_views(x: torch.Tensor, s: int) -> torch.Tensor:
+    """[x, up, down, left, right] on channels: x's content moved s pixels that way, zeros entering."""
+    h, w = x.shape[-2:]
+    pad = torch.nn.functional.pad(x, (s, s, s, s))
+    crops = [pad[..., 2 * s:2 * s + h, s:s + w], pad[..., :h, s:s + w],
+             pad[..., s:s + h, 2 * s:2 * s + w], pad[..., s:s + h, :w]]
+    return torch.cat([x] + crops, dim=1)
+
+
+@exercise("spt_lsa.shift_views", shift_views)
 def _check_shift_views(student_views):
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 8, 8)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
     for s in (1, 2):
-        assert_same(student_views(x, s), shift_views(x, s),
-                    f"shift_views(x, {s}): [x, up-left, up-right, down-left, down-right] on channels, zeros entering")
+        got = student_views(x, s)
+        if got.shape == shift_views(x, s).shape and torch.equal(got, shift_views(x, s)):
+            raise AssertionError("those are SPT's diagonal shifts; the exercise asks for the cardinal ones.")
+        assert_same(got, cardinal_views(x, s), f"cardinal_views(x, {s}): [x, up, down, left, right] on "
+                    "channels ('up' = the content moves up, zeros enter at the bottom)")
