@@ -286,7 +286,20 @@ def comparisons(runs: list[Run], sim: dict, speed: dict) -> list[dict]:
                        f"{runs[0].cfg.throughput_batch}", "a CPU, not a V100 with AMP."),
         ledger.compare(PAPER, "throughput_s_over_b", speed["ratio_small"], "this CPU, fp32, batch "
                        f"{runs[0].cfg.throughput_batch}", "a CPU, not a V100 with AMP."),
+        *params_comparisons(),
     ]
+
+
+def params_comparisons() -> list[dict]:
+    """Our parameter count of DeiT-Ti/S/B (the paper's configs, built at 224 px) against Table 1, as the
+    relative difference in % (0 = the same count, within the table's rounding)."""
+    rows = []
+    for size, n in deit_params().items():
+        reported = ledger.claim(PAPER, f"params_{size[0] if size != 'tiny' else 'ti'}")["value"] * 1e6
+        rows.append(ledger.compare(PAPER, f"params_{size}_count", 100 * (n / reported - 1),
+                                   f"DeiT-{size} built by models.deit at 224 px, 1000 classes",
+                                   f"measure.count_params: {n:,} parameters."))
+    return rows
 
 
 def measure_speed(cfg: Config) -> dict:
