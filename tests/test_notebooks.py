@@ -33,6 +33,7 @@ def test_badge_parameters_setup(path):
     cs = cells(path)
     first = "".join(cs[0]["source"])
     assert first.startswith("# ") and f"colab.research.google.com/github/ingur-book/ingur/blob/main/notebooks/{path.name}" in first
+    assert "(../book/colab-badge.svg)" in first, "the badge image ships with the book (offline reading)"
     params = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert params and "PROFILE" in "".join(params[0]["source"])
     assert any("from ingur_lib import setup" in "".join(c["source"]) for c in cs), "setup cell"
@@ -48,6 +49,20 @@ def test_cells_are_short_and_have_no_absolute_paths(path):
             src = "".join(c["source"])
             assert src.count("\n") < 20, f"{path.name}: a code cell of {src.count(chr(10)) + 1} lines; split it"
             assert not re.search(r"['\"]/(home|work|Users|tmp)/", src), f"{path.name}: absolute path"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_lines_fit_the_text_column(path):
+    """The book's column is about 88 characters: wider code lines scroll sideways on the page."""
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "code":
+            for line in "".join(c["source"]).splitlines():
+                assert len(line) <= 88, f"{path.name} cell {i}: a {len(line)}-character line: {line[:60]}..."
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_glyphs_the_book_font_lacks(path):
+    assert "\U0001f917" not in path.read_text(encoding="utf-8"), f"{path.name}: write 'Hugging Face'"
 
 
 def test_every_notebook_is_in_the_toc_and_every_landed_chapter_has_one():
