@@ -1,7 +1,6 @@
-"""What a chapter page displays, rendered from recorded results so that prose cannot drift from data.
+"""What a chapter page displays, rendered from recorded results so that prose cannot drift from data
+(the ledger table itself is `ledger.chapter_markdown`).
 
-* `ledger_table(chapter)`: the chapter's reported-vs-reproduced rows as a compact Markdown table
-  (claim, paper, ours, verdict) with the sources, settings and reasons folded below it;
 * `value(chapter, key, ...)`: one recorded number, formatted, for a sentence built in a code cell
   (`display(Markdown(f"... {pages.value(...)} ..."))`) instead of typed into the prose;
 * `count(n)`: integer counts printed as counts (`113,984`, never `113984.000`).
@@ -53,17 +52,3 @@ def value(chapter: str, key: str, field: str = "mean", fmt: str = "{:.1f}", scal
         known = ", ".join(sorted(results["metrics"]))[:300]
         raise KeyError(f"{chapter}/{profile} has no metric {key!r}; recorded: {known}")
     return fmt.format(results["metrics"][key][field] * scale)
-
-
-def ledger_table(chapter: str):
-    """The chapter's ledger rows as Markdown, as on the ledger page: a tally, four short columns
-    (claim, paper, ours, verdict) and the sources, settings and reasons in a fold below."""
-    from IPython.display import Markdown
-
-    from .chapters import CHAPTERS
-    ch = next(c for c in CHAPTERS if c.id == chapter)
-    rows = ledger.table(chapter=chapter)
-    if not len(rows):
-        return Markdown(f"No claims recorded for `{chapter}` yet.")
-    lines = ledger._paper_section(ch, rows)  # the ledger page's own rendering, so the two never differ
-    return Markdown("\n".join(lines[2:]).replace(f"Chapter: [{ch.id}](../notebooks/{ch.id}.ipynb). ", ""))

@@ -29,13 +29,6 @@ def test_say_wraps_to_the_column(capsys):
     assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= pages.WIDTH
 
 
-def test_chapter_ledger_table_is_compact_with_the_details_folded():
-    md = pages.ledger_table("05_spt_lsa").data
-    header = next(line for line in md.splitlines() if line.startswith("| #"))
-    assert header.count("|") == 6, "five short columns: #, claim, paper, ours, verdict"
-    assert ":::{dropdown}" in md and "**Why:**" in md
-
-
 def test_deit_reading_is_rendered_from_the_record():
     """The review found '~a few points' typed in the prose while the JSON says 17: the sentence is
     now a template filled from data/results."""
