@@ -563,8 +563,12 @@ def heatmap_row(mats: Mapping[str, object], xlabels: Sequence[str], ylabels: Seq
     return fig
 
 
-def image_row(images, titles: Sequence[str], size: float = 1.1):
-    """Images side by side with a title each (e.g. the shifted views of one image)."""
+def image_row(images, titles: Sequence[str], size: float | None = None):
+    """Images side by side with a title each (e.g. the shifted views of one image).
+
+    By default the row fills the text width (small multiples must stay readable at the column width).
+    """
+    size = size or min(TEXT_WIDTH_IN / len(images), 2.0)
     fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.3), squeeze=False)
     for ax, img, t in zip(axes[0], images, titles):
         ax.imshow(_as_image(img), cmap="gray")
