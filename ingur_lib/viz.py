@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 import numpy as np
 import torch
 
@@ -55,9 +56,10 @@ def save_figure(fig, out_dir: str | Path, name: str, formats=("pdf", "png")) -> 
 # variant name, shared colour scales with a colour bar, thinned token labels, reproducible PDFs.
 
 # Okabe-Ito's colour-blind-safe hues, ordered so that neighbours differ in hue (no two oranges in a row).
-# Yellow and grey come last: they read poorly as thin lines on white.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#8C564B", "#000000",
-           "#7F7F7F", "#F0E442")
+# Vermillion waits until the 9th name (beside orange it reads as a second orange), yellow and grey
+# come last (they read poorly as thin lines on white).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#8C564B", "#000000", "#7F7F7F",
+           "#D55E00", "#F0E442")
 _COLOURS: dict[str, str] = {}
 _CHAPTER_NAMES: dict[str, tuple[str, ...]] = {}
 
@@ -106,6 +108,8 @@ def legend_outside(target, where: str = "auto", **kw):
             ax.get_legend().remove()
     if not entries:
         return None
+    if is_fig and not isinstance(target.get_layout_engine(), ConstrainedLayoutEngine):
+        target.tight_layout()  # re-fit the panels now that their own legends are gone
     if where == "auto":  # another panel to the right of this axis: go above instead
         x1 = 1.0 if is_fig else target.get_position().x1
         crowded = not is_fig and any(a is not target and a.get_position().x0 >= x1 - 1e-3
@@ -313,10 +317,8 @@ def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel="", n: 
     if reference is not None:
         ax.axhline(reference, color="gray", ls="--", lw=1, label=reference_label)
     ax.set_ylabel(ylabel)
-    if yerr is not None:
-        ax.annotate(error_note(n, err) if n else f"error bars: ± {err}", (1.0, -0.02),
-                    xycoords="axes fraction", ha="right", va="top", fontsize=6, color="0.3",
-                    annotation_clip=False)
+    if yerr is not None:  # say what the bars are, in the axis label: a note there never covers anything
+        ax.set_ylabel(f"{ylabel}\n({error_note(n, err) if n else f'error bars: ± {err}'})")
     bars_from_zero(ax)
     return ax
 

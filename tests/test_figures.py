@@ -105,7 +105,7 @@ def test_error_bars_only_with_two_seeds():
     viz.bar_with_errors(ax, ["a", "b"], [50.0, 60.0], [0.0, 0.0], n=1)
     assert not ax.containers[0].errorbar, "a single seed has no error bar"
     viz.bar_with_errors(ax, ["a", "b"], [50.0, 60.0], [1.0, 2.0], n=3, err="s.e.")
-    assert any("s.e., n = 3" in t.get_text() for t in ax.texts), "error bars say what they are"
+    assert "s.e., n = 3" in ax.get_ylabel(), "error bars say what they are"
     assert viz.spread([1.0]) is None and viz.spread([1.0, 3.0], "s.e.") == pytest.approx(1.0)
     plt.close(fig)
 
@@ -115,6 +115,14 @@ def test_bars_start_at_zero_even_for_close_values():
     viz.bar_with_errors(ax, ["a", "b"], [94.4, 95.0])
     assert ax.get_ylim()[0] <= 0
     plt.close(fig)
+
+
+def test_palette_first_eight_colours_are_far_apart():
+    """The review's two near-identical oranges (+SPT, SL-ViT) cannot recur among a chapter's first 8 names."""
+    rgb = [np.array(matplotlib.colors.to_rgb(c)) * 255 for c in viz.PALETTE[:8]]
+    closest = min(np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1:])
+    orange, vermillion = (np.array(matplotlib.colors.to_rgb(c)) * 255 for c in ("#E69F00", "#D55E00"))
+    assert closest > np.linalg.norm(orange - vermillion)
 
 
 def test_palette_distinct_and_consistent_per_name():

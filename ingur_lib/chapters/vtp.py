@@ -340,12 +340,12 @@ def fig_accuracy(results: dict):
     lines_with_bands(x, series, "dimensions pruned (%)", "test accuracy (%)", ax=axes[0])
     axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-", label="after fine-tuning",
                  color=colour_of("after fine-tuning"))
-    legend_outside(axes[0])
     base = rows[0]
     cost = {k: ([100 * r[key] / base[key] for r in rows], None)
             for k, key in (("params", "params"), ("FLOPs", "flops"), ("CPU latency", "latency_ms"))}
     lines_with_bands(x, cost, "dimensions pruned (%)", "% of the unpruned model", ax=axes[1])
     fig.tight_layout()
+    legend_outside(fig)  # one legend right of both panels: one above panel 1 squeezed it
     return fig
 
 
