@@ -498,11 +498,22 @@ def check_hard_distillation(fn):
                 "the loss must depend only on the teacher's argmax; loss")
 
 
-@exercise("deit.distillation_token", DistilledViT.tokens)
+def two_head_loss(cls_logits, dist_logits, labels, teacher_logits, alpha: float = 0.5) -> torch.Tensor:
+    """DeiT's training objective with a distillation token (Sec. 4, hard variant): the class head learns
+    the true labels, the distillation head the teacher's decisions, weighted (1 - alpha) and alpha."""
+    return (1 - alpha) * F.cross_entropy(cls_logits, labels) + alpha * hard_distillation(dist_logits, teacher_logits)
+
+
+@exercise("deit.distillation_token", distillation_loss)
 def check_distillation_token(fn):
-    """fn(model: DistilledViT, x) -> tokens (B, 2 + N, dim): [cls, dist, patches] plus positions."""
-    torch.manual_seed(0)
-    model = DistilledViT(ViTConfig(image_size=28, patch_size=7, dim=32, depth=1, heads=2)).eval()
-    x = torch.randn(3, 1, 28, 28)
-    got = fn(model, x)
-    assert_same(got, model.tokens(x), "tokens with the distillation token")
+    """fn(cls_logits, dist_logits, labels, teacher_logits, alpha) -> the two-head hard-distillation loss."""
+    g = torch.Generator().manual_seed(0)
+    c, d, t = (torch.randn(12, 10, generator=g) for _ in range(3))
+    y = torch.randint(0, 10, (12,), generator=g)
+    for alpha in (0.5, 0.1, 0.9):
+        got, want = torch.as_tensor(fn(c, d, y, t, alpha)), two_head_loss(c, d, y, t, alpha)
+        if torch.allclose(got, two_head_loss(d, c, y, t, alpha), atol=1e-5) and not torch.allclose(got, want):
+            raise AssertionError("the heads are swapped: the class head learns the labels, the "
+                                 "distillation head the teacher's argmax.")
+        assert_same(got, want, f"two-head loss with alpha={alpha} "
+                    "((1 - alpha) CE(class head, labels) + alpha CE(distillation head, teacher argmax))")
