@@ -85,6 +85,8 @@ def test_elementwise_product_is_not_a_multiplication_free_matmul():
 WRONG = {
     "getting_started.rollout": lambda maps, a: _plain_rollout(maps),
     "transformer.causal_mask": lambda n, w: torch.ones(n, n).tril().bool(),
+    "transformer.masked_attention": lambda q, k, v, m: (
+        (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).masked_fill(~m, float("-inf")).softmax(-1) @ v),
     "transformer.sinusoidal_positions": lambda k, d: torch.eye(d),
     "deit.hard_distillation": lambda s, t, eps: F.cross_entropy(s, t.argmax(-1), label_smoothing=eps),
     "spt_lsa.diagonal_mask": lambda g, r: ~torch.eye(g * g, dtype=torch.bool),

@@ -186,7 +186,9 @@ def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
 
     from ingur_lib.chapters import transformer as ch
     from ingur_lib.exercises import CHECKS
-    check("transformer.masked_attention", attn)
+    with pytest.raises(AssertionError, match="NaN"):  # the page's attention: NaN on a fully masked row
+        check("transformer.masked_attention", attn)
+    CHECKS["transformer.masked_attention"](ch.safe_attention)
     CHECKS["transformer.causal_mask"](ch.window_causal_mask)   # the chapter's references
     CHECKS["transformer.sinusoidal_positions"](ch.position_shift)
     with pytest.raises(AssertionError):

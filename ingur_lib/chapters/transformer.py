@@ -359,15 +359,27 @@ def fig_table3(results: dict):
 
 # ---------------------------------------------------------------- exercises
 
+def safe_attention(q, k, v, mask) -> torch.Tensor:
+    """Masked attention whose fully masked query rows (e.g. padding queries) give 0 instead of NaN:
+    softmax over an all -inf row is 0/0."""
+    scores = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
+    w = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+    return torch.nan_to_num(w, nan=0.0) @ v
+
+
 @exercise("transformer.masked_attention", torch.nn.functional.scaled_dot_product_attention)
 def _check_masked_attention(fn):
     torch.manual_seed(1)
     q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)
     mask = torch.rand(2, 1, 4, 5) > 0.4
     mask[..., 0] = True
+    mask[1, :, 2] = False  # one query that may attend to nothing
     got = fn(q, k, v, mask)
-    w = (q @ k.transpose(-1, -2) / 8 ** 0.5).masked_fill(~mask, float("-inf")).softmax(-1)
-    assert_same(got, w @ v, "attention output (did you scale by 1/sqrt(d_k) and mask before the softmax?)")
+    if torch.isnan(got).any():
+        raise AssertionError("NaN in the output: a query whose mask row is all False takes a softmax of "
+                             "all -inf; give such rows an output of 0.")
+    assert_same(got, safe_attention(q, k, v, mask), "attention output (scale by 1/sqrt(d_k), mask before "
+                "the softmax, 0 for fully masked rows)")
 
 
 def window_causal_mask(n: int, w: int) -> torch.Tensor:
