@@ -82,6 +82,8 @@ def test_book_renders_displayed_tables_and_math_offline():
     assert sphinx["config"]["nb_render_markdown_format"] == "myst"
     assert "sphinx-mathjax-offline" in sphinx["extra_extensions"]
     assert "sphinx-mathjax-offline" in (ROOT / "requirements.txt").read_text()
+    assert "ingur.css" in sphinx["config"]["html_css_files"], "the column fits 88-character code lines"
+    assert (ROOT / "book" / "_static" / "ingur.css").exists()
 
 
 def test_strip_solutions_keeps_indent_and_rest():
