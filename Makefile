@@ -11,7 +11,7 @@ export INGUR_PROFILE ?= smoke
 export TQDM_DISABLE ?= 1
 export PYTHONHASHSEED = 0
 
-.PHONY: book test setup data unit notebooks fresh-execution build-book ledger figures student clean
+.PHONY: book test setup data unit notebooks fresh-execution build-book ledger figures student teacher clean
 
 book: setup ledger fresh-execution build-book  ## the main job: execute every notebook (smoke profile), build the HTML book
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
@@ -65,5 +65,8 @@ figures: setup  ## every thesis figure from recorded results, PDF + PNG, into fi
 student: setup  ## the classroom notebooks (solutions stripped) into student/
 	$(PY) -m ingur_lib student --out student
 
+teacher: setup  ## the teacher's notebooks (solutions and worked answers kept) into teacher/
+	$(PY) -m ingur_lib student --teacher --out teacher
+
 clean:
-	rm -rf _build student figures
+	rm -rf _build student teacher figures

@@ -1,7 +1,7 @@
 """ingur_lib: the helper library of the Ingur book (efficient Vision Transformers, rebuilt from scratch).
 
 Rooms, one concern each:
-  data/      datasets through 🤗 datasets (offline first), cache, batched augmentation
+  data/      datasets through Hugging Face datasets (offline first), cache, batched augmentation
   nn/        attention (+ capture, rollout), patch tokens, blocks
   models/    the configurable ViT
   train.py   the one training loop        viz.py     plots, thesis_style()

@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     b.add_argument("--rounds", type=int, default=5, help="alternating rounds of the two models")
     s = sub.add_parser("student", help="write the classroom version of every notebook")
     s.add_argument("--out", default="student")
+    s.add_argument("--teacher", action="store_true", help="keep the solutions and the answers to Think questions")
     sub.add_parser("pin", help="write _config.yml's repository address and version into every notebook's "
                               "Colab badge and setup cell")
     a = p.parse_args(argv)
@@ -86,8 +87,8 @@ def _dispatch(a) -> int:
         print(f"{len(paths)} notebooks now install {'@'.join(source())}")
     elif a.cmd == "student":
         from .exercises import make_student
-        paths = make_student(a.out)
-        print(f"wrote {len(paths)} student notebooks to {a.out}")
+        paths = make_student(a.out, teacher=a.teacher)
+        print(f"wrote {len(paths)} {'teacher' if a.teacher else 'student'} notebooks to {a.out}")
     return 0
 
 

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
-
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 import numpy as np
 import torch
 
 from .atomic import atomic_path
+from .errors import IngurError
 
 TEXT_WIDTH_IN = 6.3  # an A4 thesis text block; figures are sized as fractions of it
 
@@ -22,13 +24,19 @@ TEXT_WIDTH_IN = 6.3  # an A4 thesis text block; figures are sized as fractions o
 def thesis_style(context: str = "paper") -> None:
     """Seaborn's colour-blind palette, print-sized fonts, tight PDF output."""
     import seaborn as sns
-    sns.set_theme(context=context, style="ticks", palette="colorblind")
+    sns.set_theme(context=context, style="ticks", palette=list(PALETTE))
     matplotlib.rcParams.update({
+        "legend.frameon": False, "svg.hashsalt": "ingur",
         "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "figure.figsize": (TEXT_WIDTH_IN, 3.2),
         "axes.spines.top": False, "axes.spines.right": False, "image.cmap": "viridis",
         "pdf.fonttype": 42, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
         "xtick.labelsize": 8, "ytick.labelsize": 8,
     })
+
+
+# No creation date (and a fixed producer) in the files, so a rebuild from the same results is byte-identical.
+_METADATA = {"pdf": {"CreationDate": None, "Producer": "ingur_lib.viz"}, "png": {"Software": "ingur_lib.viz"},
+             "svg": {"Date": None}}
 
 
 def save_figure(fig, out_dir: str | Path, name: str, formats=("pdf", "png")) -> list[Path]:
@@ -37,9 +45,126 @@ def save_figure(fig, out_dir: str | Path, name: str, formats=("pdf", "png")) -> 
     for fmt in formats:
         target = Path(out_dir) / f"{name}.{fmt}"
         with atomic_path(target, suffix="." + fmt) as tmp:
-            fig.savefig(tmp, format=fmt)
+            fig.savefig(tmp, format=fmt, metadata=_METADATA.get(fmt))
         paths.append(target)
     return paths
+
+
+# ---------------------------------------------------------------- the figure style
+# One set of rules, applied inside every helper below so that a figure cannot break them:
+# legends outside the axes, bars from zero, error bars only for n >= 2 and labelled, one colour per
+# variant name, shared colour scales with a colour bar, thinned token labels, reproducible PDFs.
+
+# Okabe-Ito's colour-blind-safe hues, ordered so that neighbours differ in hue (no two oranges in a row).
+# Vermillion waits until the 9th name (beside orange it reads as a second orange), yellow and grey
+# come last (they read poorly as thin lines on white).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#8C564B", "#000000", "#7F7F7F",
+           "#D55E00", "#F0E442")
+_COLOURS: dict[str, str] = {}
+_CHAPTER_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+def name_colors(names: Sequence[str], chapter: str | None = None) -> None:
+    """Fix the colours of a chapter's variants, in order (call at import with the variant names).
+
+    With `chapter`, `colour_scope(chapter)` restores exactly these colours before that chapter's figures.
+    """
+    if chapter:
+        _CHAPTER_NAMES[chapter] = tuple(names)
+    for name in names:
+        colour_of(name)
+
+
+def colour_scope(chapter: str | None = None) -> None:
+    """Start a fresh name -> colour map (one chapter's), seeded with the names the chapter fixed."""
+    _COLOURS.clear()
+    for name in _CHAPTER_NAMES.get(chapter, ()):
+        colour_of(name)
+
+
+def colour_of(name: str) -> str:
+    """The colour of a variant name: the same everywhere in a process, distinct from those used so far."""
+    if name not in _COLOURS:
+        used = list(_COLOURS.values())
+        free = [c for c in PALETTE if c not in used]
+        _COLOURS[name] = free[0] if free else PALETTE[len(_COLOURS) % len(PALETTE)]
+    return _COLOURS[name]
+
+
+def legend_outside(target, where: str = "auto", **kw):
+    """A legend outside the plotting area, so it never covers data: "right", "above", or "auto"
+    (right of the axes unless another panel sits there, then above).
+
+    `target` is an Axes (its own labelled artists) or a Figure (one legend for all panels, each name
+    once: panels share colours per name). Returns the legend, or None when nothing is labelled.
+    """
+    is_fig = isinstance(target, Figure)
+    axes = target.axes if is_fig else [target]
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if not entries:
+        return None
+    if is_fig and not isinstance(target.get_layout_engine(), ConstrainedLayoutEngine):
+        target.tight_layout()  # re-fit the panels now that their own legends are gone
+    if where == "auto":  # another panel to the right of this axis: go above instead
+        x1 = 1.0 if is_fig else target.get_position().x1
+        crowded = not is_fig and any(a is not target and a.get_position().x0 >= x1 - 1e-3
+                                     for a in target.figure.axes)
+        where = "above" if crowded else "right"
+    if where == "above":
+        opts = dict(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=min(len(entries), 4))
+    else:
+        opts = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    opts.update(frameon=False, borderaxespad=0.2, **kw)
+    return target.legend(list(entries.values()), list(entries), **opts)
+
+
+def error_note(n: int, kind: str = "std") -> str:
+    """The label that says what an error bar is, e.g. 'error bars: ± s.e., n = 3 seeds'."""
+    if kind not in ("std", "s.e."):
+        raise IngurError(f"error bar kind {kind!r} is unknown: use 'std' or 's.e.'.")
+    return f"error bars: ± {kind}, n = {n} seeds"
+
+
+def spread(values: Sequence[float], kind: str = "std") -> float | None:
+    """std (ddof=1) or standard error of `values`; None for fewer than 2 values (no error bar)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return None
+    s = float(v.std(ddof=1))
+    return s / np.sqrt(len(v)) if kind == "s.e." else s
+
+
+def bars_from_zero(ax) -> None:
+    """Bar charts start their value axis at zero (a truncated axis exaggerates small differences).
+
+    Bars already autoscale to include zero; this only fixes limits that were set to exclude it.
+    """
+    lo, hi = ax.get_ylim()
+    if lo > 0 or hi < 0:
+        ax.set_ylim(min(lo, 0.0), max(hi, 0.0))
+
+
+def thin_labels(n: int, length_pt: float, font_pt: float = 6.0) -> int:
+    """Every how many tick labels to show so that `n` labels of `font_pt` fit along `length_pt` points."""
+    return max(1, int(np.ceil(n * (font_pt + 1.0) / max(length_pt, 1.0))))
+
+
+def shared_colorbar(fig, axes, images, label: str = "", vmin: float | None = None, vmax: float | None = None):
+    """Give side-by-side heatmaps one colour scale (min/max over all of them) and one colour bar."""
+    images = [im for im in images if im is not None]
+    lo = min(float(np.nanmin(im.get_array())) for im in images) if vmin is None else vmin
+    hi = max(float(np.nanmax(im.get_array())) for im in images) if vmax is None else vmax
+    for im in images:
+        im.set_clim(lo, hi)
+    cb = fig.colorbar(images[0], ax=list(np.ravel(axes)), fraction=0.025, pad=0.02)
+    cb.set_label(label, fontsize=7)
+    cb.ax.tick_params(labelsize=6)
+    return cb
 
 
 def _as_image(img: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -80,18 +205,32 @@ def class_balance(splits: Mapping[str, torch.Tensor], classes: Sequence[str]):
 
 
 def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "test_acc")):
-    """One panel per metric, one line per run. `histories` maps run name -> History or its dict."""
+    """One panel per metric, one line per run. `histories` maps run name -> History or its dict.
+
+    A metric scored once per run (e.g. test accuracy at the end only) is drawn as bars from zero,
+    not as lone dots; the legend sits right of the panels.
+    """
     fig, axes = plt.subplots(1, len(metrics), figsize=(TEXT_WIDTH_IN, 2.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        pts = {}
         for name, h in histories.items():
             epochs = h["epochs"] if isinstance(h, dict) else h.epochs
-            pts = [(e["epoch"], e[metric]) for e in epochs if e.get(metric) is not None]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", markersize=3, label=name)
-        ax.set_xlabel("epoch")
+            pts[name] = [(e["epoch"], e[metric]) for e in epochs if e.get(metric) is not None]
+        if all(len(p) <= 1 for p in pts.values()):
+            names = [n for n, p in pts.items() if p]
+            ax.bar(range(len(names)), [pts[n][0][1] for n in names], color=[colour_of(n) for n in names],
+                   label=names)
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+            ax.set_xlabel("at the last epoch")
+            bars_from_zero(ax)
+        else:
+            for name, p in pts.items():
+                if p:
+                    ax.plot(*zip(*p), marker="o", markersize=3, label=name, color=colour_of(name))
+            ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_", " "))
-    axes[0][-1].legend()
     fig.tight_layout()
+    legend_outside(fig)
     return fig
 
 
@@ -101,62 +240,86 @@ def cls_attention(maps: torch.Tensor, grid: int, num_prefix: int = 1, query: int
     return row.reshape(*row.shape[:-1], grid, grid)
 
 
-def overlay(ax, image, heat, alpha: float = 0.55, title: str | None = None):
-    """Draw `heat` (grid x grid) upsampled over `image`, on one axis."""
+def overlay(ax, image, heat, alpha: float = 0.55, title: str | None = None, vmax: float | None = None):
+    """Draw `heat` (grid x grid) upsampled over `image`, on one axis; returns the heat's image.
+
+    With `vmax` the heat is shown as heat / vmax on [0, 1] (a scale shared with other panels);
+    without it, stretched to its own min..max.
+    """
     img = _as_image(image)
     h = torch.as_tensor(heat, dtype=torch.float32)[None, None]
     h = torch.nn.functional.interpolate(h, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
-    h = (h - h.min()) / (np.ptp(h) + 1e-8)
+    h = h / vmax if vmax else (h - h.min()) / (np.ptp(h) + 1e-8)
     ax.imshow(img, cmap="gray")
-    ax.imshow(h, cmap="inferno", alpha=alpha)
+    im = ax.imshow(h, cmap="inferno", alpha=alpha, vmin=0, vmax=1)
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=7)
+    return im
 
 
 def attention_grid(images, heats, row_titles: Sequence[str] | None = None, col_titles: Sequence[str] | None = None):
     """Images (B,) down the columns, one row per kind of map: heats is (rows, B, grid, grid).
 
-    The first row shows the images themselves.
+    The first row shows the images themselves. Each row shares one scale (its maximum), so maps in a
+    row compare directly; one colour bar gives the scale.
     """
-    heats = torch.as_tensor(heats)
+    heats = torch.as_tensor(heats, dtype=torch.float32)
     rows, b = heats.shape[:2]
     fig, axes = plt.subplots(rows + 1, b, figsize=(TEXT_WIDTH_IN, 1.0 * (rows + 1) + 0.2), squeeze=False)
+    ims = []
     for j in range(b):
         axes[0, j].imshow(_as_image(images[j]), cmap="gray")
         axes[0, j].axis("off")
         if col_titles:
             axes[0, j].set_title(col_titles[j], fontsize=7)
         for i in range(rows):
-            overlay(axes[i + 1, j], images[j], heats[i, j])
+            ims.append(overlay(axes[i + 1, j], images[j], heats[i, j], vmax=float(heats[i].max()) or 1.0))
     if row_titles:
         for i, t in enumerate(row_titles):
             axes[i + 1, 0].text(-0.08, 0.5, t, transform=axes[i + 1, 0].transAxes, ha="right", va="center", fontsize=7)
-    fig.subplots_adjust(wspace=0.05, hspace=0.15)
+    fig.subplots_adjust(wspace=0.05, hspace=0.15, right=0.9)
+    shared_colorbar(fig, axes[1:], ims, "attention / row max", vmin=0, vmax=1)
     return fig
 
 
 def attention_heads(image, layer_maps: torch.Tensor, grid: int, num_prefix: int = 1, title: str | None = None):
-    """The class token's attention in every head of one layer over one image: layer_maps is (H, N, N)."""
+    """The class token's attention in every head of one layer over one image: layer_maps is (H, N, N).
+
+    All heads share one scale (the largest weight of the layer), with a colour bar.
+    """
     heads = cls_attention(layer_maps, grid, num_prefix)
+    vmax = float(heads.max()) or 1.0
     fig, axes = plt.subplots(1, len(heads) + 1, figsize=(TEXT_WIDTH_IN, 1.4), squeeze=False)
     axes[0, 0].imshow(_as_image(image), cmap="gray")
     axes[0, 0].axis("off")
-    for h, ax in enumerate(axes[0, 1:]):
-        overlay(ax, image, heads[h], title=f"head {h}")
+    ims = [overlay(ax, image, heads[h], title=f"head {h}", vmax=vmax) for h, ax in enumerate(axes[0, 1:])]
+    shared_colorbar(fig, axes[0], ims, f"weight / {vmax:.2f}", vmin=0, vmax=1)
     if title:
         fig.suptitle(title, y=1.05)
     return fig
 
 
-def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel=""):
-    """Bars with error bars and an optional horizontal reference line (e.g. chance)."""
+def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel="", n: int | None = None,
+                    err: str = "std", reference_label: str | None = None):
+    """Bars from zero, one colour per label, and error bars only where they mean something.
+
+    `stds` are the half-widths of the error bars (of kind `err`: "std" or "s.e.") over `n` seeds;
+    with n < 2 (or a zero spread) no error bar is drawn, and the kind is written under the axis.
+    """
     x = np.arange(len(labels))
-    ax.bar(x, means, yerr=stds, capsize=3, color=[f"C{i}" for i in range(len(labels))])
+    yerr = None
+    if stds is not None and (n is None or n >= 2):
+        yerr = [s if s else 0.0 for s in (float(v) if v is not None else 0.0 for v in stds)]
+        yerr = yerr if any(yerr) else None
+    ax.bar(x, means, yerr=yerr, capsize=3, color=[colour_of(str(lab)) for lab in labels])
     ax.set_xticks(x, labels, rotation=20, ha="right")
     if reference is not None:
-        ax.axhline(reference, color="gray", ls="--", lw=1)
+        ax.axhline(reference, color="gray", ls="--", lw=1, label=reference_label)
     ax.set_ylabel(ylabel)
+    if yerr is not None:  # say what the bars are, in the axis label: a note there never covers anything
+        ax.set_ylabel(f"{ylabel}\n({error_note(n, err) if n else f'error bars: ± {err}'})")
+    bars_from_zero(ax)
     return ax
 
 
@@ -196,12 +359,13 @@ def overlaid_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, bins
     allv = np.concatenate([np.asarray(v, dtype=float) for v in groups.values()])
     edges = np.linspace(allv.min(), allv.max() + 1e-9, bins + 1)
     for name, v in groups.items():
-        ax.hist(np.asarray(v, dtype=float), bins=edges, histtype="stepfilled", alpha=0.45, label=name)
+        ax.hist(np.asarray(v, dtype=float), bins=edges, histtype="stepfilled", alpha=0.45, label=name,
+                color=colour_of(name))
     if vline is not None:
         ax.axvline(vline, color="gray", ls="--", lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
-    ax.legend()
+    legend_outside(ax)
     return fig or ax.figure
 
 
@@ -213,10 +377,11 @@ def grouped_bars(categories: Sequence[str], series: Mapping[str, Sequence[float]
     width = 0.8 / len(series)
     x = np.arange(len(categories))
     for i, (name, vals) in enumerate(series.items()):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=name)
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=name, color=colour_of(name))
     ax.set_xticks(x, categories)
     ax.set_ylabel(ylabel)
-    ax.legend()
+    bars_from_zero(ax)
+    legend_outside(ax)
     return fig or ax.figure
 
 
@@ -225,42 +390,46 @@ def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: st
     """One line per series with a +-std band: series maps name -> (means, stds or None).
 
     Points get markers when there are few of them (a sweep), none when the line is dense (a schedule);
-    the legend appears when there is more than one series.
+    the legend (outside, right) appears when the axis holds more than one labelled line.
     """
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.4))
     for name, (means, stds) in series.items():
         means = np.asarray(means, dtype=float)
-        ax.plot(x, means, marker="o" if len(means) <= 30 else None, markersize=3, label=name)
+        ax.plot(x, means, marker="o" if len(means) <= 30 else None, markersize=3, label=name,
+                color=colour_of(name))
         if stds is not None:
             stds = np.asarray(stds, dtype=float)
-            ax.fill_between(x, means - stds, means + stds, alpha=0.2)
+            ax.fill_between(x, means - stds, means + stds, alpha=0.2, color=colour_of(name))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
-    if len(series) > 1:
-        ax.legend()
+    if len(ax.get_legend_handles_labels()[1]) > 1:
+        legend_outside(ax)
     return fig or ax.figure
 
 
 def attention_matrix(weights, row_labels: Sequence[str], col_labels: Sequence[str], ax=None,
-                     title: str | None = None, cmap: str = "viridis"):
+                     title: str | None = None, cmap: str = "viridis", colorbar: bool = True,
+                     figsize: tuple[float, float] | None = None, vmax: float | None = None):
     """One attention matrix (queries down, keys across) with its tokens as tick labels.
 
     weights: (Nq, Nk); row_labels/col_labels: the query and key tokens. Draws on `ax` if given
-    (returns the axis), else on a new figure (returns the figure).
+    (returns the axis; `attention_matrices` adds the shared colour bar), else on a new figure with
+    its colour bar (returns the figure). Long token axes show every k-th label so labels never overlap.
     """
     w = torch.as_tensor(weights, dtype=torch.float32).cpu().numpy()
     if w.shape != (len(row_labels), len(col_labels)):
-        from .errors import IngurError
         raise IngurError(f"weights are {w.shape} but there are {len(row_labels)} row and {len(col_labels)} "
                          "column labels: pass one label per query and per key.")
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(0.22 * len(col_labels) + 1.2, 0.16 * len(row_labels) + 0.8))
-    ax.imshow(w, cmap=cmap, vmin=0, vmax=max(float(w.max()), 1e-8), aspect="auto", interpolation="nearest")
+        fig, ax = plt.subplots(figsize=figsize or (min(0.22 * len(col_labels) + 1.6, TEXT_WIDTH_IN),
+                                                   0.16 * len(row_labels) + 0.9))
+    vmax = max(float(w.max()), 1e-8) if vmax is None else vmax
+    im = ax.imshow(w, cmap=cmap, vmin=0, vmax=vmax, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=6)
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=6)
     ax.tick_params(length=0)
@@ -268,47 +437,81 @@ def attention_matrix(weights, row_labels: Sequence[str], col_labels: Sequence[st
         ax.spines[side].set_visible(False)
     if title:
         ax.set_title(title, fontsize=7)
-    return fig if fig is not None else ax
+    if fig is None:
+        return ax
+    if colorbar:
+        fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
+    thin_tick_labels(ax)
+    return fig
+
+
+def thin_tick_labels(ax, font_pt: float = 6.0) -> None:
+    """Keep every k-th tick label on each axis, k chosen from the axis length so labels cannot overlap."""
+    fig = ax.figure
+    pos = ax.get_position()
+    for axis, length in ((ax.xaxis, pos.width * fig.get_figwidth() * 72),
+                         (ax.yaxis, pos.height * fig.get_figheight() * 72)):
+        labels = [t.get_text() for t in axis.get_ticklabels()]
+        k = thin_labels(len(labels), length, font_pt)
+        if k > 1 and labels:
+            axis.set_ticklabels([t if i % k == 0 else "" for i, t in enumerate(labels)])
 
 
 def attention_matrices(mats: Sequence, row_labels: Sequence, col_labels: Sequence, titles: Sequence[str],
                        ncols: int | None = None, height: float = 2.6):
-    """Several `attention_matrix` panels side by side; labels may be one list for all or one per panel."""
+    """Several `attention_matrix` panels side by side on one colour scale, with one colour bar.
+
+    Labels may be one list for all panels or one list per panel.
+    """
     n = len(mats)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(TEXT_WIDTH_IN, height * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(TEXT_WIDTH_IN, height * nrows), squeeze=False,
+                             layout="constrained")
     per = lambda labels, i: labels[i] if isinstance(labels[0], (list, tuple)) else labels  # noqa: E731
+    vmax = max(float(torch.as_tensor(m, dtype=torch.float32).max()) for m in mats)
     for i, ax in enumerate(axes.flat):
         if i < n:
-            attention_matrix(mats[i], per(row_labels, i), per(col_labels, i), ax=ax, title=titles[i])
+            attention_matrix(mats[i], per(row_labels, i), per(col_labels, i), ax=ax, title=titles[i],
+                             vmax=vmax)
         else:
             ax.axis("off")
-    fig.tight_layout()
+    used = [ax for ax in axes.flat if ax.images]
+    shared_colorbar(fig, used, [ax.images[0] for ax in used], "attention weight", vmin=0, vmax=vmax)
+    fig.canvas.draw()  # constrained layout fixes the panel sizes, which decide how many labels fit
+    for ax in used:
+        thin_tick_labels(ax)
     return fig
 
 
 def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", ylabel: str = "",
-                       logx: bool = False, baseline: str | None = None):
-    """Mean ± std lines: `series` maps a name to one list of values (e.g. seeds) per x, or None where not run.
+                       logx: bool = False, baseline: str | None = None, err: str = "std"):
+    """Mean ± std (or s.e.) lines: `series` maps a name to one list of values (e.g. seeds) per x, or None
+    where not run. Error bars only where there are >= 2 values; what they are is written under the axes.
 
     With `baseline`, a second panel shows each series minus the baseline, paired value by value (same seed).
     """
     panels = 2 if baseline else 1
-    fig, axes = plt.subplots(1, panels, figsize=(TEXT_WIDTH_IN * (1 if baseline else 0.55), 2.5), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(TEXT_WIDTH_IN * (0.85 if baseline else 0.55), 2.5),
+                             squeeze=False)
+    ns = set()
 
-    def draw(ax, name, pts, i):
+    def draw(ax, name, pts, colour_name):
         if pts:
             x, vals = zip(*pts)
             m = np.array([np.mean(v) for v in vals])
-            s = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals])
-            ax.errorbar(x, m, yerr=s, marker="o", markersize=3, capsize=2, label=name, color=f"C{i}")
+            s = [spread(v, err) for v in vals]
+            ns.update(len(v) for v in vals if len(v) > 1)
+            yerr = np.array([v or 0.0 for v in s]) if any(v for v in s) else None
+            ax.errorbar(x, m, yerr=yerr, marker="o", markersize=3, capsize=2, label=name,
+                        color=colour_of(colour_name))
 
-    for i, (name, vals) in enumerate(series.items()):
-        draw(axes[0, 0], name, [(x, v) for x, v in zip(xs, vals) if v], i)
+    for name, vals in series.items():
+        draw(axes[0, 0], name, [(x, v) for x, v in zip(xs, vals) if v], name)
         if baseline and name != baseline:
-            diff = [(x, [a - b for a, b in zip(v, base)]) for x, v, base in zip(xs, vals, series[baseline]) if v and base]
-            draw(axes[0, 1], f"{name} − {baseline}", diff, i)
+            diff = [(x, [a - b for a, b in zip(v, base)]) for x, v, base in zip(xs, vals, series[baseline])
+                    if v and base]
+            draw(axes[0, 1], name, diff, name)
     for ax in axes[0]:
         ax.set_xlabel(xlabel)
         if logx:
@@ -317,29 +520,57 @@ def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", yla
             ax.minorticks_off()
         elif len(xs) <= 12:
             ax.set_xticks(list(xs))
-        ax.legend()
     axes[0, 0].set_ylabel(ylabel)
     if baseline:
         axes[0, 1].axhline(0, color="gray", ls="--", lw=1)
-        axes[0, 1].set_ylabel(f"gain over {baseline} (points)")
+        axes[0, 1].set_ylabel(f"minus {baseline}, same seed (points)")
+    if ns:
+        note = error_note(max(ns), err) if len(ns) == 1 else f"error bars: ± {err} over seeds"
+        axes[0, -1].annotate(note, (1.0, -0.3), xycoords="axes fraction", ha="right", va="top",
+                             fontsize=6, color="0.3", annotation_clip=False)
     fig.tight_layout()
+    legend_outside(fig)
     return fig
 
 
-def value_heatmap(ax, values, xlabels: Sequence[str], ylabels: Sequence[str], fmt: str = "{:.2f}"):
-    """A small matrix (rows x cols) as a colour map with each value written in its cell."""
+def value_heatmap(ax, values, xlabels: Sequence[str], ylabels: Sequence[str], fmt: str = "{:.2f}",
+                  vmin: float | None = None, vmax: float | None = None):
+    """A small matrix (rows x cols) as a colour map with each value written in its cell.
+
+    Side-by-side heatmaps pass the same vmin/vmax (or call `shared_colorbar` on the returned images).
+    """
     v = np.asarray(torch.as_tensor(values, dtype=torch.float32))
-    im = ax.imshow(v, cmap="viridis", aspect="auto")
+    im = ax.imshow(v, cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
+    lo, hi = im.get_clim()
     for (i, j), val in np.ndenumerate(v):
         ax.text(j, i, fmt.format(val), ha="center", va="center", fontsize=7,
-                color="white" if val < v.mean() else "black")
+                color="white" if val < (lo + hi) / 2 else "black")
     ax.set_xticks(range(len(xlabels)), xlabels)
     ax.set_yticks(range(len(ylabels)), ylabels)
     return im
 
 
-def image_row(images, titles: Sequence[str], size: float = 1.1):
-    """Images side by side with a title each (e.g. the shifted views of one image)."""
+def heatmap_row(mats: Mapping[str, object], xlabels: Sequence[str], ylabels: Sequence[str],
+                label: str = "", fmt: str = "{:.2f}", height: float = 2.2):
+    """Small matrices side by side (name -> rows x cols) on one colour scale with one colour bar."""
+    fig, axes = plt.subplots(1, len(mats), figsize=(TEXT_WIDTH_IN, height), squeeze=False,
+                             layout="constrained")
+    allv = np.concatenate([np.ravel(np.asarray(torch.as_tensor(m, dtype=torch.float32))) for m in mats.values()])
+    lo, hi = float(allv.min()), float(allv.max())
+    ims = []
+    for ax, (name, m) in zip(axes[0], mats.items()):
+        ims.append(value_heatmap(ax, m, xlabels, ylabels, fmt, vmin=lo, vmax=hi))
+        ax.set_title(name, fontsize=8)
+    shared_colorbar(fig, axes[0], ims, label, vmin=lo, vmax=hi)
+    return fig
+
+
+def image_row(images, titles: Sequence[str], size: float | None = None):
+    """Images side by side with a title each (e.g. the shifted views of one image).
+
+    By default the row fills the text width (small multiples must stay readable at the column width).
+    """
+    size = size or min(TEXT_WIDTH_IN / len(images), 2.0)
     fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.3), squeeze=False)
     for ax, img, t in zip(axes[0], images, titles):
         ax.imshow(_as_image(img), cmap="gray")

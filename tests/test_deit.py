@@ -116,17 +116,16 @@ def test_agreement_matrix():
 
 
 def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
-    CHECKS["deit.hard_distillation"](hard_distillation)
-    CHECKS["deit.distillation_token"](lambda model, x: model.tokens(x))
+    CHECKS["deit.hard_distillation"](deit.smoothed_hard_distillation)
+    CHECKS["deit.distillation_token"](deit.two_head_loss)
     with pytest.raises(AssertionError):
-        CHECKS["deit.hard_distillation"](lambda s, t: soft_distillation(s, t, 1.0))
-    with pytest.raises(AssertionError):   # distillation token placed last instead of at position 1
-        def wrong(model, x):
-            p = model.patch_embed(x)
-            b = len(x)
-            z = torch.cat([model.cls_token.expand(b, -1, -1), p, model.dist_token.expand(b, -1, -1)], 1)
-            return z + model.pos_embed
-        CHECKS["deit.distillation_token"](wrong)
+        CHECKS["deit.hard_distillation"](lambda s, t, eps: soft_distillation(s, t, 1.0))
+    with pytest.raises(AssertionError):  # eps ignored
+        CHECKS["deit.hard_distillation"](lambda s, t, eps: hard_distillation(s, t))
+    with pytest.raises(AssertionError, match="swapped"):  # the heads learn each other's targets
+        CHECKS["deit.distillation_token"](lambda c, d, y, t, a: deit.two_head_loss(d, c, y, t, a))
+    with pytest.raises(AssertionError):  # alpha ignored
+        CHECKS["deit.distillation_token"](lambda c, d, y, t, a: deit.two_head_loss(c, d, y, t))
 
 
 def test_throughput_is_positive():

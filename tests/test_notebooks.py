@@ -36,6 +36,7 @@ def test_badge_parameters_setup(path):
     url, ref = source()
     badge = f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{ref}/notebooks/"
     assert first.startswith("# ") and badge + path.name in first, "run `python -m ingur_lib pin`"
+    assert "(../book/colab-badge.svg)" in first, "the badge image ships with the book (offline reading)"
     params = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert params and "PROFILE" in "".join(params[0]["source"])
     assert any("from ingur_lib import setup" in "".join(c["source"]) for c in cs), "setup cell"
@@ -51,6 +52,20 @@ def test_cells_are_short_and_have_no_absolute_paths(path):
             src = "".join(c["source"])
             assert src.count("\n") < 20, f"{path.name}: a code cell of {src.count(chr(10)) + 1} lines; split it"
             assert not re.search(r"['\"]/(home|work|Users|tmp)/", src), f"{path.name}: absolute path"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_lines_fit_the_text_column(path):
+    """The book's column is about 88 characters: wider code lines scroll sideways on the page."""
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "code":
+            for line in "".join(c["source"]).splitlines():
+                assert len(line) <= 88, f"{path.name} cell {i}: a {len(line)}-character line: {line[:60]}..."
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_glyphs_the_book_font_lacks(path):
+    assert "\U0001f917" not in path.read_text(encoding="utf-8"), f"{path.name}: write 'Hugging Face'"
 
 
 def test_every_notebook_is_in_the_toc_and_every_landed_chapter_has_one():
@@ -70,6 +85,8 @@ def test_book_renders_displayed_tables_and_math_offline():
     assert sphinx["config"]["nb_render_markdown_format"] == "myst"
     assert "sphinx-mathjax-offline" in sphinx["extra_extensions"]
     assert "sphinx-mathjax-offline" in (ROOT / "requirements.txt").read_text()
+    assert "ingur.css" in sphinx["config"]["html_css_files"], "the column fits 88-character code lines"
+    assert (ROOT / "book" / "_static" / "ingur.css").exists()
 
 
 def test_strip_solutions_keeps_indent_and_rest():

@@ -94,13 +94,16 @@ def test_attention_entropy():
 
 
 def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
-    from ingur_lib.exercises import check
-    check("spt_lsa.diagonal_mask", diagonal_mask)
-    check("spt_lsa.shift_views", shift_views)
+    from ingur_lib.chapters import spt_lsa as ch
+    from ingur_lib.exercises import CHECKS, check
+    CHECKS["spt_lsa.diagonal_mask"](ch.local_mask)   # the chapter's references (check() rejects library code)
+    CHECKS["spt_lsa.shift_views"](ch.cardinal_views)
+    assert ch.local_mask(4, 9).sum() == 16 * 15       # r >= grid: LSA's diagonal mask
     with pytest.raises(AssertionError):
-        check("spt_lsa.diagonal_mask", lambda n: torch.ones(n, n, dtype=torch.bool))
-    with pytest.raises(AssertionError):  # cardinal instead of diagonal shifts
-        check("spt_lsa.shift_views", lambda x, s: torch.cat([x, x.roll(s, 2), x.roll(-s, 2), x.roll(s, 3), x.roll(-s, 3)], 1))
+        check("spt_lsa.diagonal_mask", lambda g, r: torch.ones(g * g, g * g, dtype=torch.bool))
+    with pytest.raises(AssertionError):  # roll wraps around instead of letting zeros enter
+        check("spt_lsa.shift_views", lambda x, s: torch.cat([x, x.roll(-s, 2), x.roll(s, 2), x.roll(-s, 3),
+                                                             x.roll(s, 3)], 1))
 
 
 def test_paper_scale_flops_match_the_reported_vit():

@@ -184,13 +184,17 @@ def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
         s = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
         return s.masked_fill(~mask, float("-inf")).softmax(-1) @ v
 
-    check("transformer.masked_attention", attn)
-    check("transformer.causal_mask", lambda n: torch.arange(n)[None, :] <= torch.arange(n)[:, None])
-    check("transformer.sinusoidal_positions", sinusoidal_positions)
+    from ingur_lib.chapters import transformer as ch
+    from ingur_lib.exercises import CHECKS
+    with pytest.raises(AssertionError, match="NaN"):  # the page's attention: NaN on a fully masked row
+        check("transformer.masked_attention", attn)
+    CHECKS["transformer.masked_attention"](ch.safe_attention)
+    CHECKS["transformer.causal_mask"](ch.window_causal_mask)   # the chapter's references
+    CHECKS["transformer.sinusoidal_positions"](ch.position_shift)
     with pytest.raises(AssertionError):
         check("transformer.masked_attention", lambda q, k, v, m: (q @ k.transpose(-2, -1)).softmax(-1) @ v)
     with pytest.raises(AssertionError):
-        check("transformer.causal_mask", lambda n: torch.ones(n, n, dtype=torch.bool).triu())
+        check("transformer.causal_mask", lambda n, w: torch.ones(n, n, dtype=torch.bool).triu())
 
 
 def test_scores_and_time_to_target():

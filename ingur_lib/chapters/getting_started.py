@@ -153,7 +153,7 @@ def fig_attention(results: dict):
 
 # ---------------------------------------------------------------- exercises
 
-@exercise("getting_started.patchify")
+@exercise("getting_started.patchify", PatchEmbed)
 def _check_patchify(patchify):
     torch.manual_seed(0)
     embed = PatchEmbed(image_size=8, patch_size=4, in_chans=3, dim=5)
@@ -166,8 +166,23 @@ def _check_patchify(patchify):
     assert_same(got, want, "patchify(x, 4) @ W must equal PatchEmbed(x): check the patch order and channel layout")
 
 
-@exercise("getting_started.rollout")
+def rollout_alpha(maps: list[torch.Tensor], alpha: float) -> torch.Tensor:
+    """Rollout with a residual weight: per layer A = alpha * mean_heads(W) + (1 - alpha) * I, then the
+    product over layers (alpha = 0.5 is Abnar & Zuidema's W + I renormalised; alpha = 1 drops the residual)."""
+    result = None
+    for w in maps:
+        a = alpha * w.mean(1) + (1 - alpha) * torch.eye(w.shape[-1])
+        result = a if result is None else a @ result
+    return result
+
+
+@exercise("getting_started.rollout", attention_rollout)
 def _check_rollout(rollout):
     torch.manual_seed(0)
     maps = [torch.randn(2, 3, 5, 5).softmax(-1) for _ in range(3)]
-    assert_same(rollout(maps), attention_rollout(maps), "rollout(maps)")
+    for alpha in (0.5, 0.9, 1.0):
+        got = rollout(maps, alpha)
+        if alpha == 1.0 and torch.allclose(got, attention_rollout(maps), atol=1e-4):
+            raise AssertionError("alpha = 1 must drop the residual path: no identity added at all.")
+        assert_same(got, rollout_alpha(maps, alpha), f"rollout(maps, alpha={alpha}): alpha W + (1 - alpha) I "
+                    "per layer (head mean), later layers multiplied on the left")

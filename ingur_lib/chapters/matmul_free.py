@@ -285,7 +285,7 @@ def fig_curves(results: dict):
     """Training loss per step (smoothed) and validation loss per epoch, both models."""
     import matplotlib.pyplot as plt
 
-    from ..viz import TEXT_WIDTH_IN, lines_with_bands
+    from ..viz import TEXT_WIDTH_IN, legend_outside, lines_with_bands
     hs = _histories(results)
     fig, (a, b) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.5))
     for name, h in hs.items():
@@ -297,9 +297,8 @@ def fig_curves(results: dict):
         ep = [e for e in h["epochs"] if e.get("test_loss") is not None]
         lines_with_bands([e["epoch"] for e in ep], {name: ([e["test_loss"] for e in ep], None)}, "epoch",
                          "validation loss (nats/char)", ax=b)
-    for ax in (a, b):
-        ax.legend()
     fig.tight_layout()
+    legend_outside(fig)
     return fig
 
 
@@ -326,7 +325,6 @@ def fig_ternary(results: dict):
     names = [_short(n) for n in fr]
     grouped_bars(names, {v: [f[i] for f in fr.values()] for i, v in enumerate(("-1", "0", "+1"))},
                  ylabel="fraction of weights", ax=b)
-    b.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     b.tick_params(axis="x", labelrotation=90, labelsize=6)
     fig.tight_layout()
     return fig
@@ -349,11 +347,9 @@ def fig_forget_gates(results: dict):
     labels = [f"layer {i + 1}" + (f" (lb {lb:.2f})" if fg["lower_bound_mean"] else "")
               for i, lb in enumerate(fg["lower_bound_mean"] or [0] * len(mat))]
     fig = attention_matrix(mat, labels, [t if t != " " else "␣" for t in fg["tokens"]],
-                           title="mean forget gate f_t per layer (1 = keep the past, 0 = overwrite)")
-    fig.set_size_inches(6.3, 0.35 * len(mat) + 1.0)
-    ax = fig.axes[0]
-    ax.tick_params(axis="x", labelrotation=0, labelsize=6)
-    fig.colorbar(ax.images[0], ax=ax, fraction=0.03, pad=0.01)
+                           title="mean forget gate f_t per layer (1 = keep the past, 0 = overwrite)",
+                           figsize=(6.3, 0.35 * len(mat) + 1.0))
+    fig.axes[0].tick_params(axis="x", labelrotation=0, labelsize=6)
     return fig
 
 
@@ -382,48 +378,86 @@ MATMULS = ("matmul", "mm", "bmm", "linear", "einsum", "tensordot", "addmm", "bad
            "mv", "dot", "__matmul__", "__rmatmul__")
 
 
+MULTIPLIES = ("mul", "__mul__", "__rmul__", "mul_", "multiply", "prod", "addcmul", "where")
+
+
 @contextmanager
-def no_matmul():
-    """Inside the block any torch matrix product (matmul, @, mm, bmm, F.linear, einsum, ...) raises AssertionError."""
+def no_matmul(elementwise: bool = False):
+    """Inside the block any torch matrix product (matmul, @, mm, bmm, F.linear, einsum, ...) raises AssertionError;
+    with `elementwise`, so does multiplying two tensors elementwise (`(x[:, None] * w).sum(-1)` is a matmul too)."""
     from torch.overrides import TorchFunctionMode
+
+    def tensors(args):
+        return [a for a in args if torch.is_tensor(a) and a.numel() > 1]
 
     class _NoMatmul(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            if getattr(func, "__name__", "") in MATMULS:
-                raise AssertionError(f"{func.__name__}: a matrix product was used; add and subtract instead.")
+            name = getattr(func, "__name__", "")
+            if name in MATMULS:
+                raise AssertionError(f"{name}: a matrix product was used; add and subtract instead.")
+            if elementwise and name in MULTIPLIES[:-1] and len(tensors(args)) >= 2:
+                raise AssertionError(f"{name}: x times w elementwise is still a multiplication; select the inputs "
+                                     "where w is +1 or -1 and add or subtract them.")
             return func(*args, **(kwargs or {}))
 
     with _NoMatmul():
         yield
 
 
-@exercise("matmul_free.weight_quant")
+def weight_quant_rows(w: torch.Tensor) -> torch.Tensor:
+    """A variant of BitLinear's absmean quantiser with one gamma per output row (per channel) instead of
+    one per matrix: gamma_o = mean_k |W_ok|; round(W / gamma) clipped to [-1, 1], times gamma."""
+    gamma = w.abs().mean(dim=1, keepdim=True).clamp(min=1e-5)
+    return (w / gamma).round().clamp(-1, 1) * gamma
+
+
+@exercise("matmul_free.weight_quant", quant.weight_quant, quant.ternarize)
 def _check_weight_quant(fn):
     g = torch.Generator().manual_seed(11)
     for shape, scale in (((8, 12), 1.0), ((32, 16), 0.02), ((5, 3), 40.0)):
         w = torch.randn(shape, generator=g) * scale
+        w[0] *= 10  # one loud row: a per-matrix gamma would zero most of the quiet rows
         got = torch.as_tensor(fn(w.clone()))
-        levels = (got / quant.ternary_scale(w)).round()
-        if not bool(((levels == -1) | (levels == 0) | (levels == 1)).all()):
-            raise AssertionError("every weight should end up at -gamma, 0 or +gamma, with gamma = mean|W|.")
-        assert_same(got, quant.weight_quant(w), f"fake-quantised weights of a {shape} matrix "
-                    "(gamma = mean|W| over the whole matrix; round(W / gamma), clipped to [-1, 1]; times gamma)")
+        if torch.allclose(got, quant.weight_quant(w)):
+            raise AssertionError("that uses one gamma for the whole matrix; use one per output row.")
+        assert_same(got, weight_quant_rows(w), f"per-row fake-quantised weights of a {shape} matrix "
+                    "(gamma_o = mean|W_o,:| over row o; round(W / gamma), clipped to [-1, 1]; times gamma)")
 
 
-@exercise("matmul_free.ternary_matmul")
+@exercise("matmul_free.ternary_matmul", quant.ternary_matmul)
 def _check_ternary_matmul(fn):
     g = torch.Generator().manual_seed(12)
     for o, k in ((3, 5), (16, 40), (1, 7)):
         w = torch.randint(-1, 2, (o, k), generator=g, dtype=torch.int8)
         x = torch.randint(-128, 128, (4, k), generator=g, dtype=torch.int8)
-        with no_matmul():
+        with no_matmul(elementwise=True):
             got = torch.as_tensor(fn(x, w))
         assert_same(got.long(), x.long() @ w.long().T, f"x (4, {k}) times W^T for W of shape ({o}, {k})", atol=0)
 
 
-@exercise("matmul_free.mlgru_scan")
+@exercise("matmul_free.mlgru_scan", mlgru_scan)
 def _check_scan(fn):
     g = torch.Generator().manual_seed(13)
-    f, c = torch.rand(2, 10, 6, generator=g), torch.randn(2, 10, 6, generator=g)
-    assert_same(torch.as_tensor(fn(f, c)), mlgru_scan(f, c), "h for f, c of shape (2, 10, 6) "
-                "(h_t = f_t * h_{t-1} + c_t, starting from h_{-1} = 0, one row of the output per position)")
+    f, c = 0.5 + 0.5 * torch.rand(2, 10, 6, generator=g), torch.randn(2, 10, 6, generator=g)
+    calls = []
+    with _count_calls(calls):
+        got = torch.as_tensor(fn(f, c))
+    if len(calls) > 40:  # a loop over 10 positions makes ~4 torch calls each; the parallel form a fixed few
+        raise AssertionError(f"{len(calls)} torch calls for 10 positions: that is a loop over time; compute all "
+                             "positions at once (cumulative sums of log f).")
+    assert_same(got, mlgru_scan(f, c), "h for f, c of shape (2, 10, 6) "
+                "(h_t = f_t * h_{t-1} + c_t from h_{-1} = 0: h_t = sum_s (prod_{r=s+1..t} f_r) c_s)", atol=1e-4)
+
+
+@contextmanager
+def _count_calls(calls: list):
+    """Record the name of every torch function called inside the block."""
+    from torch.overrides import TorchFunctionMode
+
+    class _Count(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            calls.append(getattr(func, "__name__", "?"))
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        yield

@@ -27,11 +27,13 @@ from ..nn.spt import shift_views
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit
-from ..viz import attention_grid, bar_with_errors, cls_attention, curves_with_errors, value_heatmap
+from ..viz import (attention_grid, bar_with_errors, cls_attention, curves_with_errors, heatmap_row, name_colors,
+                   spread)
 
 CHAPTER, PAPER = "05_spt_lsa", "spt_lsa"
 # name -> (tokenizer, attention), in the order of the paper's ablation
 VARIANTS = {"ViT": ("patch", "mhsa"), "+SPT": ("spt", "mhsa"), "+LSA": ("patch", "lsa"), "SL-ViT": ("spt", "lsa")}
+name_colors(VARIANTS, CHAPTER)  # one colour per variant in every figure of the chapter
 
 
 @dataclass
@@ -216,6 +218,9 @@ def _comparisons(acc: dict, cfg: Config, mmacs: dict) -> list[dict]:
     rows.append(ledger.compare(PAPER, "flops_overhead", ours, "MACs counted on the paper's ViT config (CIFAR, 32 px)",
                                f"Counted with torch FlopCounterMode: ViT {mmacs['ViT']:.1f} M, SL-ViT "
                                f"{mmacs['SL-ViT']:.1f} M MACs; the paper's counter may include more than matmuls."))
+    rows.append(ledger.compare(PAPER, "flops_vit_count", 100 * (mmacs["ViT"] / ledger.claim(PAPER, "flops_vit")["value"] - 1),
+                               "MACs counted on the paper's ViT config (CIFAR, 32 px)",
+                               f"measure.count_flops / 2: {mmacs['ViT']:.1f} M multiply-accumulates."))
     return rows
 
 
@@ -262,10 +267,9 @@ def fig_ablation(results: dict):
     per = results["accuracy"][n]
     fig, ax = plt.subplots(figsize=(3.2, 2.4))
     means = [torch.tensor(per[v]).mean().item() for v in VARIANTS]
-    stds = [torch.tensor(per[v]).std().item() if len(per[v]) > 1 else 0.0 for v in VARIANTS]
-    bar_with_errors(ax, list(VARIANTS), means, stds, ylabel="test accuracy (%)")
+    bar_with_errors(ax, list(VARIANTS), means, [spread(per[v]) for v in VARIANTS], ylabel="test accuracy (%)",
+                    n=min(len(per[v]) for v in VARIANTS))
     ax.set_title(f"{n} training images", fontsize=8)
-    ax.set_ylim(min(means) - 3, max(means) + 2)
     return fig
 
 
@@ -279,15 +283,11 @@ def fig_entropy(results: dict):
 
 @figure("spt_lsa_temperature", CHAPTER)
 def fig_temperature(results: dict):
-    import matplotlib.pyplot as plt
-    temps = results["inside"]["temperature"]
-    fig, axes = plt.subplots(1, len(temps), figsize=(3.2 * len(temps), 2.2), squeeze=False)
-    for ax, (v, t) in zip(axes[0], temps.items()):
-        t = torch.tensor(t)
-        value_heatmap(ax, t, [f"h{h}" for h in range(t.shape[1])], [f"L{i + 1}" for i in range(t.shape[0])])
-        ax.set_title(f"{v}: learned temperature per head", fontsize=8)
-    fig.tight_layout()
-    return fig
+    temps = {f"{v}: learned temperature per head": torch.tensor(t)
+             for v, t in results["inside"]["temperature"].items()}
+    t = next(iter(temps.values()))
+    return heatmap_row(temps, [f"h{h}" for h in range(t.shape[1])], [f"L{i + 1}" for i in range(t.shape[0])],
+                       label="temperature")
 
 
 @figure("spt_lsa_attention", CHAPTER)
@@ -302,20 +302,41 @@ def fig_attention(results: dict):
 
 # ---------------------------------------------------------------- exercises
 
-@exercise("spt_lsa.diagonal_mask")
+def local_mask(grid: int, r: int) -> torch.Tensor:
+    """(N, N) bool over grid x grid patches in row-major order: True where patch j lies within Chebyshev
+    distance r of patch i, and j != i (LSA's diagonal mask, restricted to a neighbourhood)."""
+    rows, cols = torch.arange(grid * grid) // grid, torch.arange(grid * grid) % grid
+    dist = torch.maximum((rows[:, None] - rows[None]).abs(), (cols[:, None] - cols[None]).abs())
+    return (dist <= r) & (dist > 0)
+
+
+@exercise("spt_lsa.diagonal_mask", diagonal_mask)
 def _check_diagonal_mask(student_mask):
-    for n in (1, 5, 50):
-        want = diagonal_mask(n)
-        got = torch.as_tensor(student_mask(n))
+    for grid, r in ((1, 1), (3, 1), (4, 2), (5, 0)):
+        got = torch.as_tensor(student_mask(grid, r))
         if got.dtype != torch.bool:
-            raise AssertionError(f"diagonal_mask({n}) has dtype {got.dtype}; return a bool tensor (True = may attend).")
-        assert_same(got.int(), want.int(), f"diagonal_mask({n}): True everywhere except the diagonal")
+            raise AssertionError(f"local_mask({grid}, {r}) has dtype {got.dtype}; return a bool tensor.")
+        if got.shape == (grid * grid, grid * grid) and bool(got.diagonal().any()):
+            raise AssertionError("a token must not attend to itself: keep LSA's masked diagonal.")
+        assert_same(got.int(), local_mask(grid, r).int(), f"local_mask({grid}, {r}): True where the patches "
+                    "are at most r apart in row AND column (row-major order), the diagonal False")
 
 
-@exercise("spt_lsa.shift_views")
+def cardinal_views(x: torch.Tensor, s: int) -> torch.Tensor:
+    """[x, up, down, left, right] on channels: x's content moved s pixels that way, zeros entering."""
+    h, w = x.shape[-2:]
+    pad = torch.nn.functional.pad(x, (s, s, s, s))
+    crops = [pad[..., 2 * s:2 * s + h, s:s + w], pad[..., :h, s:s + w],
+             pad[..., s:s + h, 2 * s:2 * s + w], pad[..., s:s + h, :w]]
+    return torch.cat([x] + crops, dim=1)
+
+
+@exercise("spt_lsa.shift_views", shift_views)
 def _check_shift_views(student_views):
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 8, 8)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
     for s in (1, 2):
-        assert_same(student_views(x, s), shift_views(x, s),
-                    f"shift_views(x, {s}): [x, up-left, up-right, down-left, down-right] on channels, zeros entering")
+        got = student_views(x, s)
+        if got.shape == shift_views(x, s).shape and torch.equal(got, shift_views(x, s)):
+            raise AssertionError("those are SPT's diagonal shifts; the exercise asks for the cardinal ones.")
+        assert_same(got, cardinal_views(x, s), f"cardinal_views(x, {s}): [x, up, down, left, right] on "
+                    "channels ('up' = the content moves up, zeros enter at the bottom)")

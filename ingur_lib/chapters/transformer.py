@@ -353,35 +353,68 @@ def fig_table3(results: dict):
     fig, ax = plt.subplots(figsize=(6.3, 2.4))
     means = [m[f"{n} / exact"]["mean"] for n in names]
     bar_with_errors(ax, names, means, [m[f"{n} / exact"]["std"] for n in names],
-                    ylabel="exact match on held-out numbers (%)")
-    ax.set_ylim(max(0.0, min(means) - 3), 100.5)  # the runs sit near the ceiling: zoom in on the differences
+                    ylabel="exact match on held-out numbers (%)", n=min(m[f"{n} / exact"]["n"] for n in names))
     return fig
 
 
 # ---------------------------------------------------------------- exercises
 
-@exercise("transformer.masked_attention")
+def safe_attention(q, k, v, mask) -> torch.Tensor:
+    """Masked attention whose fully masked query rows (e.g. padding queries) give 0 instead of NaN:
+    softmax over an all -inf row is 0/0."""
+    scores = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
+    w = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+    return torch.nan_to_num(w, nan=0.0) @ v
+
+
+@exercise("transformer.masked_attention", torch.nn.functional.scaled_dot_product_attention)
 def _check_masked_attention(fn):
     torch.manual_seed(1)
     q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)
     mask = torch.rand(2, 1, 4, 5) > 0.4
     mask[..., 0] = True
+    mask[1, :, 2] = False  # one query that may attend to nothing
     got = fn(q, k, v, mask)
-    w = (q @ k.transpose(-1, -2) / 8 ** 0.5).masked_fill(~mask, float("-inf")).softmax(-1)
-    assert_same(got, w @ v, "attention output (did you scale by 1/sqrt(d_k) and mask before the softmax?)")
+    if torch.isnan(got).any():
+        raise AssertionError("NaN in the output: a query whose mask row is all False takes a softmax of "
+                             "all -inf; give such rows an output of 0.")
+    assert_same(got, safe_attention(q, k, v, mask), "attention output (scale by 1/sqrt(d_k), mask before "
+                "the softmax, 0 for fully masked rows)")
 
 
-@exercise("transformer.causal_mask")
+def window_causal_mask(n: int, w: int) -> torch.Tensor:
+    """(n, n) bool: query i may see keys i - w + 1 .. i (a causal mask that also forgets beyond w)."""
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    return (j <= i) & (j > i - w)
+
+
+@exercise("transformer.causal_mask", causal_mask)
 def _check_causal_mask(fn):
-    for n in (1, 4, 7):
-        got = torch.as_tensor(fn(n))
+    for n, w in ((1, 1), (6, 2), (7, 3), (5, 9)):
+        got = torch.as_tensor(fn(n, w))
         if got.dtype != torch.bool:
             raise AssertionError("the mask should be boolean: True where a query may attend to a key.")
-        assert_same(got.int(), causal_mask(n).int(), f"causal mask for n={n} (query i may see keys j <= i)")
+        assert_same(got.int(), window_causal_mask(n, w).int(),
+                    f"window mask for n={n}, w={w} (query i sees keys i-w+1..i: itself and w-1 before it)")
 
 
-@exercise("transformer.sinusoidal_positions")
+def position_shift(k: int, d: int) -> torch.Tensor:
+    """The (d, d) matrix M_k with PE[pos + k] = M_k @ PE[pos] for every pos (Sec. 3.5's claim): one 2x2
+    rotation by angle k * omega_i per (sin, cos) pair of columns."""
+    omega = 1.0 / 10000 ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+    m = torch.zeros(d, d, dtype=torch.float64)
+    c, s = torch.cos(k * omega), torch.sin(k * omega)
+    idx = torch.arange(0, d, 2)
+    m[idx, idx], m[idx, idx + 1], m[idx + 1, idx], m[idx + 1, idx + 1] = c, s, -s, c
+    return m.float()
+
+
+@exercise("transformer.sinusoidal_positions", sinusoidal_positions)
 def _check_sinusoidal(fn):
-    for n, d in ((10, 8), (50, 32)):
-        assert_same(torch.as_tensor(fn(n, d), dtype=torch.float32), sinusoidal_positions(n, d),
-                    f"positions for n={n}, d={d} (sin on even columns, cos on odd, 10000^(2i/d))", atol=1e-4)
+    for k, d in ((1, 8), (5, 32), (0, 4)):
+        m = torch.as_tensor(fn(k, d), dtype=torch.float32)
+        pe = sinusoidal_positions(60, d)
+        if m.shape != (d, d):
+            raise AssertionError(f"position_shift({k}, {d}) has shape {tuple(m.shape)}, expected ({d}, {d}).")
+        assert_same(pe[:60 - k] @ m.T, pe[k:], f"M_{k} @ PE[pos] must equal PE[pos + {k}] for d={d} "
+                    "(it cannot depend on pos: a rotation of each (sin, cos) pair)", atol=1e-4)

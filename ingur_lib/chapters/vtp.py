@@ -328,7 +328,7 @@ def fig_per_block(results: dict, ratio: float = 0.4):
 def fig_accuracy(results: dict):
     import matplotlib.pyplot as plt
 
-    from ..viz import TEXT_WIDTH_IN, lines_with_bands
+    from ..viz import TEXT_WIDTH_IN, colour_of, legend_outside, lines_with_bands
     rows = _mean_rows(results)
     x = [100 * r["ratio"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.5))
@@ -338,13 +338,14 @@ def fig_accuracy(results: dict):
                                                     None)
     ft = [r for r in rows if "acc_after" in r]
     lines_with_bands(x, series, "dimensions pruned (%)", "test accuracy (%)", ax=axes[0])
-    axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-", label="after fine-tuning")
-    axes[0].legend()
+    axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-", label="after fine-tuning",
+                 color=colour_of("after fine-tuning"))
     base = rows[0]
     cost = {k: ([100 * r[key] / base[key] for r in rows], None)
             for k, key in (("params", "params"), ("FLOPs", "flops"), ("CPU latency", "latency_ms"))}
     lines_with_bands(x, cost, "dimensions pruned (%)", "% of the unpruned model", ax=axes[1])
     fig.tight_layout()
+    legend_outside(fig)  # one legend right of both panels: one above panel 1 squeezed it
     return fig
 
 
@@ -356,22 +357,44 @@ def global_threshold(scores: torch.Tensor, ratio: float) -> float:
     return float(torch.sort(scores.flatten(), descending=True).values[n_keep - 1])
 
 
-@exercise("vtp.threshold")
+def layer_masks(score_dict: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
+    """The *local* alternative to VTP's global ranking: every layer keeps its own N - round(ratio * N)
+    highest scores (bool masks, True = kept), so every layer shrinks by the same fraction."""
+    out = {}
+    for name, s in score_dict.items():
+        s = s.flatten().abs()
+        keep = s.numel() - round(ratio * s.numel())
+        mask = torch.zeros_like(s, dtype=torch.bool)
+        mask[s.argsort(descending=True)[:keep]] = True
+        out[name] = mask
+    return out
+
+
+def _same_masks(a: dict, b: dict) -> bool:
+    return all(torch.equal(torch.as_tensor(a[k]).flatten().bool(), torch.as_tensor(b[k]).flatten().bool()) for k in b)
+
+
+@exercise("vtp.threshold", global_threshold, prune.global_masks)
 def check_threshold(student_fn):
     g = torch.Generator().manual_seed(7)
-    for n, ratio in ((100, 0.2), (2304, 0.4), (37, 0.6), (10, 0.0)):
-        s = torch.rand(n, generator=g)  # distinct values with probability 1
-        t = float(student_fn(s, ratio))
-        kept = int((s >= t).sum())
-        want = n - round(ratio * n)
-        if kept != want:
-            raise AssertionError(f"N={n}, ratio={ratio}: scores >= your threshold keep {kept}, expected {want}.")
-        if abs(t - global_threshold(s, ratio)) > 1e-6:
-            raise AssertionError(f"N={n}, ratio={ratio}: threshold {t:.4f}; choose the smallest kept score "
-                                 f"({global_threshold(s, ratio):.4f}).")
+    for sizes, ratio in (((100, 40), 0.2), ((64, 256, 30), 0.4), ((37,), 0.6), ((10, 10), 0.0)):
+        scores = {f"layer{i}": torch.randn(n, generator=g) for i, n in enumerate(sizes)}  # distinct, signed
+        got = student_fn(scores, ratio)
+        want = layer_masks(scores, ratio)
+        if set(got) != set(want):
+            raise AssertionError(f"return one mask per layer name: {sorted(want)}.")
+        glob = prune.global_masks(scores, ratio)
+        if not _same_masks(glob, want) and _same_masks(got, glob):
+            raise AssertionError("that is the global ranking; rank the scores inside each layer.")
+        for name in want:
+            kept, n = int(torch.as_tensor(got[name]).sum()), want[name].numel()
+            if kept != int(want[name].sum()):
+                raise AssertionError(f"{name} (N={n}), ratio={ratio}: you keep {kept}, expected {int(want[name].sum())}.")
+            assert_same(torch.as_tensor(got[name]).int(), want[name].int(),
+                        f"{name}: which dimensions are kept (the largest |score|: the sign does not matter)")
 
 
-@exercise("vtp.slim_linear")
+@exercise("vtp.slim_linear", prune.slim_linear)
 def check_slim_linear(student_fn):
     g = torch.Generator().manual_seed(3)
     lin = torch.nn.Linear(12, 9)

@@ -1,4 +1,4 @@
-"""The data layer: image and text datasets through 🤗 datasets, cached, with offline sources first."""
+"""The data layer: image and text datasets through Hugging Face datasets, cached, with offline sources first."""
 import torch
 
 from .augment import Augment, image_prepare

@@ -1,4 +1,4 @@
-"""Dataset cache under data/cache/: 🤗 `datasets` folders written atomically and verified on read.
+"""Dataset cache under data/cache/: Hugging Face `datasets` folders written atomically and verified on read.
 
 Each cached dataset is a `DatasetDict.save_to_disk` folder plus `ingur_manifest.json`, which records
 the source it came from, the split sizes and a SHA-256 of every file. A folder whose files do not

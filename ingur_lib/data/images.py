@@ -1,4 +1,4 @@
-"""Image datasets as in-memory uint8 tensors, loaded through 🤗 `datasets` with an offline source first.
+"""Image datasets as in-memory uint8 tensors, loaded through Hugging Face `datasets` with an offline source first.
 
 | name          | offline source                                   | Hub source (Colab, `full`)       |
 |---------------|--------------------------------------------------|----------------------------------|
@@ -144,7 +144,7 @@ def _to_dsd(arrays: dict[str, tuple[np.ndarray, np.ndarray]], classes):
 
 
 def _hub(repo: str, image_col: str, label_col: str, classes):
-    """Download from the 🤗 Hub and convert PIL images to (N, C, H, W) uint8 arrays."""
+    """Download from the Hugging Face Hub and convert PIL images to (N, C, H, W) uint8 arrays."""
     import datasets
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("INGUR_OFFLINE") == "1":
         raise ConnectionError("offline mode is set (HF_HUB_OFFLINE/INGUR_OFFLINE)")

@@ -1,0 +1,151 @@
+"""The figure style, checked on every registered figure drawn from the recorded results: legends
+never cover data, bar charts start at zero, error bars only over >= 2 seeds, PDFs rebuild byte-identical."""
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from ingur_lib import viz  # noqa: E402
+from ingur_lib.book import register_all  # noqa: E402
+from ingur_lib.figures import FIGURES  # noqa: E402
+from ingur_lib.ledger import load_results  # noqa: E402
+
+register_all()
+DRAWABLE = sorted(n for n, (ch, prof, _) in FIGURES.items() if load_results(ch, prof) is not None)
+
+
+def draw(name):
+    chapter, profile, fn = FIGURES[name]
+    viz.thesis_style()
+    viz.colour_scope(chapter)
+    return fn(load_results(chapter, profile))
+
+
+def data_points(fig):
+    """Display coordinates of every plotted data point (line vertices, scatter points, bar tops)."""
+    pts = []
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            xy = line.get_xydata()
+            if len(xy) > 1 and not (np.ptp(xy[:, 1]) == 0 or np.ptp(xy[:, 0]) == 0):  # not a reference line
+                pts.append(ax.transData.transform(xy))
+        for coll in ax.collections:
+            if isinstance(coll, PathCollection) and len(coll.get_offsets()):
+                pts.append(ax.transData.transform(coll.get_offsets()))
+        for p in ax.patches:
+            if isinstance(p, Rectangle) and p.get_width() > 0 and p.get_height() != 0:
+                x, y = p.get_x() + p.get_width() / 2, p.get_y() + p.get_height()
+                pts.append(ax.transData.transform([[x, y]]))
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+def legends(fig):
+    return [leg for leg in fig.legends] + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+
+
+@pytest.fixture(scope="module", params=DRAWABLE)
+def drawn(request):
+    fig = draw(request.param)
+    fig.canvas.draw()
+    yield request.param, fig
+    plt.close(fig)
+
+
+def test_there_are_figures_to_check():
+    assert len(DRAWABLE) >= 20
+
+
+def test_no_legend_covers_data(drawn):
+    name, fig = drawn
+    pts = data_points(fig)
+    for leg in legends(fig):
+        box = leg.get_window_extent()
+        inside = [(x, y) for x, y in pts if box.x0 < x < box.x1 and box.y0 < y < box.y1]
+        assert not inside, f"{name}: the legend covers {len(inside)} data points"
+
+
+def test_bar_axes_include_zero(drawn):
+    name, fig = drawn
+    for ax in fig.axes:
+        if any(isinstance(p, Rectangle) and p.get_width() > 0 for p in ax.patches) and not ax.images:
+            lo, hi = ax.get_ylim()
+            if ax.get_yscale() == "linear" and all(p.get_y() == 0 for p in ax.patches if isinstance(p, Rectangle)):
+                assert lo <= 0 <= hi, f"{name}: a bar chart's value axis runs {lo:.3g}..{hi:.3g}, not from zero"
+
+
+def test_pdf_is_byte_stable():
+    """No creation date in the PDF: drawing the same results twice gives the same bytes."""
+    outs = []
+    for _ in range(2):
+        fig = draw("spt_lsa_ablation")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="pdf", metadata=viz._METADATA["pdf"])
+        outs.append(buf.getvalue())
+        plt.close(fig)
+    assert b"CreationDate" not in outs[0] and outs[0] == outs[1]
+
+
+def test_save_figure_pdf_stable(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    a = viz.save_figure(fig, tmp_path / "a", "f")[0].read_bytes()
+    b = viz.save_figure(fig, tmp_path / "b", "f")[0].read_bytes()
+    plt.close(fig)
+    assert a == b
+
+
+def test_error_bars_only_with_two_seeds():
+    fig, ax = plt.subplots()
+    viz.bar_with_errors(ax, ["a", "b"], [50.0, 60.0], [0.0, 0.0], n=1)
+    assert not ax.containers[0].errorbar, "a single seed has no error bar"
+    viz.bar_with_errors(ax, ["a", "b"], [50.0, 60.0], [1.0, 2.0], n=3, err="s.e.")
+    assert "s.e., n = 3" in ax.get_ylabel(), "error bars say what they are"
+    assert viz.spread([1.0]) is None and viz.spread([1.0, 3.0], "s.e.") == pytest.approx(1.0)
+    plt.close(fig)
+
+
+def test_bars_start_at_zero_even_for_close_values():
+    fig, ax = plt.subplots()
+    viz.bar_with_errors(ax, ["a", "b"], [94.4, 95.0])
+    assert ax.get_ylim()[0] <= 0
+    plt.close(fig)
+
+
+def test_palette_first_eight_colours_are_far_apart():
+    """The review's two near-identical oranges (+SPT, SL-ViT) cannot recur among a chapter's first 8 names."""
+    rgb = [np.array(matplotlib.colors.to_rgb(c)) * 255 for c in viz.PALETTE[:8]]
+    closest = min(np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1:])
+    orange, vermillion = (np.array(matplotlib.colors.to_rgb(c)) * 255 for c in ("#E69F00", "#D55E00"))
+    assert closest > np.linalg.norm(orange - vermillion)
+
+
+def test_palette_distinct_and_consistent_per_name():
+    viz.colour_scope()
+    viz.name_colors(["ViT", "+SPT", "+LSA", "SL-ViT"], chapter="x")
+    first = {n: viz.colour_of(n) for n in ("ViT", "+SPT", "+LSA", "SL-ViT")}
+    assert len(set(first.values())) == 4
+    viz.colour_scope("x")
+    viz.colour_of("something else")
+    assert {n: viz.colour_of(n) for n in first} == first
+
+
+def test_side_by_side_heatmaps_share_one_scale_and_a_colour_bar():
+    fig = viz.heatmap_row({"a": [[0.0, 1.0]], "b": [[2.0, 3.0]]}, ["x", "y"], ["r"], label="t")
+    ims = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len({im.get_clim() for im in ims}) == 1 and ims[0].get_clim() == (0.0, 3.0)
+    assert len(fig.axes) == 3  # two panels and one colour bar
+    plt.close(fig)
+
+
+def test_long_token_axes_are_thinned():
+    labels = [f"t{i}" for i in range(120)]
+    fig = viz.attention_matrix(np.random.rand(3, 120), ["a", "b", "c"], labels, figsize=(6.3, 1.5))
+    shown = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert 10 < len(shown) < 120
+    plt.close(fig)
