@@ -116,3 +116,16 @@ def test_smoke_training_beats_chance():
     runs = ch.run("smoke", data=data, names=("+affine",), progress=False)
     assert runs[ch.TEACHER].test_acc > 0.5
     assert runs["+affine"].test_acc > 0.4  # chance is 0.1
+
+
+def test_pooling_matrices_equal_avg_pool():
+    import torch.nn.functional as F
+
+    from ingur_lib.models.binaryvit import POOLS, pooling_matrices
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 3)  # (B, C, H, W)
+    mats = pooling_matrices((4, 3))
+    tokens = x.flatten(2).transpose(1, 2)
+    for mat, k in zip(mats, POOLS):
+        want = F.avg_pool2d(x, k, 1, (k[0] // 2, k[1] // 2), count_include_pad=False).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(mat @ tokens, want)

@@ -40,13 +40,13 @@ COMPONENTS = {"MLP only binary": {"binary_attention": False}, "attention only bi
 @dataclass
 class Config:
     model: BinaryViTConfig
-    pyramid: tuple[tuple[int, ...], tuple[int, ...]]  # (dims, depths) of the 4-stage rung
+    pyramid: tuple[tuple[int, ...], tuple[int, ...], int]  # (dims, depths, patch) of the 4-stage rung
     steps: int                    # optimizer steps of every student
     teacher_steps: int
     n_train: int = 5000
     n_test: int | None = 2000
     seeds: tuple[int, ...] = (0,)
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 2e-3
     components: bool = False      # also train COMPONENTS
     convergence: bool = False     # also train the teacher and the first rung 1.5x longer (first seed)
@@ -58,13 +58,15 @@ class Config:
                            weight_decay=0.0, seed=seed, eval_every=10 ** 6)
 
 
-_TINY = BinaryViTConfig(dims=(32,), depths=(4,), heads=2)
-_PYRAMID = ((16, 24, 32, 48), (1, 1, 1, 1))
+# Patch 7 (a 4x4 grid) as DeiT's coarse 16-px patches; the pyramid starts finer (patch 4, a 7x7 grid), as the
+# paper's does (patch 4 on 224 px), and merges to 4x4, 2x2, 1x1.
+_TINY = BinaryViTConfig(patch_size=7, dims=(32,), depths=(4,), heads=2)
+_PYRAMID = ((16, 24, 32, 48), (1, 1, 1, 1), 4)
 CONFIGS = {
-    "smoke": Config(_TINY, _PYRAMID, steps=60, teacher_steps=60, n_train=2000, n_test=1000),
+    "smoke": Config(_TINY, _PYRAMID, steps=80, teacher_steps=80, n_train=2000, n_test=1000, batch_size=64),
     "standard": Config(_TINY, _PYRAMID, steps=600, teacher_steps=400, seeds=(0, 1, 2), convergence=True),
     "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=6),
-                   ((64, 128, 256, 512), (1, 1, 9, 1)), steps=50_000, teacher_steps=50_000, n_train=50_000,
+                   ((64, 128, 256, 512), (1, 1, 9, 1), 4), steps=50_000, teacher_steps=50_000, n_train=50_000,
                    n_test=None, seeds=(0, 1, 2), lr=5e-4, components=True, convergence=True, dataset="cifar10"),
 }
 
@@ -87,7 +89,7 @@ def model_config(cfg: Config, name: str, data: ImageData) -> BinaryViTConfig:
     if name in COMPONENTS:
         switches = {k: v for s in RUNGS.values() for k, v in s.items()} | COMPONENTS[name]
     if switches.pop("pyramid", False):
-        switches.update(dims=cfg.pyramid[0], depths=cfg.pyramid[1])
+        switches.update(dims=cfg.pyramid[0], depths=cfg.pyramid[1], patch_size=cfg.pyramid[2])
     return replace(m, **switches)
 
 

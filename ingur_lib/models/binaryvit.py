@@ -100,42 +100,48 @@ class BinaryAttention(nn.Module):
         return self.proj((p @ v).transpose(1, 2).reshape(b, n, -1))
 
 
+def pooling_matrices(grid: tuple[int, int]) -> torch.Tensor:
+    """(len(POOLS), N, N): row i of matrix k averages token i's neighbours under kernel k (stride 1, same
+    size, padding not counted). Average pooling is linear in the tokens, so one matmul applies it."""
+    n = grid[0] * grid[1]
+    eye = torch.eye(n).view(n, 1, *grid)  # one image per token, holding a 1 at that token
+    mats = [F.avg_pool2d(eye, k, 1, (k[0] // 2, k[1] // 2), count_include_pad=False).view(n, n).T for k in POOLS]
+    return torch.stack(mats)
+
+
 class MultiPool(nn.Module):
-    """Sum over kernels of affine_i(avgpool_i(tokens on their grid)); each affine starts at 0."""
+    """Sum over kernels k of affine_k(avgpool_k(tokens on their grid)); each affine starts at 0."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, grid: tuple[int, int]):
         super().__init__()
-        self.affines = nn.ModuleList(Affine(dim, 0.0) for _ in POOLS)
+        self.register_buffer("mats", pooling_matrices(grid), persistent=False)
+        self.a, self.b = nn.Parameter(torch.zeros(len(POOLS), dim)), nn.Parameter(torch.zeros(len(POOLS), dim))
 
-    def forward(self, x, grid):
-        b, n, c = x.shape
-        img = x.transpose(1, 2).reshape(b, c, *grid)
-        out = 0
-        for (kh, kw), aff in zip(POOLS, self.affines):
-            pooled = F.avg_pool2d(img, (kh, kw), 1, (kh // 2, kw // 2), count_include_pad=False)
-            out = out + aff(pooled.flatten(2).transpose(1, 2))
-        return out
+    def forward(self, x):
+        pooled = torch.einsum("knm,bmc->bknc", self.mats, x)  # (B, kernels, N, C)
+        return (pooled * self.a[:, None] + self.b[:, None]).sum(1)
 
 
 class BinaryBlock(nn.Module):
     """Pre-LN block: x + [affine](attn(LN x) [+ pools]); x + [affine](fc2(RPReLU(fc1(LN x))))."""
 
-    def __init__(self, cfg: BinaryViTConfig, dim: int, n_tokens: int):
+    def __init__(self, cfg: BinaryViTConfig, dim: int, grid: tuple[int, int]):
         super().__init__()
+        n_tokens = grid[0] * grid[1] + (cfg.pool == "cls")
         hidden = int(dim * cfg.mlp_ratio)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = BinaryAttention(cfg, dim, n_tokens)
-        self.pools = MultiPool(dim) if cfg.multi_pool else None
+        self.pools = MultiPool(dim, grid) if cfg.multi_pool else None
         self.fc1, self.fc2 = _linear(cfg, cfg.binary_mlp, dim, hidden), _linear(cfg, cfg.binary_mlp, hidden, dim)
         self.act = RPReLU(hidden) if cfg.binary else nn.GELU()
         self.aff1 = Affine(dim, 0.1) if cfg.affine else nn.Identity()
         self.aff2 = Affine(dim, 0.1) if cfg.affine else nn.Identity()
 
-    def forward(self, x, grid):
+    def forward(self, x):
         h = self.norm1(x)
         a = self.attn(h)
         if self.pools is not None:
-            a = a + self.pools(h, grid)
+            a = a + self.pools(h)
         x = x + self.aff1(a)
         return x + self.aff2(self.fc2(self.act(self.fc1(self.norm2(x)))))
 
@@ -152,9 +158,9 @@ class Merge(nn.Module):
     def forward(self, x, grid):
         b, n, c = x.shape
         img = F.pad(x.transpose(1, 2).reshape(b, c, *grid), (0, grid[1] % 2, 0, grid[0] % 2))
-        cols = F.unfold(img, 2, stride=2)  # (B, 4C, N/4)
-        new = (img.shape[2] // 2, img.shape[3] // 2)
-        return self.reduce(self.norm(cols.transpose(1, 2))), new
+        h, w = img.shape[2] // 2, img.shape[3] // 2
+        cols = img.view(b, c, h, 2, w, 2).permute(0, 2, 4, 3, 5, 1).reshape(b, h * w, 4 * c)
+        return self.reduce(self.norm(cols)), (h, w)
 
 
 class BinaryViT(nn.Module):
@@ -167,13 +173,12 @@ class BinaryViT(nn.Module):
         self.patch_embed = nn.Conv2d(cfg.in_chans, cfg.dims[0], cfg.patch_size, cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dims[0])) if cfg.pool == "cls" else None
         self.pos_embed = nn.Parameter(torch.randn(1, g * g + (cfg.pool == "cls"), cfg.dims[0]) * 0.02)
-        self.stages, self.merges, grids = nn.ModuleList(), nn.ModuleList(), []
+        self.stages, self.merges = nn.ModuleList(), nn.ModuleList()
         for i, (dim, depth) in enumerate(zip(cfg.dims, cfg.depths)):
             if i:
                 self.merges.append(Merge(cfg, cfg.dims[i - 1], dim))
                 g = math.ceil(g / 2)
-            n = g * g + (cfg.pool == "cls")
-            self.stages.append(nn.ModuleList(BinaryBlock(cfg, dim, n) for _ in range(depth)))
+            self.stages.append(nn.ModuleList(BinaryBlock(cfg, dim, (g, g)) for _ in range(depth)))
         self.norm = nn.LayerNorm(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
 
@@ -194,7 +199,7 @@ class BinaryViT(nn.Module):
             if i:
                 x, grid = self.merges[i - 1](x, grid)
             for blk in blocks:
-                x = blk(x, grid)
+                x = blk(x)
         x = self.norm(x)
         return self.head(x[:, 0] if self.cls_token is not None else x.mean(1))
 
