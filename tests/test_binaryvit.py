@@ -115,7 +115,7 @@ def test_smoke_training_beats_chance():
     data = ch.load_data(cfg)
     runs = ch.run("smoke", data=data, names=("+affine",), progress=False)
     assert runs[ch.TEACHER].test_acc > 0.5
-    assert runs["+affine"].test_acc > 0.4  # chance is 0.1
+    assert runs["+affine"].test_acc > 0.3  # chance is 0.1
 
 
 def test_pooling_matrices_equal_avg_pool():
