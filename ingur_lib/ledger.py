@@ -3,13 +3,18 @@
 Two kinds of files feed it, both validated on read:
 
 * `data/reported/<paper>.yaml`: the paper's claims, each with an id, a sentence, metric, value, unit,
-  dataset, kind (`absolute` or `relative`), and its source in the paper (table/figure/section); optionally a
-  `tolerance`, the smallest effect that counts for that claim (what "close" means), used by every verdict on it.
+  dataset, kind (`absolute` or `relative`), and its source in the paper (table/figure/section). A relative
+  claim may also state its `form` (`effect`, the default: "A beats B by ~X"; `bound`: "loses at most X";
+  `none`: "no effect"), a `tolerance` (the smallest effect that counts for it), `deterministic: true` (a
+  count such as parameters, FLOPs or bytes, which one run measures without seed noise) and
+  `not_testable: <why>` (we measure another quantity, so the row cannot be judged).
 * `data/results/<chapter>/<profile>.json`: written only by running the code (`record`), with
   provenance (commit, dirty flag, date, machine, torch, profile, seeds, wall time, dataset, config),
-  the metrics (mean, std and the per-seed values), and comparisons of our numbers with claims.
+  the metrics (mean, std and the per-seed values), and our numbers for claims (`compare`): mean, std,
+  n and the per-seed values, never a verdict.
 
-A verdict is computed from the numbers by one rule (`judge`), never typed in by hand.
+A verdict is computed from the stored numbers against the current YAML by one rule (`judge`) each time
+a table is drawn, never typed in by hand nor read back from a results file.
 """
 from __future__ import annotations
 
@@ -20,10 +25,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .atomic import write_json, write_text
+from .distributed import is_main_process
 from .errors import IngurError
 from .paths import repo_root, reported_dir, results_dir
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not testable at this scale")
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not testable at this scale")
+REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = VERDICTS
+FORMS = ("effect", "bound", "none")
 # The smallest effect (in the claim's unit, usually accuracy points) a verdict counts, unless a claim sets its own.
 DEFAULT_TOLERANCE = 0.3
 CLAIM_KEYS = ("id", "claim", "metric", "value", "unit", "dataset", "kind", "source")
@@ -31,24 +39,55 @@ PAPER_KEYS = ("paper", "ref", "title", "authors", "year", "bibkey", "claims")
 PROVENANCE_KEYS = ("commit", "dirty", "date", "machine", "torch", "profile", "seeds", "wall_time_s", "dataset")
 
 
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 # ---------------------------------------------------------------- reported (YAML)
 
-def validate_reported(d: dict, where: str = "reported file") -> dict:
+def _validate_claim(c, where: str) -> None:
+    if not isinstance(c, dict):
+        raise IngurError(f"{where}: each claim must be a mapping of keys (id, claim, value, ...), not {c!r}.")
+    cid = c.get("id", "?")
+    lack = [k for k in CLAIM_KEYS if k not in c]
+    if lack:
+        raise IngurError(f"{where}: claim {cid!r} lacks {', '.join(lack)}: add them.")
+    if c["kind"] not in ("absolute", "relative"):
+        raise IngurError(f"{where}: claim {cid!r} has kind {c['kind']!r}: use 'absolute' or 'relative'.")
+    if not _finite(c["value"]):
+        raise IngurError(f"{where}: claim {cid!r} value {c['value']!r} must be a finite number.")
+    tol = c.get("tolerance", DEFAULT_TOLERANCE)
+    if not _finite(tol) or tol < 0:
+        raise IngurError(f"{where}: claim {cid!r} tolerance must be a finite number >= 0 (or left out).")
+    form = c.get("form", "effect")
+    if form not in FORMS:
+        raise IngurError(f"{where}: claim {cid!r} has form {form!r}: use one of {', '.join(FORMS)}.")
+    if "form" in c and c["kind"] == "absolute":
+        raise IngurError(f"{where}: claim {cid!r} is absolute: only relative claims take a form; drop it.")
+    if c["kind"] == "relative" and form == "effect" and abs(c["value"]) <= tol:
+        raise IngurError(f"{where}: claim {cid!r} states an effect of {c['value']} within its tolerance "
+                         f"{tol}: write `form: none` (no effect) or give a smaller tolerance.")
+    if "not_testable" in c and not (isinstance(c["not_testable"], str) and c["not_testable"].strip()):
+        raise IngurError(f"{where}: claim {cid!r} not_testable must say why in a sentence.")
+    if form == "bound" and c["value"] == 0:
+        raise IngurError(f"{where}: claim {cid!r} is a bound of 0: give its signed limit (-0.5: loses at most "
+                         f"0.5; +5: costs at most 5) or write `form: none`.")
+    if not isinstance(c.get("deterministic", False), bool):
+        raise IngurError(f"{where}: claim {cid!r} deterministic must be true or false.")
+
+
+def validate_reported(d, where: str = "reported file") -> dict:
+    if not isinstance(d, dict):
+        raise IngurError(f"{where} is empty or not a mapping: write the paper's keys "
+                         f"({', '.join(PAPER_KEYS)}) as in data/reported/spt_lsa.yaml.")
     missing = [k for k in PAPER_KEYS if k not in d]
     if missing:
         raise IngurError(f"{where} lacks {', '.join(missing)}: add them (see ingur_lib/ledger.py).")
+    if not isinstance(d["claims"], list):
+        raise IngurError(f"{where}: claims must be a list of claims, one `- id: ...` each.")
     ids = set()
     for c in d["claims"]:
-        lack = [k for k in CLAIM_KEYS if k not in c]
-        if lack:
-            raise IngurError(f"{where}: claim {c.get('id', '?')!r} lacks {', '.join(lack)}: add them.")
-        if c["kind"] not in ("absolute", "relative"):
-            raise IngurError(f"{where}: claim {c['id']!r} has kind {c['kind']!r}: use 'absolute' or 'relative'.")
-        if not isinstance(c["value"], (int, float)):
-            raise IngurError(f"{where}: claim {c['id']!r} value must be a number.")
-        tol = c.get("tolerance", DEFAULT_TOLERANCE)
-        if not isinstance(tol, (int, float)) or tol < 0:
-            raise IngurError(f"{where}: claim {c['id']!r} tolerance must be a number >= 0 (or left out).")
+        _validate_claim(c, where)
         if c["id"] in ids:
             raise IngurError(f"{where}: claim id {c['id']!r} appears twice: make ids unique.")
         ids.add(c["id"])
@@ -61,7 +100,14 @@ def load_reported(paper: str) -> dict:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in reported_dir().glob("*.yaml")))
         raise IngurError(f"No reported numbers for {paper!r}: add data/reported/{paper}.yaml (known: {known}).")
-    return validate_reported(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise IngurError(f"{path} is not valid YAML{line}: fix its syntax "
+                         f"({getattr(err, 'problem', None) or 'see the line'}).") from None
+    return validate_reported(d, str(path))
 
 
 def all_reported() -> dict[str, dict]:
@@ -75,70 +121,216 @@ def claim(paper: str, claim_id: str) -> dict:
     raise IngurError(f"{paper} has no claim {claim_id!r}: see data/reported/{paper}.yaml for its ids.")
 
 
-# ---------------------------------------------------------------- verdicts
-
-def summarize(values: Sequence[float]) -> dict:
-    """mean, std (sample; 0 for one seed) and the values themselves."""
-    values = [float(v) for v in values]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
-
-
-def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "relative",
-          tolerance: float = DEFAULT_TOLERANCE, testable: bool = True) -> tuple[str, str]:
-    """The verdict for one claim, from the numbers alone, with the rule that gave it.
-
-    Relative claims (a gain or drop, in points): the effect must clear the noise
-    (max(2 std, tolerance)); it is `reproduced` with the paper's sign and within a factor 2 of its
-    size, `partly` with the sign but another size, `not reproduced` otherwise. A reported effect
-    that is itself within tolerance of 0 is reproduced by an effect within the noise.
-    Absolute claims on another dataset or scale are `not testable at this scale`.
-    """
-    if not testable or kind == "absolute":
-        return VERDICTS[3], "an absolute number at the paper's scale; our dataset and model are smaller"
-    noise = max(2 * ours_std, tolerance)
-    if abs(reported) <= tolerance:
-        ok = abs(ours) <= noise
-        return (VERDICTS[0] if ok else VERDICTS[2],
-                f"paper reports no effect; ours {ours:+.2f} is {'within' if ok else 'outside'} the noise ±{noise:.2f}")
-    if abs(ours) <= noise:
-        return VERDICTS[2], f"our effect {ours:+.2f} is within the noise ±{noise:.2f}"
-    if math.copysign(1, ours) != math.copysign(1, reported):
-        return VERDICTS[2], f"opposite sign: paper {reported:+.2f}, ours {ours:+.2f}"
-    ratio = ours / reported
-    if 0.5 <= ratio <= 2.0:
-        return VERDICTS[0], f"same sign, size within 2x ({ratio:.2f}x the paper's)"
-    return VERDICTS[1], f"same sign, size {ratio:.2f}x the paper's"
-
-
 def tolerance(c: dict) -> float:
     """The smallest effect that counts for claim `c`: its own `tolerance`, else the default."""
     return float(c.get("tolerance", DEFAULT_TOLERANCE))
 
 
+# ---------------------------------------------------------------- verdicts
+
+def summarize(values: Sequence[float]) -> dict:
+    """mean, std (sample; 0 for one seed), n and the values themselves."""
+    values = [float(v) for v in values]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
+
+
+# Two-sided 95% Student t quantiles for 1-30 degrees of freedom (beyond: a Cornish-Fisher expansion).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The t quantile that makes mean ± t·s.e. a 95% interval with `df` = n - 1 degrees of freedom."""
+    if df < 1:
+        raise IngurError(f"a t interval needs at least 2 seeds (df >= 1), not df={df}.")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def interval(mean: float, std: float, n: int) -> tuple[float, float]:
+    """The 95% interval of a mean over `n` seeds with sample std `std`: mean ± t·std/√n (a point if n < 2)."""
+    if n < 2:
+        return mean, mean
+    half = t975(n - 1) * std / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def seeds_to_decide(std: float, distance: float, n_now: int, most: int = 1000) -> int | None:
+    """About how many seeds shrink the 95% interval's half-width below `distance` if the per-seed spread
+    stays `std` (None when no number up to `most` would)."""
+    if std <= 0 or distance <= 0:
+        return None
+    return next((n for n in range(max(n_now + 1, 2), most + 1)
+                 if t975(n - 1) * std / math.sqrt(n) < distance), None)
+
+
+def _num(x: float, sign: bool = False) -> str:
+    """A measured number: two decimals, or three significant digits when tiny or huge."""
+    spec = "+" if sign else ""
+    return f"{x:{spec},.2f}" if x == 0 or 0.01 <= abs(x) < 1e6 else f"{x:{spec}.3g}"
+
+
+def _g(x: float) -> str:
+    """The paper's number in a reason: signed, as written in the YAML."""
+    return f"{x:+g}"
+
+
+def _effect(v, m, lo, hi, tol):
+    """A claimed effect v: our interval must exclude 0 on v's side and reach v's size within 2x."""
+    s = 1.0 if v > 0 else -1.0
+    a, b = sorted((s * lo, s * hi))            # our interval, in the direction of the paper's effect
+    size, x = abs(v), s * m
+    if a > 0:
+        if b < size / 2:
+            return PARTLY, f"the paper's sign, but below half its {_g(v)}", 0.0
+        if a > 2 * size:
+            return PARTLY, f"the paper's sign, but above twice its {_g(v)}", 0.0
+        return REPRODUCED, f"the paper's sign, and its size {_g(v)} within a factor of 2", 0.0
+    if b < 0:
+        return NOT_REPRODUCED, f"the opposite sign to the paper's {_g(v)}", 0.0
+    if b < size / 2:
+        return NOT_REPRODUCED, f"excludes the paper's {_g(v)} (and anything above half of it)", 0.0
+    # Deciding needs a half-width below the larger of the distances to 0 and to half the paper's size.
+    return INCONCLUSIVE, f"too wide to tell no effect from the paper's {_g(v)}", max(x, size / 2 - x)
+
+
+def _bound(v, m, lo, hi, tol):
+    """A claimed bound v ("loses at most |v|" when v < 0, "costs at most v" when v > 0), with margin tol."""
+    s = 1.0 if v > 0 else -1.0
+    a, b = sorted((s * lo, s * hi))            # how far we go in the bad direction
+    limit = abs(v) + tol
+    what = f"the paper's bound (no worse than {_g(v)}, margin {tol:g})"
+    if b <= limit:
+        return REPRODUCED, f"within {what}", 0.0
+    if a > limit:
+        return NOT_REPRODUCED, f"beyond {what}", 0.0
+    return INCONCLUSIVE, f"straddles {what}", abs(s * m - limit)
+
+
+def _none(v, m, lo, hi, tol):
+    """A claimed absence of effect: our interval must stay inside ±tol (or leave it, to refute)."""
+    if -tol <= lo and hi <= tol:
+        return REPRODUCED, f"inside ±{tol:g}: no effect that counts, as the paper says", 0.0
+    if lo > tol or hi < -tol:
+        return NOT_REPRODUCED, f"outside ±{tol:g}: an effect where the paper reports none", 0.0
+    return INCONCLUSIVE, f"too wide to tell whether the effect stays inside ±{tol:g}", abs(abs(m) - tol)
+
+
+_RULES = {"effect": _effect, "bound": _bound, "none": _none}
+
+
+def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "relative",
+          tolerance: float = DEFAULT_TOLERANCE, testable: bool = True, *, form: str = "effect", n: int = 1,
+          deterministic: bool = False) -> tuple[str, str]:
+    """The verdict for one claim, from the numbers alone, with the rule that gave it.
+
+    `ours` is the mean over `n` seeds and `ours_std` their sample std; the uncertainty is the 95% t
+    interval, mean ± t·s.e. with s.e. = std/√n. One seed has no spread, so it is `inconclusive` unless
+    the quantity is `deterministic` (a count: parameters, FLOPs, bytes). By the claim's `form`:
+    effect: reproduced when the interval excludes 0 on the paper's side and reaches its size within 2x,
+    partly when the sign is right but the interval lies below half or above twice the size, not
+    reproduced when it lies on the other side of 0 or below half the size; bound: reproduced when the
+    interval stays within the bound plus `tolerance`, not reproduced when it lies beyond; none:
+    reproduced inside ±tolerance, not reproduced outside. Otherwise inconclusive, with about how many
+    seeds would decide. Absolute claims and untestable ones are `not testable at this scale`.
+    """
+    if kind == "absolute":
+        return NOT_TESTABLE, "an absolute number at the paper's scale; our data and model are smaller"
+    if not testable:
+        return NOT_TESTABLE, "the chapter measures another quantity or setting than the paper's"
+    if n < 2 and not deterministic:
+        return INCONCLUSIVE, f"one seed ({_num(ours, True)}) has no spread to call an effect by: run 3 or more"
+    lo, hi = interval(ours, ours_std, n)
+    said = (f"ours {_num(ours, True)}, without seed noise" if n < 2
+            else f"95% interval [{_num(lo, True)}, {_num(hi, True)}] over {n} seeds")
+    verdict, why, distance = _RULES[form](reported, ours, lo, hi, tolerance)
+    if verdict == INCONCLUSIVE:
+        k = seeds_to_decide(ours_std, distance, n)
+        why += (f"; about {k} seeds would decide if the spread stays {ours_std:.2g}" if k
+                else "; more seeds at this spread would not decide")
+    return verdict, f"{said}: {why}"
+
+
+def judge_row(c: dict, row: dict) -> tuple[str, str]:
+    """The verdict on YAML claim `c` for our stored comparison `row` (as `compare` writes it)."""
+    if c.get("not_testable"):
+        return NOT_TESTABLE, c["not_testable"]
+    return judge(c["value"], row["ours"], row.get("ours_std", 0.0), c["kind"], tolerance(c),
+                 row.get("testable", True), form=c.get("form", "effect"), n=row.get("n_seeds", 1),
+                 deterministic=c.get("deterministic", False))
+
+
 def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "",
             testable: bool = True) -> dict:
-    """A comparison row: a reported claim, our number (a `summarize` dict or a float), the verdict
-    (judged with the claim's `tolerance`)."""
+    """Our number for a claim: a `summarize` dict over seeds (or one float), kept as mean, std, n and the
+    per-seed values, with what we measured (`metric`) and the chapter's `note`.
+
+    The row also carries today's verdict and reason for display; `record` stores the numbers only, and
+    every table judges them again against the current YAML (`judge_row`)."""
     c = claim(paper, claim_id)
     s = ours if isinstance(ours, dict) else summarize([ours])
-    verdict, rule = judge(c["value"], s["mean"], s["std"], c["kind"], tolerance(c), testable)
-    return {"paper": paper, "claim": claim_id, "metric": metric, "ours": s["mean"], "ours_std": s["std"],
-            "n_seeds": s["n"], "verdict": verdict, "reason": f"{rule}. {note}".strip()}
+    if not _finite(s.get("mean")):
+        raise IngurError(f"our number for {paper}/{claim_id} is {s.get('mean')!r}: a claim needs a finite "
+                         f"measurement; check the run that produced it.")
+    row = {"paper": paper, "claim": claim_id, "metric": metric, "ours": float(s["mean"]),
+           "ours_std": float(s.get("std", 0.0)), "n_seeds": int(s.get("n", len(s.get("values", [0])))),
+           "note": note.strip()}
+    if "values" in s:
+        row["values"] = [float(v) for v in s["values"]]
+    if not testable:
+        row["testable"] = False
+    verdict, rule = judge_row(c, row)
+    return {**row, "verdict": verdict, "reason": _join(rule, note)}
+
+
+def _join(*parts: str) -> str:
+    """Sentences joined, each ending in exactly one full stop."""
+    return " ".join(_sentence(p) for p in parts if p and str(p).strip())
 
 
 # ---------------------------------------------------------------- results (JSON)
 
-def validate_results(d: dict, where: str = "results file") -> dict:
+def _validate_comparison(c, where: str) -> None:
+    if not isinstance(c, dict):
+        raise IngurError(f"{where}: each comparison must be a mapping written by ledger.compare, not {c!r}.")
+    lack = [k for k in ("paper", "claim", "metric", "ours") if k not in c]
+    name = f"{c.get('paper', '?')}/{c.get('claim', '?')}"
+    if lack:
+        raise IngurError(f"{where}: comparison {name} lacks {', '.join(lack)}: rerun the chapter to rewrite it.")
+    n, std = c.get("n_seeds", 1), c.get("ours_std", 0.0)
+    if not _finite(c["ours"]) or not _finite(std) or std < 0:
+        raise IngurError(f"{where}: comparison {name} needs a finite number and std >= 0: rerun the chapter.")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise IngurError(f"{where}: comparison {name} has n_seeds {n!r}: it must be a whole number >= 1.")
+    vals = c.get("values")
+    if vals is not None and (not isinstance(vals, list) or len(vals) != n or not all(map(_finite, vals))):
+        raise IngurError(f"{where}: comparison {name} must store its {n} per-seed values as finite numbers.")
+    if vals is not None:
+        s = summarize(vals)
+        if not (math.isclose(s["mean"], c["ours"], rel_tol=1e-9, abs_tol=1e-12)
+                and math.isclose(s["std"], std, rel_tol=1e-6, abs_tol=1e-12)):
+            raise IngurError(f"{where}: comparison {name} stores a mean or std that its per-seed values do not "
+                             f"give: numbers are written by ledger.compare only; rerun the chapter.")
+
+
+def validate_results(d, where: str = "results file") -> dict:
+    if not isinstance(d, dict):
+        raise IngurError(f"{where} holds {type(d).__name__}, not a results record: rerun the chapter to rewrite it.")
     for key in ("chapter", "profile", "provenance", "metrics"):
         if key not in d:
             raise IngurError(f"{where} lacks {key!r}: results are written by ingur_lib.ledger.record only.")
+    if not isinstance(d["provenance"], dict):
+        raise IngurError(f"{where}: provenance must be a mapping: rerun the chapter to record it.")
     lack = [k for k in PROVENANCE_KEYS if k not in d["provenance"]]
     if lack:
         raise IngurError(f"{where}: provenance lacks {', '.join(lack)}: rerun the chapter to record them.")
+    # Verdicts stored by older versions are ignored (never shown): every table judges the numbers again.
     for c in d.get("comparisons", []):
-        if c.get("verdict") not in VERDICTS:
-            raise IngurError(f"{where}: verdict {c.get('verdict')!r} is not one of {VERDICTS}.")
+        _validate_comparison(c, where)
     return d
 
 
@@ -148,12 +340,17 @@ def results_path(chapter: str, profile: str) -> Path:
 
 def record(chapter: str, profile: str, provenance: dict, metrics: dict, comparisons: Iterable[dict] = (),
            extra: dict | None = None) -> Path:
-    """Validate and write data/results/<chapter>/<profile>.json atomically. Returns the path."""
+    """Validate and write data/results/<chapter>/<profile>.json atomically. Returns the path.
+
+    Comparisons are stored as numbers (and the chapter's note) only: their verdicts are dropped, since
+    the ledger judges them again against the current YAML whenever it draws a table."""
+    stored = [{k: v for k, v in c.items() if k not in ("verdict", "reason")} for c in comparisons]
     d = {"chapter": chapter, "profile": profile, "provenance": provenance, "metrics": metrics,
-         "comparisons": list(comparisons), **(extra or {})}
+         "comparisons": stored, **(extra or {})}
     validate_results(d, f"results for {chapter}/{profile}")
     path = results_path(chapter, profile)
-    write_json(path, d)
+    if is_main_process():  # under a multi-process launch only the first process writes
+        write_json(path, d)
     return path
 
 
@@ -171,56 +368,112 @@ def load_results(chapter: str, profile: str = "standard") -> dict | None:
 
 
 def all_results() -> list[dict]:
-    out = []
-    for path in sorted(results_dir().glob("*/*.json")):
-        out.append(load_results(path.parent.name, path.stem))
-    return out
+    """Every recorded results file. A missing results folder is an error, not an empty ledger: a misspelt
+    `INGUR_RESULTS` would otherwise publish every claim as "not yet run"."""
+    root = results_dir()
+    if not root.is_dir():
+        raise IngurError(f"The results folder {root} does not exist: point INGUR_RESULTS at a folder of "
+                         f"recorded results (or unset it to use data/results).")
+    return [load_results(p.parent.name, p.stem) for p in sorted(root.glob("*/*.json"))]
 
 
 # ---------------------------------------------------------------- tables
 
+def _note(row: dict) -> str:
+    """The chapter's note on a comparison. Files written before notes were stored separately keep it
+    after the old rule's first sentence in `reason`."""
+    if "note" in row:
+        return row["note"]
+    parts = str(row.get("reason", "")).split(". ", 1)
+    return parts[1] if len(parts) == 2 else ""
+
+
+def _legacy_testable(row: dict) -> dict:
+    """Older files said "not testable" only through their verdict; read it as the chapter's testable=False."""
+    if "testable" not in row and row.get("verdict") == NOT_TESTABLE:
+        return {**row, "testable": False}
+    return row
+
+
+def _measurement(row: dict) -> tuple:
+    """What identifies one measurement inside a results file (one measurement fills one claim)."""
+    nums = tuple(row["values"]) if row.get("values") else (row["ours"], row.get("ours_std", 0.0))
+    return (row.get("metric"), row.get("n_seeds", 1), nums)
+
+
+def _ours(c: dict, row: dict) -> str:
+    """Our number as shown: mean ± one standard error (n seeds); a count stands alone."""
+    n, text = row.get("n_seeds", 1), _num(row["ours"], c["kind"] == "relative")
+    if n > 1:
+        return f"{text} ± {_num(row.get('ours_std', 0.0) / math.sqrt(n))} (n={n})"
+    return text if c.get("deterministic") else f"{text} (n=1)"
+
+
+COLUMNS = ["ref", "paper", "claim", "reported", "source", "ours", "our setting", "profile", "seeds",
+           "verdict", "reason", "commit"]
+
+
+def _rows_of(res: dict, reported: dict, paper: str | None) -> list[dict]:
+    """One results file's comparisons, judged now against the current YAML."""
+    rows, filled = [], {}
+    for row in map(_legacy_testable, res.get("comparisons", [])):
+        rc = next((x for x in reported.get(row["paper"], {}).get("claims", []) if x["id"] == row["claim"]), None)
+        if rc is None or (paper and row["paper"] != paper):
+            continue
+        first = filled.setdefault(_measurement(row), row["claim"])
+        if first != row["claim"]:
+            verdict, rule = NOT_TESTABLE, (f"the measurement that fills claim {first!r} fills this one too; "
+                                          f"one measurement cannot test two claims")
+        else:
+            verdict, rule = judge_row(rc, row)
+        rows.append({"ref": reported[row["paper"]]["ref"], "paper": row["paper"], "claim": rc["claim"],
+                     "reported": _fmt(rc), "source": rc["source"], "ours": _ours(rc, row),
+                     "our setting": row["metric"], "profile": res["profile"], "seeds": row.get("n_seeds", 1),
+                     "verdict": verdict, "reason": _join(rule, _note(row)),
+                     "commit": res["provenance"]["commit"][:8], "_id": (row["paper"], row["claim"])})
+    return rows
+
+
+def _unrun(key: str, rep: dict, rc: dict) -> dict:
+    if rc.get("not_testable") or rc["kind"] == "absolute":
+        verdict, reason = NOT_TESTABLE, rc.get("not_testable") or "context: the paper's scale"
+    else:
+        verdict, reason = "not yet run", ""
+    return {"ref": rep["ref"], "paper": key, "claim": rc["claim"], "reported": _fmt(rc), "source": rc["source"],
+            "ours": "", "our setting": "", "profile": "", "seeds": 0, "verdict": verdict, "reason": reason,
+            "commit": ""}
+
+
 def table(chapter: str | None = None, paper: str | None = None):
-    """A pandas DataFrame: every reported claim, with our number and verdict where a run compared it."""
+    """A pandas DataFrame: every reported claim, with our number and a verdict judged now (from the stored
+    numbers against the current YAML) where a run compared it."""
     import pandas as pd
     reported = all_reported()
-    rows, seen = [], set()
+    rows = []
     for res in all_results():
-        if chapter and res["chapter"] != chapter:
-            continue
-        prov = res["provenance"]
-        for c in res.get("comparisons", []):
-            if paper and c["paper"] != paper:
-                continue
-            rc = next((x for x in reported.get(c["paper"], {}).get("claims", []) if x["id"] == c["claim"]), None)
-            if rc is None:
-                continue
-            seen.add((c["paper"], c["claim"]))
-            ours = f"{c['ours']:+.2f}" if rc["kind"] == "relative" else f"{c['ours']:.2f}"
-            if c.get("n_seeds", 1) > 1:
-                ours += f" ± {c['ours_std']:.2f}"
-            rows.append({"ref": reported[c["paper"]]["ref"], "paper": c["paper"], "claim": rc["claim"],
-                         "reported": _fmt(rc), "source": rc["source"], "ours": ours, "our setting": c["metric"],
-                         "profile": res["profile"], "seeds": len(prov["seeds"]), "verdict": c["verdict"],
-                         "reason": c["reason"], "commit": prov["commit"][:8]})
+        if not chapter or res["chapter"] == chapter:
+            rows += _rows_of(res, reported, paper)
+    seen = {r.pop("_id") for r in rows}
     for key, rep in reported.items():
-        if paper and key != paper:
+        if (paper and key != paper) or (chapter and not any(r["paper"] == key for r in rows)):
             continue
-        if chapter and not any(r["paper"] == key for r in rows):
-            continue
-        for rc in rep["claims"]:
-            if (key, rc["id"]) not in seen:
-                rows.append({"ref": rep["ref"], "paper": key, "claim": rc["claim"], "reported": _fmt(rc),
-                             "source": rc["source"], "ours": "", "our setting": "", "profile": "", "seeds": 0,
-                             "verdict": "not yet run" if rc["kind"] == "relative" else VERDICTS[3],
-                             "reason": "" if rc["kind"] == "relative" else "context: the paper's scale", "commit": ""})
-    df = pd.DataFrame(rows, columns=["ref", "paper", "claim", "reported", "source", "ours", "our setting",
-                                     "profile", "seeds", "verdict", "reason", "commit"])
-    return df.sort_values(["ref", "verdict"], kind="stable").reset_index(drop=True)
+        rows += [_unrun(key, rep, rc) for rc in rep["claims"] if (key, rc["id"]) not in seen]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    order = {v: i for i, v in enumerate((*VERDICTS, "not yet run"))}     # reproduced first, unrun last
+    return df.sort_values(["ref", "verdict"], key=lambda col: col.map(order) if col.name == "verdict" else col,
+                          kind="stable").reset_index(drop=True)
 
 
 def _fmt(c: dict) -> str:
-    sign = "+" if c["kind"] == "relative" and c["value"] > 0 else ""
-    return f"{sign}{c['value']:g} {c['unit']} ({c['dataset']})"
+    """The paper's number as the ledger shows it, in its form."""
+    where = f"{c['unit']} ({c['dataset']})"
+    form = c.get("form", "effect") if c["kind"] == "relative" else None
+    if form == "bound":
+        return f"no worse than {c['value']:+g} {where}"
+    if form == "none":
+        return f"no effect: {c['value']:+g} {where}"
+    sign = "+" if form == "effect" and c["value"] > 0 else ""
+    return f"{sign}{c['value']:g} {where}"
 
 
 def to_latex(df, path: str | Path | None = None) -> str:
@@ -255,8 +508,8 @@ def provenance_lines(chapter: str | None = None) -> list[str]:
 
 
 # sphinx-design badge colour per verdict, so a reader can scan a paper's column of verdicts.
-BADGES = {VERDICTS[0]: "success", VERDICTS[1]: "warning", VERDICTS[2]: "danger", VERDICTS[3]: "info",
-          "not yet run": "light"}
+BADGES = {REPRODUCED: "success", PARTLY: "warning", NOT_REPRODUCED: "danger", INCONCLUSIVE: "secondary",
+          NOT_TESTABLE: "info", "not yet run": "light"}
 
 
 def _badge(verdict: str) -> str:
@@ -273,19 +526,61 @@ def _sentence(text: str) -> str:
     return str(text).rstrip(".") + "."
 
 
+def _compact(sub, badges: bool):
+    """The four columns a reader scans (claim, paper, ours, verdict), numbered to match the details."""
+    return sub.assign(**{"#": range(1, len(sub) + 1), "paper": sub["reported"],
+                         "ours": sub["ours"].replace("", "–"),
+                         "verdict": sub["verdict"].map(_badge) if badges else sub["verdict"]})
+
+
+def _details(sub) -> list[str]:
+    """One numbered line per row: the paper's source, our setting, and why the verdict."""
+    return [f"{i}. **Paper:** {_sentence(r['source'])}"
+            + (f" **Ours:** {_sentence(r['our setting'])}" if r["our setting"] else "")
+            + (f" **Why:** {_sentence(r['reason'])}" if r["reason"] else "")
+            for i, (_, r) in enumerate(sub.iterrows(), 1)]
+
+
+COMPACT = ("#", "claim", "paper", "ours", "verdict")
+FOLD_TITLE = "Where each number comes from, and why the verdict"
+
+
+def chapter_markdown(chapter: str) -> str:
+    """A chapter's ledger rows for its notebook: claim, paper, ours (mean ± s.e.), verdict, with sources,
+    settings and reasons folded below (an HTML <details>, which Jupyter and the book both render)."""
+    sub = table(chapter=chapter)
+    if not len(sub):
+        return (f"No recorded run of {chapter} compares with the paper yet: "
+                f"`python -m ingur_lib reproduce {chapter} --profile standard`.")
+    return "\n".join([to_markdown(_compact(sub, badges=False), cols=COMPACT), "",
+                      f"<details><summary>{FOLD_TITLE}</summary>", "", *_details(sub), "", "</details>"])
+
+
 def _paper_section(chapter, sub) -> list[str]:
     """One paper: its tally, a four-column table (claim, paper, ours, verdict), and the details folded."""
     # A chapter whose notebook has not landed has no page to link to (a dead link fails the -W build).
     name = f"[{chapter.id}](../notebooks/{chapter.id}.ipynb)" if chapter.module else chapter.id
-    view = sub.assign(**{"#": range(1, len(sub) + 1), "paper": sub["reported"],
-                         "ours": sub["ours"].replace("", "–"), "verdict": sub["verdict"].map(_badge)})
-    details = [f"{i}. **Paper:** {_sentence(r['source'])}"
-               + (f" **Ours:** {_sentence(r['our setting'])}" if r["our setting"] else "")
-               + (f" **Why:** {_sentence(r['reason'])}" if r["reason"] else "")
-               for i, (_, r) in enumerate(sub.iterrows(), 1)]
     return [f"## [{chapter.ref}] {chapter.title}", "", f"Chapter: {name}. Verdicts: {_tally(sub)}.", "",
-            to_markdown(view, cols=("#", "claim", "paper", "ours", "verdict")), "",
-            ":::{dropdown} Where each number comes from, and why the verdict", *details, ":::", ""]
+            to_markdown(_compact(sub, badges=True), cols=COMPACT), "",
+            f":::{{dropdown}} {FOLD_TITLE}", *_details(sub), ":::", ""]
+
+
+RULE_TEXT = [
+    "Each claim states its form, and its verdict is judged when this page is built, from the stored numbers "
+    "against the claims as they stand now (`ingur_lib.ledger.judge`). An *effect* (\"A beats B by about "
+    "X\") is *reproduced* when our 95% interval excludes zero on the paper's side and reaches its size "
+    "within a factor of two; *partly* when the sign is right but the size is off; *not reproduced* when the "
+    "interval shows the opposite sign or excludes half the paper's size. A *bound* (\"loses at most X\") "
+    "is reproduced when the interval stays within X plus the claim's tolerance (losing less than the paper "
+    "counts), and *no effect* when it stays inside ± the tolerance. An interval too wide to tell is "
+    "*inconclusive*, and the reason says about how many seeds would decide.",
+    "*Ours* reads mean ± standard error over n seeds; the interval is mean ± t·s.e. (Student's t, 4.30 "
+    "for 3 seeds), not the spread of single seeds. One seed cannot show an effect, except for counts that "
+    "do not depend on it (parameters, FLOPs, bytes). Absolute numbers at the paper's scale, claims we "
+    "measure as another quantity, and a second claim filled by a measurement that already fills one are "
+    "*not testable at this scale*. The fold under each table gives every number's source, our setting "
+    "and the reason.",
+]
 
 
 def book_page(chapters) -> str:
@@ -296,13 +591,7 @@ def book_page(chapters) -> str:
              "```{note}\nThis page is generated by `python -m ingur_lib ledger --write` from "
              "`data/reported/*.yaml` (what each paper reports, with its table or section) and "
              "`data/results/*/*.json` (what running this book's code produced, with provenance). "
-             "Do not edit it by hand.\n```", "",
-             "Verdicts are computed by one rule (`ingur_lib.ledger.judge`): a relative claim is *reproduced* "
-             "when our effect clears the noise (twice the seed-to-seed std, at least 0.3 points), has the "
-             "paper's sign and is within a factor of two of its size; *partly* with the sign but another size; "
-             "*not reproduced* otherwise. Absolute numbers at ImageNet scale are shown for context as "
-             "*not testable at this scale*. Each paper's table is followed by a fold with the source of every "
-             "reported number, the setting of ours, and the reason for the verdict.", "",
+             "Do not edit it by hand.\n```", "", RULE_TEXT[0], "", RULE_TEXT[1], "",
              f"Totals: {_tally(df)}.", ""]
     for c in chapters:
         sub = df[df["paper"] == c.paper]
@@ -314,7 +603,7 @@ def book_page(chapters) -> str:
                   "| chapter | profile | metric | value |", "|---|---|---|---|"]
         for r in baselines:
             for name, m in r["metrics"].items():
-                val = f"{m['mean']:.4g}" + (f" ± {m['std']:.2g}" if m.get("n", 1) > 1 else "")
+                val = f"{m['mean']:.4g}" + (f" ± {m['std']:.2g} std" if m.get("n", 1) > 1 else "")
                 parts.append(f"| {r['chapter']} | {r['profile']} | {name} | {val} |")
         parts.append("")
     parts += ["## Provenance", ""] + [f"- {line}" for line in provenance_lines()] + [""]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .atomic import atomic_path
-from .runtime import pick_device
+from .distributed import Engine, engine
 
 
 @dataclass
@@ -42,6 +42,7 @@ class TrainConfig:
     eval_batch_size: int = 512
     eval_every: int = 1               # epochs between test-set evaluations
     schedule: str = "cosine"          # "cosine" (warmup, cosine decay) or "noam" (warmup, then 1/sqrt(step))
+    grad_accum: int = 1               # micro-batches per step: the same step on less memory
 
     def to_dict(self):
         return asdict(self)
@@ -157,14 +158,17 @@ def _autocast(device: torch.device):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Sequence[torch.Tensor], prepare: Prepare | None = None,
-             loss_fn: LossFn | None = None, batch_size: int = 512, device=None) -> dict:
-    """Mean loss and accuracy of `model` on `data` (a tuple of tensors), in eval mode."""
+             loss_fn: LossFn | None = None, batch_size: int = 512, device=None, engine: Engine | None = None) -> dict:
+    """Mean loss and accuracy of `model` on `data` (a tuple of tensors), in eval mode (with an `engine` of
+    several processes, each scores its slice and the sums are gathered)."""
     device = device or next(model.parameters()).device
     loss_fn = loss_fn or classification_loss(0.0)
     was_training = model.training
     model.eval()
     total_loss, correct, n = 0.0, 0.0, len(data[0])
-    for idx in _batches(n, batch_size, None):
+    if engine is not None and engine.world > 1:
+        data = tuple(t[engine.shard(torch.arange(n))] for t in data)
+    for idx in _batches(len(data[0]), batch_size, None):
         batch = tuple(t[idx].to(device) for t in data)
         batch = prepare(batch, False, None) if prepare else batch
         with _autocast(device):
@@ -172,6 +176,8 @@ def evaluate(model: nn.Module, data: Sequence[torch.Tensor], prepare: Prepare | 
         total_loss += loss.float().item() * len(idx)
         correct += _accuracy(logits.float(), batch[1])
     model.train(was_training)
+    if engine is not None:
+        total_loss, correct = engine.sum(total_loss, correct)
     return {"loss": total_loss / n, "acc": correct / n}
 
 
@@ -216,16 +222,22 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     prepare: batch transform (normalize; augment when training), see `Prepare`.
     loss_fn: (model, batch) -> (loss, logits); default cross-entropy with cfg.label_smoothing.
     extra_loss: model -> scalar added to the loss (e.g. an L1 sparsity term on pruning scores).
-    checkpoint: a file; written atomically after every epoch, and resumed from if it matches this run.
+    checkpoint: a file; written atomically after every epoch (by the main process), resumed from if it matches.
     stop_after_epoch: end early after that many epochs (used to test resume).
     eval_loss_fn: how `test` is scored, default cross-entropy on model(x) (seq2seq passes its teacher-forcing loss).
+
+    Under `accelerate launch` (several processes) the same loop runs data-parallel: see `ingur_lib.distributed`.
     """
     from tqdm.auto import tqdm
 
     if cfg.schedule not in SCHEDULES:
         from .errors import IngurError
         raise IngurError(f"Unknown schedule {cfg.schedule!r}: use one of {', '.join(SCHEDULES)}.")
-    device = torch.device(device) if device else pick_device()
+    if cfg.grad_accum < 1:
+        from .errors import IngurError
+        raise IngurError(f"grad_accum must be >= 1, got {cfg.grad_accum}: it is the number of micro-batches per step.")
+    eng = engine(device)
+    device = eng.device
     model.to(device).train()
     loss_fn = loss_fn or classification_loss(cfg.label_smoothing)
     n = len(train[0])
@@ -250,11 +262,13 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
             opt.load_state_dict(state["optimizer"])
             history = History.from_dict(state["history"])
             start_epoch, step = state["epoch"], state["step"]
+    net, opt = eng.prepare(model, opt)  # DDP-wrapped when launched; the same module otherwise
     for epoch in range(start_epoch, n_epochs):
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout / drop-path draws
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # the same order in every process
+        aug = gen if eng.world == 1 else torch.Generator().manual_seed(eng.seed(cfg.seed * 100_003 + epoch))
+        torch.manual_seed(eng.seed(cfg.seed * 100_003 + epoch))  # dropout / drop-path draws
         t0, seen, run_loss, run_correct = time.perf_counter(), 0, 0.0, 0.0
         bar = tqdm(_batches(n, cfg.batch_size, gen), total=steps_per_epoch, disable=not progress or _bars_off(),
                    desc=f"{desc} {epoch + 1}/{n_epochs}", leave=False, mininterval=1.0)
@@ -263,38 +277,47 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step, total_steps, warmup)
-            batch = tuple(t[idx].to(device, non_blocking=True) for t in train)
-            batch = prepare(batch, True, gen) if prepare else batch
-            with _autocast(device):
-                loss, logits = loss_fn(model, batch)
-                if extra_loss is not None:
-                    loss = loss + extra_loss(model)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            micro, losses = [m for m in eng.shard(idx).tensor_split(cfg.grad_accum) if len(m)], []
+            for i, part in enumerate(micro):
+                batch = tuple(t[part].to(device, non_blocking=True) for t in train)
+                batch = prepare(batch, True, aug) if prepare else batch
+                with eng.no_sync(net, i == len(micro) - 1):
+                    with _autocast(device):
+                        loss, logits = loss_fn(net, batch)
+                        if extra_loss is not None:
+                            loss = loss + extra_loss(model)
+                    # weight each micro-batch by its share of the global batch (x world: DDP averages)
+                    w = len(part) * eng.world / len(idx)
+                    (loss * w if w != 1 else loss).backward()
+                losses.append((loss.detach(), len(part)))
+                run_correct += _accuracy(logits.detach().float(), batch[1])
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
-            loss_value = loss.item()  # one device sync per step
+            step_loss = loss if len(losses) == 1 else sum(x * k for x, k in losses) / sum(k for _, k in losses)
+            loss_value = step_loss.item()  # one device sync per step
             history.steps.append(loss_value)
-            seen += len(idx)
-            run_loss += loss_value * len(idx)
-            run_correct += _accuracy(logits.detach().float(), batch[1])
+            seen += len(eng.shard(idx))
+            run_loss += loss_value * len(eng.shard(idx))
             bar.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{run_correct / seen:.3f}", refresh=False)
+        seen, run_loss, run_correct = eng.sum(seen, run_loss, run_correct)
         record = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
                   "train_loss": run_loss / max(seen, 1), "train_acc": run_correct / max(seen, 1),
                   "seconds": time.perf_counter() - t0, "images_per_s": seen / (time.perf_counter() - t0)}
         if test is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == n_epochs):
-            ev = evaluate(model, test, prepare, eval_loss_fn, cfg.eval_batch_size, device)
+            ev = evaluate(net, test, prepare, eval_loss_fn, cfg.eval_batch_size, device, eng)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         history.epochs.append(record)
         if progress:
             test_txt = f", test acc {record['test_acc']:.3f}" if "test_acc" in record else ""
             print(f"{desc} epoch {epoch + 1}/{n_epochs}: loss {record['train_loss']:.3f}, "
                   f"train acc {record['train_acc']:.3f}{test_txt} ({record['seconds']:.0f}s)")
-        if checkpoint:
+        if checkpoint and eng.is_main:
             _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                           "history": history.to_dict(), "epoch": epoch + 1, "step": step,
                                           "fingerprint": fingerprint})
+        eng.wait()
     model.eval()
     return history

@@ -1,8 +1,10 @@
-"""The ledger: schemas, provenance required, verdicts by rule, committed files valid, book page fresh."""
+"""The ledger: schemas, provenance required, verdicts by rule (judged at render time), committed files valid,
+book page fresh."""
 import json
-from pathlib import Path
+import math
 
 import pytest
+import yaml
 
 from ingur_lib import ledger
 from ingur_lib.book import ledger_page
@@ -10,27 +12,223 @@ from ingur_lib.errors import IngurError
 from ingur_lib.paths import repo_root, reported_dir, results_dir
 from ingur_lib.runtime import provenance
 
+# ---------------------------------------------------------------- the rule, on constructed numbers
+# std = 0.5 over n = 3 seeds: s.e. 0.289, t = 4.303, so the 95% interval is mean ± 1.242.
+HALF = 4.303 * 0.5 / math.sqrt(3)
 
-@pytest.mark.parametrize("reported, ours, std, verdict", [
-    (4.0, 3.5, 0.2, "reproduced"),
-    (4.0, 1.0, 0.2, "partly"),
-    (4.0, 0.2, 0.2, "not reproduced"),      # within noise
-    (4.0, -2.0, 0.2, "not reproduced"),     # opposite sign
-    (-0.03, 0.1, 0.1, "reproduced"),        # no effect reported, none found
-    (-0.5, -0.6, 0.05, "reproduced"),       # a drop of the paper's size
+
+@pytest.mark.parametrize("form, reported, mean, verdict", [
+    ("effect", 4.0, 3.5, "reproduced"),         # [2.26, 4.74]: excludes 0, reaches 4 within 2x
+    ("effect", -4.0, -5.0, "reproduced"),       # a drop, same rule mirrored
+    ("effect", 8.0, 2.0, "partly"),             # [0.76, 3.24]: sign right, whole interval below 4
+    ("effect", 1.0, 5.0, "partly"),             # [3.76, 6.24]: sign right, whole interval above 2
+    ("effect", 4.0, -2.0, "not reproduced"),    # [-3.24, -0.76]: the opposite sign
+    ("effect", 4.0, 0.3, "not reproduced"),     # [-0.94, 1.54]: contains 0 but excludes 2 and more
+    ("effect", 4.0, 1.0, "inconclusive"),       # [-0.24, 2.24]: cannot tell 0 from 4
+    ("bound", -1.0, -0.05, "reproduced"),       # loses at most 1.29 (≤ 1 + 0.3): within the bound
+    ("bound", -1.0, 0.5, "reproduced"),         # a gain is within a loss bound
+    ("bound", -1.0, -3.0, "not reproduced"),    # loses 1.76 to 4.24: beyond 1 + 0.3
+    ("bound", -1.0, -1.0, "inconclusive"),      # straddles 1.3
+    ("bound", 5.0, 3.0, "reproduced"),          # "costs at most 5": costs at most 4.24
+    ("none", 0.0, 0.0, "inconclusive"),         # [-1.24, 1.24] is wider than ±0.3
+    ("none", 0.0, 2.0, "not reproduced"),       # [0.76, 3.24] lies outside ±0.3
 ])
-def test_judge(reported, ours, std, verdict):
-    assert ledger.judge(reported, ours, std)[0] == verdict
+def test_each_verdict_rule(form, reported, mean, verdict):
+    assert ledger.judge(reported, mean, 0.5, form=form, n=3)[0] == verdict
 
 
-def test_absolute_claims_are_context():
+def test_a_null_is_reproduced_only_when_the_interval_fits_inside_the_tolerance():
+    assert ledger.judge(0.0, 0.05, 0.1, form="none", n=10)[0] == "reproduced"       # ±0.07 inside ±0.3
+    assert ledger.judge(0.0, 0.05, 0.1, form="none", n=10, tolerance=0.1)[0] == "inconclusive"
+
+
+def test_one_seed_is_no_effect_unless_the_quantity_is_a_count():
+    verdict, why = ledger.judge(4.0, 4.0, 0.0, n=1)
+    assert verdict == "inconclusive" and "one seed" in why
+    assert ledger.judge(4.0, 4.0, 0.0, n=1, deterministic=True)[0] == "reproduced"
+    assert ledger.judge(5.0, 6.0, n=1, form="bound", deterministic=True)[0] == "not reproduced"
+
+
+def test_absolute_and_untestable_claims():
     assert ledger.judge(81.8, 92.0, kind="absolute")[0] == "not testable at this scale"
+    assert ledger.judge(4.0, 3.9, 0.1, testable=False, n=3)[0] == "not testable at this scale"
+
+
+def test_interval_is_mean_plus_minus_t_standard_errors():
+    lo, hi = ledger.interval(1.0, 0.5, 3)
+    assert lo == pytest.approx(1 - HALF) and hi == pytest.approx(1 + HALF)
+    assert ledger.t975(1) == 12.706 and ledger.t975(9) == 2.262
+    assert ledger.t975(30) > ledger.t975(31) > ledger.t975(1000) == pytest.approx(1.9623, abs=1e-3)
+    assert ledger.interval(2.0, 9.0, 1) == (2.0, 2.0)
+
+
+def test_inconclusive_says_how_many_seeds_would_decide():
+    # spread 1, distance 1: t(5)/sqrt(6) = 1.05 is too wide, t(6)/sqrt(7) = 0.92 decides.
+    assert ledger.seeds_to_decide(1.0, 1.0, 3) == 7
+    assert ledger.seeds_to_decide(1.0, 1e-3, 3) is None
+    # mean 1, std 1, n 3, effect 4: decided once the half-width < max(1, 2 - 1) = 1, so 7 seeds.
+    verdict, why = ledger.judge(4.0, 1.0, 1.0, n=3)
+    assert verdict == "inconclusive" and "about 7 seeds would decide" in why
 
 
 def test_summarize():
     s = ledger.summarize([1.0, 2.0, 3.0])
-    assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3
+    assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3 and s["values"] == [1.0, 2.0, 3.0]
     assert ledger.summarize([5.0])["std"] == 0.0
+
+
+# ---------------------------------------------------------------- reported claims (YAML)
+
+def _paper(*claims):
+    return {"paper": "toy", "ref": 1, "title": "t", "authors": "a", "year": 1, "bibkey": "k",
+            "claims": list(claims)}
+
+
+def _claim(**kw):
+    c = {"id": "gain", "claim": "A beats B by 4", "metric": "gain", "value": 4.0, "unit": "points",
+         "dataset": "D", "kind": "relative", "source": "Table 1"}
+    return {**c, **kw}
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"value": float("nan")}, "finite number"),
+    ({"value": float("inf")}, "finite number"),
+    ({"value": "4"}, "finite number"),
+    ({"tolerance": float("nan")}, "tolerance"),
+    ({"tolerance": -1}, "tolerance"),
+    ({"form": "maybe"}, "form"),
+    ({"value": 0.1}, "form: none"),                       # an "effect" smaller than its tolerance
+    ({"form": "bound", "value": 0}, "signed limit"),
+    ({"kind": "absolute", "form": "none"}, "only relative"),
+    ({"not_testable": " "}, "say why"),
+    ({"deterministic": "yes"}, "true or false"),
+])
+def test_reported_schema_rejects_bad_claims(bad, match):
+    with pytest.raises(IngurError, match=match):
+        ledger.validate_reported(_paper(_claim(**bad)))
+
+
+def test_reported_schema_rejects_incomplete_and_empty():
+    with pytest.raises(IngurError, match="lacks"):
+        ledger.validate_reported(_paper({"id": "c", "claim": "x"}))
+    with pytest.raises(IngurError, match="empty or not a mapping"):
+        ledger.validate_reported(None)
+    with pytest.raises(IngurError, match="twice"):
+        ledger.validate_reported(_paper(_claim(), _claim()))
+
+
+@pytest.fixture
+def toy_root(tmp_path, monkeypatch):
+    """A book root with one paper's claims and an empty results folder."""
+    (tmp_path / "data" / "reported").mkdir(parents=True)
+    (tmp_path / "data" / "results").mkdir()
+    monkeypatch.setenv("INGUR_ROOT", str(tmp_path))
+    monkeypatch.delenv("INGUR_RESULTS", raising=False)
+    _write_claims(tmp_path, _claim(), _claim(id="same", claim="A beats C by 4"))
+    return tmp_path
+
+
+def _write_claims(root, *claims):
+    (root / "data" / "reported" / "toy.yaml").write_text(yaml.safe_dump(_paper(*claims)))
+
+
+def test_a_yaml_syntax_error_or_empty_file_is_one_sentence(toy_root):
+    path = toy_root / "data" / "reported" / "toy.yaml"
+    path.write_text("paper: toy\nclaims: [\n  - id: x\n")
+    with pytest.raises(IngurError, match="not valid YAML at line"):
+        ledger.load_reported("toy")
+    path.write_text("")
+    with pytest.raises(IngurError, match="empty or not a mapping"):
+        ledger.load_reported("toy")
+
+
+def test_every_committed_reported_file_is_valid():
+    for path in sorted(reported_dir().glob("*.yaml")):
+        ledger.load_reported(path.stem)
+
+
+# ---------------------------------------------------------------- results, judged at render time
+
+def _record(rows):
+    prov = provenance("standard", [0, 1, 2], 1.0, dataset={"name": "toy"})
+    return ledger.record("toy_ch", "standard", prov, {}, rows)
+
+
+def test_compare_keeps_its_signature_and_stores_numbers_not_verdicts(toy_root):
+    row = ledger.compare("toy", "gain", ledger.summarize([3.0, 3.5, 4.0]), "our gain", "a note")
+    assert row["verdict"] == "reproduced" and row["values"] == [3.0, 3.5, 4.0] and row["note"] == "a note"
+    stored = json.loads(_record([row]).read_text())["comparisons"][0]
+    assert "verdict" not in stored and "reason" not in stored
+    assert stored["values"] == [3.0, 3.5, 4.0] and stored["n_seeds"] == 3
+    with pytest.raises(IngurError, match="finite measurement"):
+        ledger.compare("toy", "gain", float("nan"), "our gain")
+
+
+def test_the_table_judges_against_the_current_yaml_not_a_stored_verdict(toy_root):
+    row = ledger.compare("toy", "gain", ledger.summarize([3.0, 3.5, 4.0]), "our gain")
+    path = _record([row])
+    d = json.loads(path.read_text())
+    d["comparisons"][0]["verdict"] = "reproduced"            # a hand-typed verdict: ignored
+    path.write_text(json.dumps(d))
+    assert ledger.table(chapter="toy_ch")["verdict"][0] == "reproduced"
+    _write_claims(toy_root, _claim(value=-4.0))             # the claim is edited: the verdict follows it
+    assert ledger.table(chapter="toy_ch")["verdict"][0] == "not reproduced"
+    _write_claims(toy_root, _claim(not_testable="we measure another quantity"))
+    t = ledger.table(chapter="toy_ch")
+    assert t["verdict"][0] == "not testable at this scale" and "another quantity" in t["reason"][0]
+
+
+def test_one_measurement_does_not_fill_two_claims(toy_root):
+    s = ledger.summarize([3.0, 3.5, 4.0])
+    _record([ledger.compare("toy", "gain", s, "our gain"), ledger.compare("toy", "same", s, "our gain")])
+    t = ledger.table(chapter="toy_ch").set_index("claim")
+    assert t.loc["A beats B by 4", "verdict"] == "reproduced"
+    assert t.loc["A beats C by 4", "verdict"] == "not testable at this scale"
+    assert "'gain'" in t.loc["A beats C by 4", "reason"]
+
+
+def test_older_results_files_still_load_and_are_judged_again(toy_root):
+    legacy = {"paper": "toy", "claim": "gain", "metric": "our gain", "ours": 1.0, "ours_std": 0.1,
+              "n_seeds": 1, "verdict": "reproduced", "reason": "our effect +1.00 is within the noise ±0.30. "
+              "one seed; noise from the base."}
+    path = toy_root / "data" / "results" / "toy_ch" / "standard.json"
+    path.parent.mkdir()
+    d = {"chapter": "toy_ch", "profile": "standard", "metrics": {}, "comparisons": [legacy],
+         "provenance": provenance("standard", [0], 1.0, dataset={"name": "toy"})}
+    path.write_text(json.dumps(d))
+    t = ledger.table(chapter="toy_ch")
+    assert t["verdict"][0] == "inconclusive"                 # one seed: not an effect
+    assert t["reason"][0].endswith("one seed; noise from the base.") and "within the noise" not in t["reason"][0]
+
+
+@pytest.mark.parametrize("results, match", [
+    (None, "not a results record"),
+    ({"chapter": "x", "profile": "p", "metrics": {}}, "lacks 'provenance'"),
+    ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m"}]}, "lacks ours"),
+    ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m", "ours": float("nan")}]}, "finite"),
+    ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m", "ours": 1.0, "n_seeds": 0}]}, "n_seeds"),
+    ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m", "ours": 1.0, "n_seeds": 2,
+                       "values": [1.0]}]}, "per-seed values"),
+    ({"comparisons": [{"paper": "toy", "claim": "gain", "metric": "m", "ours": 9.0, "n_seeds": 2,
+                       "values": [1.0, 2.0]}]}, "do not give"),      # a mean typed over the measured one
+])
+def test_bad_results_are_one_sentence(results, match):
+    base = {"chapter": "x", "profile": "p", "metrics": {}, "provenance": provenance("p", [0], 1.0, dataset={})}
+    with pytest.raises(IngurError, match=match):
+        ledger.validate_results(results if results is None or "chapter" in results else {**base, **results})
+
+
+def test_a_missing_results_folder_fails_instead_of_publishing_not_yet_run(tmp_path, monkeypatch, capsys):
+    from ingur_lib.__main__ import main
+    monkeypatch.setenv("INGUR_RESULTS", str(tmp_path / "resluts"))
+    with pytest.raises(IngurError, match="does not exist"):
+        ledger.table()
+    page = repo_root() / "book" / "ledger.md"
+    before = page.stat().st_mtime_ns
+    assert main(["ledger", "--write"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "INGUR_RESULTS" in err[0]
+    assert page.stat().st_mtime_ns == before
 
 
 def test_record_requires_provenance(tmp_results):
@@ -52,17 +250,6 @@ def test_corrupt_results_file_names_the_fix(tmp_results):
         ledger.load_results("x", "standard")
 
 
-def test_reported_schema_rejects_incomplete():
-    with pytest.raises(IngurError, match="lacks"):
-        ledger.validate_reported({"paper": "p", "ref": 1, "title": "t", "authors": "a", "year": 1, "bibkey": "k",
-                                  "claims": [{"id": "c", "claim": "x"}]})
-
-
-def test_every_committed_reported_file_is_valid():
-    for path in sorted(reported_dir().glob("*.yaml")):
-        ledger.load_reported(path.stem)
-
-
 def test_every_committed_results_file_has_provenance_and_matches_claims():
     files = sorted(results_dir().glob("*/*.json"))
     assert files, "at least the getting-started standard run is recorded"
@@ -71,11 +258,8 @@ def test_every_committed_results_file_has_provenance_and_matches_claims():
         assert d["provenance"]["commit"] not in ("", "unknown"), f"{path}: no commit"
         assert d["provenance"]["wall_time_s"] > 0
         for c in d.get("comparisons", []):
-            claim = ledger.claim(c["paper"], c["claim"])          # the claim exists
-            verdict, _ = ledger.judge(claim["value"], c["ours"], c["ours_std"], claim["kind"],
-                                      ledger.tolerance(claim))
-            if c["verdict"] != "not testable at this scale":
-                assert c["verdict"] == verdict, f"{path}: verdict for {c['claim']} is not the rule's"
+            verdict, _ = ledger.judge_row(ledger.claim(c["paper"], c["claim"]), c)   # the claim exists
+            assert verdict in ledger.VERDICTS
 
 
 def test_getting_started_standard_run_reaches_target():
@@ -88,9 +272,20 @@ def test_getting_started_standard_run_reaches_target():
     assert not d["provenance"]["dirty"]
 
 
+# ---------------------------------------------------------------- pages
+
 def test_book_ledger_page_is_up_to_date():
     committed = (repo_root() / "book" / "ledger.md").read_text(encoding="utf-8")
     assert committed == ledger_page(), "run `python -m ingur_lib ledger --write` and commit book/ledger.md"
+
+
+def test_chapter_table_is_compact_with_reasons_folded(toy_root):
+    assert "No recorded run" in ledger.chapter_markdown("toy_ch")
+    _record([ledger.compare("toy", "gain", ledger.summarize([3.0, 3.5, 4.0]), "our gain", "a note")])
+    md = ledger.chapter_markdown("toy_ch")
+    assert md.splitlines()[0] == "| # | claim | paper | ours | verdict |"
+    assert "+3.50 ± 0.29 (n=3)" in md                       # mean ± standard error
+    assert "<details>" in md and "**Why:**" in md and "a note." in md
 
 
 def test_table_and_latex():

@@ -1,0 +1,49 @@
+"""nbval runs every notebook once; this plugin keeps what it ran, so the book build does not run it again.
+
+For each notebook whose every cell passed under nbval, the outputs nbval collected are put back into the
+notebook and the executed copy is stored in the book's execution cache (jupyter-cache, the one that
+`_config.yml`'s `execute_notebooks: cache` reads). The book build then finds every notebook there, by the
+hash of its code, and renders it without executing it. A notebook with a failing cell is not cached:
+the build runs it itself (and fails on the error, as it should).
+
+`make test` keeps this cache between its nbval step and its book build; `make book` empties it first,
+so a book built alone always executes what is on disk now.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CACHE = Path(__file__).resolve().parents[1] / "_build" / ".jupyter_cache"
+_FAILED: set[str] = set()
+_FILES: dict[str, object] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if not hasattr(item, "test_outputs") or call.when != "call":
+        return
+    notebook = item.parent
+    _FILES[str(notebook.fspath)] = notebook
+    if outcome.get_result().failed or item.test_outputs is None:
+        _FAILED.add(str(notebook.fspath))
+        return
+    item.cell.outputs = item.test_outputs
+    counts = [o["execution_count"] for o in item.test_outputs if "execution_count" in o]
+    item.cell.execution_count = counts[0] if counts else None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("INGUR_NBVAL_CACHE", "1") == "0":
+        return
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    cache = get_cache(str(CACHE))
+    for path, notebook in _FILES.items():
+        if path in _FAILED:
+            continue
+        bundle = CacheBundleIn(nb=notebook.nb, uri=path, data={"executed_by": "nbval"})
+        cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
