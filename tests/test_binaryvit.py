@@ -129,3 +129,12 @@ def test_pooling_matrices_equal_avg_pool():
     for mat, k in zip(mats, POOLS):
         want = F.avg_pool2d(x, k, 1, (k[0] // 2, k[1] // 2), count_include_pad=False).flatten(2).transpose(1, 2)
         torch.testing.assert_close(mat @ tokens, want)
+
+
+def test_ops_count_multi_pool_as_pooling_adds():
+    base = dict(dims=(16,), depths=(1,), heads=2, pool="mean")
+    x = torch.zeros(1, 1, 28, 28)
+    plain = count_ops(BinaryViT(BinaryViTConfig(**base)), x)
+    pools = count_ops(BinaryViT(BinaryViTConfig(**base, multi_pool=True)), x)
+    assert pools["bops"] == plain["bops"]
+    assert pools["flops"] - plain["flops"] == 49 * 16 * (3 + 3 + 5 + 5)

@@ -26,7 +26,7 @@ from ..nn.distill import distillation_loss
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit
-from ..viz import bar_with_errors, curves_with_errors, overlaid_histograms, value_heatmap
+from ..viz import bar_with_errors, curves_with_errors, overlaid_histograms
 
 CHAPTER, PAPER = "08_binaryvit", "binaryvit"
 TEACHER = "FP teacher"
@@ -141,8 +141,11 @@ def cost(cfg: Config, data: ImageData) -> dict[str, dict]:
         torch.manual_seed(0)
         m = BinaryViT(model_config(cfg, name, data))
         size = measure.storage_bytes(m)
+        binary = sum(b.packed_weight_bytes() for b in m.modules() if isinstance(b, BinaryLinear))
         out[name] = {**count_ops(m, x), "params": measure.count_params(m), "fp32_bytes": size["float32"],
-                     "packed_bytes": size["packed"], "size_ratio": size["float32"] / size["packed"]}
+                     "packed_bytes": size["packed"], "size_ratio": size["float32"] / size["packed"],
+                     # the binary layers alone: 1 bit per weight plus a float alpha per row
+                     "binary_layers_ratio": 4 * size["low_bit_params"] / binary if binary else 1.0}
     return out
 
 
@@ -306,22 +309,37 @@ def fig_ops(results: dict):
     return fig
 
 
+def draw_values(values: dict):
+    """One histogram panel per kind of value (their scales differ by ~50x), the sign's threshold dashed."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(values), figsize=(6.4, 2.2))
+    for ax, (name, v) in zip(axes, values.items()):
+        overlaid_histograms({name: v}, xlabel="value", ax=ax, vline=0.0)
+        ax.get_legend().remove()
+        ax.set_title(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def draw_scales(scales: dict):
+    """One bar panel per learned quantity, a bar per block."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(scales), figsize=(1.7 * len(scales), 2.0), squeeze=False)
+    for ax, (name, v) in zip(axes[0], scales.items()):
+        bar_with_errors(ax, [str(i + 1) for i in range(len(v))], v, ylabel=name)
+        ax.set_xlabel("block")
+    fig.tight_layout()
+    return fig
+
+
 @figure("binaryvit_values", CHAPTER)
 def fig_values(results: dict):
-    return overlaid_histograms(results["inside"]["values"], xlabel="value (the sign sees only which side of 0)")
+    return draw_values(results["inside"]["values"])
 
 
 @figure("binaryvit_scales", CHAPTER)
 def fig_scales(results: dict):
-    s = results["inside"]["scales"]["+affine"]
-    keys = list(s)
-    vals = torch.tensor([s[k] for k in keys])
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(3.6, 1.8))
-    value_heatmap(ax, vals, [f"block {i + 1}" for i in range(vals.shape[1])], keys)
-    ax.set_title("+affine rung: learned values per block", fontsize=8)
-    fig.tight_layout()
-    return fig
+    return draw_scales(results["inside"]["scales"]["+affine"])
 
 
 @figure("binaryvit_attention", CHAPTER)
@@ -383,3 +401,29 @@ def _check_masked_dot(student_fn):
         assert_same(masked_dot(pack_bits(a), pack_bits(w)).long(), want, "the library's masked_dot")
         got = torch.as_tensor(student_fn(pack_bits(a), pack_bits(w), k)).long()
         assert_same(got, want, f"sum a_i w_i with a in {{0, 1}}, w in {{-1, 1}}, rows of k={k}")
+
+
+# ---------------------------------------------------------------- the notebook's summary of a recorded run
+
+def _mean_se(values) -> str:
+    s = ledger.summarize(values)
+    return f"{s['mean']:.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
+
+
+def summary_markdown(results: dict) -> str:
+    """What a recorded run found, as Markdown rendered from its numbers (mean ± s.e. over seeds)."""
+    acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
+    n = len(acc[names[0]])
+    ladder = ", ".join(f"{k} {_mean_se(acc[k])}" for k in (TEACHER, *names))
+    gains = ", ".join(f"{b} {_mean_se([x - y for x, y in zip(acc[b], acc[a])])}"
+                      for a, b in zip(names, names[1:]))
+    conv = "; ".join(f"{k}: {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.1f})"
+                     for k, v in results.get("convergence", {}).items())
+    c = results["cost"]
+    size = ", ".join(f"{k} {c[k]['size_ratio']:.1f}x (binary layers alone "
+                     f"{c[k]['binary_layers_ratio']:.1f}x)" for k in names)
+    return (f"**Recorded standard run** ({n} seeds, mean ± s.e.). Test accuracy (%): {ladder}.\n\n"
+            f"Paired gain of each rung over the one before (points): {gains}.\n\n"
+            f"Convergence check (first seed): {conv or 'not run'}.\n\n"
+            f"Whole-model storage, float32 / packed: {size}; OPs per image: " +
+            ", ".join(f"{k} {c[k]['ops'] / 1e6:.3f} M" for k in (TEACHER, *names)) + ".")

@@ -209,7 +209,8 @@ def count_ops(model: BinaryViT, x: torch.Tensor) -> dict[str, float]:
     """Per image: binary multiply-adds (BOPs), float multiply-adds (FLOPs) and OPs = BOPs/64 + FLOPs.
 
     Binary: every BinaryLinear (tokens x in x out) and, with binary attention, q k^T and p v (both operands
-    1-bit). Float: all other multiply-adds that `measure.count_flops` counts (multiply-add = 2 there)."""
+    1-bit). Float: all other multiply-adds that `measure.count_flops` counts (multiply-add = 2 there), with
+    the multi-pooling counted as kh * kw additions per pooled value."""
     from ..measure import count_flops
     bops, hooks = [0], []
 
@@ -219,16 +220,24 @@ def count_ops(model: BinaryViT, x: torch.Tensor) -> dict[str, float]:
     def on_attention(m, inp, out):
         b, n, _ = inp[0].shape
         bops[0] += 2 * b * m.heads * n * n * m.head_dim if m.binary else 0
+
+    def on_pools(m, inp, out):
+        # counted as the average pools they stand for (kh * kw adds per value), not as the N x N matmuls
+        b, n, c = inp[0].shape
+        pooled[0] += b * n * c * (sum(kh * kw for kh, kw in POOLS) - len(POOLS) * n)
+    pooled = [0]
     for m in model.modules():
         if isinstance(m, BinaryLinear):
             hooks.append(m.register_forward_hook(on_linear))
         elif isinstance(m, BinaryAttention):
             hooks.append(m.register_forward_hook(on_attention))
+        elif isinstance(m, MultiPool):
+            hooks.append(m.register_forward_hook(on_pools))
     try:
         macs = count_flops(model, x, explicit_attention=False) / 2
     finally:
         for h in hooks:
             h.remove()
     b = len(x)
-    flops = (macs - bops[0]) / b
+    flops = (macs - bops[0] + pooled[0]) / b
     return {"bops": bops[0] / b, "flops": flops, "ops": bops[0] / b / 64 + flops}
