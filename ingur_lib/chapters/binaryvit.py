@@ -64,7 +64,7 @@ _TINY = BinaryViTConfig(patch_size=7, dims=(32,), depths=(4,), heads=2)
 _PYRAMID = ((16, 24, 32, 48), (1, 1, 1, 1), 4)
 CONFIGS = {
     "smoke": Config(_TINY, _PYRAMID, steps=40, teacher_steps=40, n_train=2000, n_test=1000),
-    "standard": Config(_TINY, _PYRAMID, steps=300, teacher_steps=300, seeds=(0, 1, 2), convergence=True),
+    "standard": Config(_TINY, _PYRAMID, steps=200, teacher_steps=200, seeds=(0, 1, 2), convergence=True),
     "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=6),
                    ((64, 128, 256, 512), (1, 1, 9, 1), 4), steps=50_000, teacher_steps=50_000, n_train=50_000,
                    n_test=None, seeds=(0, 1, 2), lr=5e-4, components=True, convergence=True, dataset="cifar10"),
