@@ -26,7 +26,7 @@ CHAPTERS = [
     Chapter("05_spt_lsa", 2, "spt_lsa", "ViT for small-size datasets: SPT and LSA", "spt_lsa"),
     Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", "cvit"),
     Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp"),
-    Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT", None),
+    Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT: binary vision transformers", "binaryvit"),
     Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", "matmul_free"),
 ]
 

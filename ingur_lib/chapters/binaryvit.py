@@ -1,0 +1,429 @@
+"""Chapter 08 [1], BinaryViT: 1-bit weights and activations, and what brings the accuracy back.
+
+The paper (Le & Li 2023) binarises DeiT and climbs an ablation ladder (its Table 3): binary DeiT, +GAP,
++multi-pooling branches, +affine before the residuals, +pyramid. Every binary model learns by pure
+distillation from a full-precision teacher. The mechanism lives in `ingur_lib.nn.binary` (binary linear,
+Bi-Real sign, binary attention, 1-bit packing, XNOR-popcount); the switches in `ingur_lib.models.binaryvit`.
+
+`run(profile, seed)` is what the notebook calls; `reproduce(profile, seeds)` writes
+data/results/08_binaryvit/<profile>.json. Both use the same configs and code.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from .. import ledger, measure
+from ..data import ImageData, example_images, image_prepare, load_images
+from ..exercises import assert_same, exercise
+from ..figures import figure
+from ..models.binaryvit import BinaryAttention, BinaryBlock, BinaryViT, BinaryViTConfig, count_ops
+from ..nn.attention import capture_attention
+from ..nn.binary import BinaryLinear, binary_weight, bireal_sign, pack_bits, xnor_dot
+from ..nn.distill import distillation_loss
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import History, TrainConfig, fit
+from ..viz import bar_with_errors, curves_with_errors, overlaid_histograms
+
+CHAPTER, PAPER = "08_binaryvit", "binaryvit"
+TEACHER = "FP teacher"
+# The ladder of the paper's Table 3: each rung adds its switch to the one before.
+RUNGS = {"binary DeiT": {}, "+GAP": {"pool": "mean"}, "+multi-pool": {"multi_pool": True},
+         "+affine": {"affine": True}, "+pyramid": {"pyramid": True}}
+# Where binarisation hurts: the last rung with only one part binary.
+COMPONENTS = {"MLP only binary": {"binary_attention": False}, "attention only binary": {"binary_mlp": False}}
+
+
+@dataclass
+class Config:
+    model: BinaryViTConfig
+    pyramid: tuple[tuple[int, ...], tuple[int, ...], int]  # (dims, depths, patch) of the 4-stage rung
+    steps: int                    # optimizer steps of every student
+    teacher_steps: int
+    n_train: int = 5000
+    n_test: int | None = 2000
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 64
+    lr: float = 2e-3
+    components: bool = False      # also train COMPONENTS
+    convergence: bool = False     # also train the teacher and the first rung 1.5x longer (first seed)
+    dataset: str = "fashion_mnist"
+
+    def train_config(self, steps: int, seed: int) -> TrainConfig:
+        epochs = steps * self.batch_size / self.n_train
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, warmup_epochs=0.05 * epochs,
+                           weight_decay=0.0, seed=seed, eval_every=10 ** 6)
+
+
+# Patch 7 (a 4x4 grid) as DeiT's coarse 16-px patches; the pyramid starts finer (patch 4, a 7x7 grid), as the
+# paper's does (patch 4 on 224 px), and merges to 4x4, 2x2, 1x1.
+_TINY = BinaryViTConfig(patch_size=7, dims=(32,), depths=(4,), heads=2)
+_PYRAMID = ((16, 24, 32, 48), (1, 1, 1, 1), 4)
+CONFIGS = {
+    "smoke": Config(_TINY, _PYRAMID, steps=40, teacher_steps=40, n_train=2000, n_test=1000),
+    "standard": Config(_TINY, _PYRAMID, steps=200, teacher_steps=200, seeds=(0, 1, 2), convergence=True),
+    "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=6),
+                   ((64, 128, 256, 512), (1, 1, 9, 1), 4), steps=50_000, teacher_steps=50_000, n_train=50_000,
+                   n_test=None, seeds=(0, 1, 2), lr=5e-4, components=True, convergence=True, dataset="cifar10"),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+def model_config(cfg: Config, name: str, data: ImageData) -> BinaryViTConfig:
+    """The BinaryViTConfig of a rung (switches of every rung up to it), component, or the teacher."""
+    c, h, _ = data.image_shape
+    m = replace(cfg.model, in_chans=c, image_size=h, num_classes=data.num_classes)
+    if name == TEACHER:
+        return replace(m, binary=False)
+    switches = {}
+    for rung, s in RUNGS.items():
+        switches.update(s)
+        if rung == name:
+            break
+    if name in COMPONENTS:
+        switches = {k: v for s in RUNGS.values() for k, v in s.items()} | COMPONENTS[name]
+    if switches.pop("pyramid", False):
+        switches.update(dims=cfg.pyramid[0], depths=cfg.pyramid[1], patch_size=cfg.pyramid[2])
+    return replace(m, **switches)
+
+
+@dataclass
+class Run:
+    name: str
+    model: BinaryViT
+    history: History
+    prepare: object
+    test_acc: float
+    seconds: float
+
+
+def load_data(cfg: Config, seed: int = 0) -> ImageData:
+    return load_images(cfg.dataset).subset(cfg.n_train, cfg.n_test, seed=seed)
+
+
+def train(cfg: Config, name: str, data: ImageData, seed: int = 0, teacher: BinaryViT | None = None,
+          steps: int | None = None, progress: bool = True) -> Run:
+    """The teacher learns from labels; every binary model by pure distillation (KL to the teacher, tau 1)."""
+    seed_everything(seed)
+    model = BinaryViT(model_config(cfg, name, data))
+    prepare = image_prepare(data.mean, data.std, None, data.num_classes)
+    loss = None if name == TEACHER else distillation_loss(teacher, "soft", alpha=1.0, tau=1.0)
+    steps = steps or (cfg.teacher_steps if name == TEACHER else cfg.steps)
+    t0 = time.perf_counter()
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), cfg.train_config(steps, seed),
+               prepare=prepare, loss_fn=loss, progress=progress, desc=name)
+    return Run(name, model, hist, prepare, hist.last("test_acc"), time.perf_counter() - t0)
+
+
+def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None, names=tuple(RUNGS),
+        progress: bool = True) -> dict[str, Run]:
+    """The teacher, then each named rung distilled from it."""
+    cfg = config(profile)
+    data = data or load_data(cfg, seed)
+    runs = {TEACHER: train(cfg, TEACHER, data, seed, progress=progress)}
+    for n in names:
+        runs[n] = train(cfg, n, data, seed, runs[TEACHER].model, progress=progress)
+    return runs
+
+
+# ---------------------------------------------------------------- cost
+
+def cost(cfg: Config, data: ImageData) -> dict[str, dict]:
+    """Per rung (and the teacher): parameters, BOPs, FLOPs, OPs = BOPs/64 + FLOPs, fp32 / packed size."""
+    out, x = {}, torch.zeros(1, *data.image_shape)
+    for name in (TEACHER, *RUNGS):
+        torch.manual_seed(0)
+        m = BinaryViT(model_config(cfg, name, data))
+        size = measure.storage_bytes(m)
+        binary = sum(b.packed_weight_bytes() for b in m.modules() if isinstance(b, BinaryLinear))
+        out[name] = {**count_ops(m, x), "params": measure.count_params(m), "fp32_bytes": size["float32"],
+                     "packed_bytes": size["packed"], "size_ratio": size["float32"] / size["packed"],
+                     # the binary layers alone: 1 bit per weight plus a float alpha per row
+                     "binary_layers_ratio": 4 * size["low_bit_params"] / binary if binary else 1.0}
+    return out
+
+
+# ---------------------------------------------------------------- looking inside
+
+@torch.no_grad()
+def attention_received(run: Run, images: torch.Tensor) -> list[torch.Tensor]:
+    """Per layer of the first stage: (B, N) attention each patch receives, averaged over heads and queries."""
+    run.model.eval()
+    x = run.prepare((images, None), False, None)[0]
+    with capture_attention(run.model) as maps:
+        run.model(x)
+    n = run.model.grid ** 2
+    return [m[..., -n:].mean((1, 2)) for m in maps if m.shape[-1] >= n]
+
+
+@torch.no_grad()
+def pre_sign_values(run: Run, images: torch.Tensor) -> dict[str, list[float]]:
+    """Latent weights and the inputs to the sign (after the shift) of every BinaryLinear, pooled, sampled."""
+    run.model.eval()
+    acts, hooks = [], [m.register_forward_hook(lambda m, i, o: acts.append(m.shift(i[0]).flatten()))
+                       for m in run.model.modules() if isinstance(m, BinaryLinear)]
+    run.model(run.prepare((images, None), False, None)[0])
+    for h in hooks:
+        h.remove()
+    w = torch.cat([m.weight.flatten() - m.weight.mean() for m in run.model.modules() if isinstance(m, BinaryLinear)])
+    g = torch.Generator().manual_seed(0)
+    pick_ = lambda t: t[torch.randperm(len(t), generator=g)[:4000]].tolist()  # noqa: E731
+    return {"latent weights (row-centred)": pick_(w), "activations before sign": pick_(torch.cat(acts))}
+
+
+def learned_scales(model: BinaryViT) -> dict[str, list[float]]:
+    """Per block: mean |a| of the affine before each residual, attention alpha * N, mean |shift| of fc1."""
+    blocks = [b for b in model.modules() if isinstance(b, BinaryBlock)]
+    out = {"affine attn |a|": [], "affine MLP |a|": [], "alpha x N": [], "fc1 |shift|": []}
+    for b in blocks:
+        if hasattr(b.aff1, "a"):
+            out["affine attn |a|"].append(b.aff1.a.abs().mean().item())
+            out["affine MLP |a|"].append(b.aff2.a.abs().mean().item())
+        if isinstance(b.attn, BinaryAttention) and b.attn.alpha is not None:
+            out["alpha x N"].append(b.attn.alpha.item() * b.attn.alpha_tokens)
+        if isinstance(b.fc1, BinaryLinear):
+            out["fc1 |shift|"].append(b.fc1.shift.bias.abs().mean().item())
+    return {k: v for k, v in out.items() if v}
+
+
+# ---------------------------------------------------------------- reproduce
+
+def _paired(acc: dict, a: str, b: str) -> dict:
+    """Per-seed difference acc[a] - acc[b] (same seed, same data, same teacher), summarised."""
+    return ledger.summarize([x - y for x, y in zip(acc[a], acc[b])])
+
+
+def _train_all(cfg: Config, seeds, progress: bool):
+    """Accuracy (%) per model over seeds; the first seed's runs (for looking inside); convergence."""
+    names = tuple(RUNGS) + (tuple(COMPONENTS) if cfg.components else ())
+    acc, first, conv = {}, {}, {}
+    for seed in seeds:
+        data = load_data(cfg, seed)
+        runs = run_names(cfg, data, seed, names, progress)
+        for n, r in runs.items():
+            acc.setdefault(n, []).append(100 * r.test_acc)
+        if seed == seeds[0]:
+            first = runs
+            if cfg.convergence:
+                conv = _convergence(cfg, data, seed, runs, progress)
+    return acc, first, conv
+
+
+def run_names(cfg: Config, data: ImageData, seed: int, names, progress: bool) -> dict[str, Run]:
+    runs = {TEACHER: train(cfg, TEACHER, data, seed, progress=progress)}
+    for n in names:
+        runs[n] = train(cfg, n, data, seed, runs[TEACHER].model, progress=progress)
+    return runs
+
+
+def _convergence(cfg: Config, data: ImageData, seed: int, runs: dict, progress: bool) -> dict:
+    """The teacher and the first rung trained 1.5x longer: how much does their accuracy still move?"""
+    out = {}
+    for name in (TEACHER, "binary DeiT"):
+        steps = int(1.5 * (cfg.teacher_steps if name == TEACHER else cfg.steps))
+        longer = train(cfg, name, data, seed, runs[TEACHER].model, steps, progress)
+        out[name] = {"steps": steps, "acc": 100 * runs[name].test_acc, "acc_1.5x": 100 * longer.test_acc,
+                     "change": 100 * (longer.test_acc - runs[name].test_acc)}
+    return out
+
+
+def _comparisons(acc: dict, costs: dict, cfg: Config) -> list[dict]:
+    n = len(acc["binary DeiT"])
+    where = f"Fashion-MNIST, {cfg.n_train} train images, {cfg.steps} steps, {n} seeds"
+    note = "Tiny binary ViT (width 32) distilled from a tiny FP ViT; the paper: DeiT-S on ImageNet."
+    names = list(RUNGS)
+    claims = ("gain_gap", "gain_multi_pool", "gain_affine", "gain_pyramid")
+    rows = [ledger.compare(PAPER, c, _paired(acc, b, a), where, note) for c, a, b in zip(claims, names, names[1:])]
+    rows.append(ledger.compare(PAPER, "gain_ladder", _paired(acc, names[-1], names[0]), where, note))
+    ratio = costs["+pyramid"]["ops"] / costs["binary DeiT"]["ops"]
+    rows.append(ledger.compare(PAPER, "ops_vs_fp", costs["+pyramid"]["ops"], "OPs counted on our 28-px pyramid rung",
+                               f"A 28-px model is ~100x smaller than DeiT-S at 224 px; our pyramid / binary DeiT "
+                               f"OPs = {ratio:.2f}", testable=False))
+    return rows
+
+
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+    """Train the teacher and the ladder per seed, check convergence, count OPs and size; record."""
+    t0 = time.perf_counter()
+    cfg = config(profile)
+    seeds = tuple(seeds or cfg.seeds)
+    acc, first, conv = _train_all(cfg, seeds, progress)
+    data = load_data(cfg, seeds[0])
+    images, labels = example_images(data)
+    costs = cost(cfg, data)
+    names = list(RUNGS)
+    metrics = {f"test_acc/{k}": ledger.summarize(v) for k, v in acc.items()}
+    metrics.update({f"gain/{b}": _paired(acc, b, a) for a, b in zip(names, names[1:])})
+    metrics.update({f"gap_to_teacher/{k}": _paired(acc, TEACHER, k) for k in acc if k != TEACHER})
+    prov = provenance(profile, seeds, time.perf_counter() - t0, config=cfg,
+                      dataset={"name": data.name, "source": data.source, "n_train": cfg.n_train,
+                               "n_test": len(data.test_y)})
+    inside = {"received": {k: [m.tolist() for m in attention_received(first[k], images)]
+                           for k in (TEACHER, "binary DeiT", "+affine")},
+              "values": pre_sign_values(first["+affine"], images),
+              "scales": {k: learned_scales(first[k].model) for k in names}}
+    extra = {"accuracy": acc, "cost": costs, "convergence": conv, "inside": inside,
+             "histories": {k: r.history.to_dict() for k, r in first.items()},
+             "artifacts": {"images": images[:, 0].tolist(), "labels": labels.tolist(), "classes": list(data.classes),
+                           "grid": first[TEACHER].model.grid}}
+    return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(acc, costs, cfg), extra))
+
+
+# ---------------------------------------------------------------- figures for the thesis
+
+def _order(results: dict) -> list[str]:
+    return [k for k in (TEACHER, *RUNGS, *COMPONENTS) if k in results["accuracy"]]
+
+
+@figure("binaryvit_ladder", CHAPTER)
+def fig_ladder(results: dict):
+    import matplotlib.pyplot as plt
+    acc, names = results["accuracy"], _order(results)
+    fig, ax = plt.subplots(figsize=(4.6, 2.4))
+    means = [torch.tensor(acc[k]).mean().item() for k in names]
+    stds = [torch.tensor(acc[k]).std().item() if len(acc[k]) > 1 else 0.0 for k in names]
+    bar_with_errors(ax, names, means, stds, ylabel="test accuracy (%)")
+    ax.set_title(f"mean ± std over {len(acc[names[0]])} seeds", fontsize=8)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+@figure("binaryvit_ops", CHAPTER)
+def fig_ops(results: dict):
+    import matplotlib.pyplot as plt
+    c = results["cost"]
+    names = [k for k in (TEACHER, *RUNGS) if k in c]
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.4))
+    bar_with_errors(axes[0], names, [c[k]["ops"] / 1e6 for k in names], ylabel="M OPs per image")
+    bar_with_errors(axes[1], names, [c[k]["packed_bytes"] / 1e3 for k in names], ylabel="stored kB (packed)")
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def draw_values(values: dict):
+    """One histogram panel per kind of value (their scales differ by ~50x), the sign's threshold dashed."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(values), figsize=(6.4, 2.2))
+    for ax, (name, v) in zip(axes, values.items()):
+        overlaid_histograms({name: v}, xlabel="value", ax=ax, vline=0.0)
+        ax.get_legend().remove()
+        ax.set_title(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def draw_scales(scales: dict):
+    """One bar panel per learned quantity, a bar per block."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(scales), figsize=(1.7 * len(scales), 2.0), squeeze=False)
+    for ax, (name, v) in zip(axes[0], scales.items()):
+        bar_with_errors(ax, [str(i + 1) for i in range(len(v))], v, ylabel=name)
+        ax.set_xlabel("block")
+    fig.tight_layout()
+    return fig
+
+
+@figure("binaryvit_values", CHAPTER)
+def fig_values(results: dict):
+    return draw_values(results["inside"]["values"])
+
+
+@figure("binaryvit_scales", CHAPTER)
+def fig_scales(results: dict):
+    return draw_scales(results["inside"]["scales"]["+affine"])
+
+
+@figure("binaryvit_attention", CHAPTER)
+def fig_attention(results: dict):
+    from ..viz import attention_grid
+    art, rec = results["artifacts"], results["inside"]["received"]
+    images = torch.tensor(art["images"], dtype=torch.uint8)[:, None]
+    g = art["grid"]
+    heats = torch.stack([torch.tensor(rec[k][-1]).view(-1, g, g) for k in rec])
+    return attention_grid(images, heats, [f"{k}\nlast layer" for k in rec],
+                          [art["classes"][i] for i in art["labels"]])
+
+
+@figure("binaryvit_curves", CHAPTER)
+def fig_curves(results: dict):
+    conv = results["convergence"]
+    names = list(conv)
+    return curves_with_errors([1.0, 1.5], {k: [[conv[k]["acc"]], [conv[k]["acc_1.5x"]]] for k in names},
+                              xlabel="training length (x standard)", ylabel="test accuracy (%)")
+
+
+# ---------------------------------------------------------------- exercises
+
+def tensor_scaled_binary_weight(w: torch.Tensor) -> torch.Tensor:
+    """The exercise's variant: one alpha = mean|W| for the whole matrix, times sign(W - row mean)."""
+    return w.abs().mean() * torch.sign(w - w.mean(dim=1, keepdim=True))
+
+
+def masked_dot(a_packed: torch.Tensor, w_packed: torch.Tensor) -> torch.Tensor:
+    """sum_i a_i w_i for a in {0, 1} (bit = 1) and w in {-1, +1}: 2 popcount(a AND w) - popcount(a)."""
+    from ..nn.binary import _POPCOUNT
+    both = _POPCOUNT[(a_packed[:, None, :] & w_packed[None, :, :]).long()].sum(-1)
+    return 2 * both - _POPCOUNT[a_packed.long()].sum(-1)[:, None]
+
+
+@exercise("binaryvit.tensor_scaled_binary_weight")
+def _check_binary_weight(student_fn):
+    torch.manual_seed(0)
+    # rows with different means and scales: a missing centring or a per-row alpha shows
+    w = torch.randn(6, 10) * torch.linspace(0.5, 3, 6)[:, None] + torch.linspace(-2, 2, 6)[:, None]
+    assert_same(torch.as_tensor(student_fn(w)).detach(), tensor_scaled_binary_weight(w),
+                "one alpha = mean|W| over the whole matrix, times sign(W - row mean)")
+
+
+@exercise("binaryvit.bireal_grad")
+def _check_bireal(student_fn):
+    x = torch.linspace(-1.5, 1.5, 31, requires_grad=True)
+    bireal_sign(x).sum().backward()
+    assert_same(torch.as_tensor(student_fn(x.detach())), x.grad,
+                "d sign(x)/dx as Bi-Real approximates it: 2 - 2|x| inside [-1, 1], 0 outside")
+
+
+@exercise("binaryvit.masked_dot")
+def _check_masked_dot(student_fn):
+    torch.manual_seed(0)
+    for k in (8, 13, 64):
+        a, w = torch.randint(0, 2, (3, k)).float() - 0.5, torch.randn(4, k)
+        want = ((a > 0).float() @ torch.sign(w).T).long()
+        assert_same(masked_dot(pack_bits(a), pack_bits(w)).long(), want, "the library's masked_dot")
+        got = torch.as_tensor(student_fn(pack_bits(a), pack_bits(w), k)).long()
+        assert_same(got, want, f"sum a_i w_i with a in {{0, 1}}, w in {{-1, 1}}, rows of k={k}")
+
+
+# ---------------------------------------------------------------- the notebook's summary of a recorded run
+
+def _mean_se(values) -> str:
+    s = ledger.summarize(values)
+    return f"{s['mean']:.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
+
+
+def summary_markdown(results: dict) -> str:
+    """What a recorded run found, as Markdown rendered from its numbers (mean ± s.e. over seeds)."""
+    acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
+    n = len(acc[names[0]])
+    ladder = ", ".join(f"{k} {_mean_se(acc[k])}" for k in (TEACHER, *names))
+    gains = ", ".join(f"{b} {_mean_se([x - y for x, y in zip(acc[b], acc[a])])}"
+                      for a, b in zip(names, names[1:]))
+    conv = "; ".join(f"{k}: {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.1f})"
+                     for k, v in results.get("convergence", {}).items())
+    c = results["cost"]
+    size = ", ".join(f"{k} {c[k]['size_ratio']:.1f}x (binary layers alone "
+                     f"{c[k]['binary_layers_ratio']:.1f}x)" for k in names)
+    return (f"**Recorded standard run** ({n} seeds, mean ± s.e.). Test accuracy (%): {ladder}.\n\n"
+            f"Paired gain of each rung over the one before (points): {gains}.\n\n"
+            f"Convergence check (first seed): {conv or 'not run'}.\n\n"
+            f"Whole-model storage, float32 / packed: {size}; OPs per image: " +
+            ", ".join(f"{k} {c[k]['ops'] / 1e6:.3f} M" for k in (TEACHER, *names)) + ".")

@@ -1,0 +1,140 @@
+"""Chapter 08, BinaryViT: binary quantisers vs hand-written references, packing, XNOR-popcount, the model's
+switches, OPs counting, exercise checks, and a smoke training well above chance."""
+import pytest
+import torch
+
+from ingur_lib import exercises
+from ingur_lib.chapters import binaryvit as ch
+from ingur_lib.errors import IngurError
+from ingur_lib.models.binaryvit import BinaryViT, BinaryViTConfig, count_ops
+from ingur_lib.nn.binary import (BinaryLinear, RPReLU, binarize_attention, binary_weight, bireal_sign, pack_bits,
+                                 unpack_bits, xnor_dot)
+
+
+def test_binary_weight_values_and_gradient():
+    torch.manual_seed(0)
+    w = (torch.randn(4, 6) * 0.5 + torch.tensor([[-1.0], [0.0], [0.5], [2.0]])).requires_grad_()
+    alpha = w.detach().abs().mean(1, keepdim=True)
+    centred = w.detach() - w.detach().mean(1, keepdim=True)
+    torch.testing.assert_close(binary_weight(w), alpha * torch.sign(centred))
+    binary_weight(w).sum().backward()
+    # STE through clamp(W - mean): d/dW of sum(clamp(centred)) is (inside - mean(inside)) per row
+    inside = (centred.abs() <= 1).float()
+    torch.testing.assert_close(w.grad, inside - inside.mean(1, keepdim=True))
+
+
+def test_bireal_sign_gradient_is_piecewise_linear():
+    x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 3.0], requires_grad=True)
+    y = bireal_sign(x)
+    assert y.tolist() == [-1, -1, -1, 0, 1, 1, 1]
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([0.0, 0.0, 1.0, 2.0, 1.5, 0.0, 0.0]))
+
+
+def test_attention_bits_are_zero_or_alpha_and_alpha_learns():
+    p = torch.tensor([0.0, 0.04, 0.06, 0.5, 1.0], requires_grad=True)
+    alpha = torch.tensor(0.1, requires_grad=True)
+    out = binarize_attention(p, alpha)
+    torch.testing.assert_close(out, torch.tensor([0.0, 0.0, 0.1, 0.1, 0.1]))
+    out.sum().backward()
+    torch.testing.assert_close(p.grad, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0]))
+    # (round(q) - q) inside plus 1 per clipped element: 0 - 0.4 + 0.4 + 1 + 1
+    torch.testing.assert_close(alpha.grad, torch.tensor(2.0))
+
+
+def test_rprelu_reference():
+    m = RPReLU(3)
+    with torch.no_grad():
+        m.gamma.copy_(torch.tensor([0.0, 1.0, -1.0]))
+        m.zeta.copy_(torch.tensor([0.5, 0.0, 0.0]))
+    x = torch.tensor([[-1.0, 0.0, 0.0]])
+    torch.testing.assert_close(m(x), torch.tensor([[-0.25 + 0.5, -0.25, 1.0]]))
+
+
+@pytest.mark.parametrize("k", [1, 8, 13, 100])
+def test_pack_unpack_and_xnor_equal_the_float_product(k):
+    torch.manual_seed(k)
+    a, w = torch.randn(5, k), torch.randn(7, k)
+    pa, pw = pack_bits(a), pack_bits(w)
+    assert pa.dtype == torch.uint8 and pa.shape == (5, -(-k // 8))
+    torch.testing.assert_close(unpack_bits(pa, k), torch.where(a >= 0, 1.0, -1.0))
+    want = torch.where(a >= 0, 1.0, -1.0) @ torch.where(w >= 0, 1.0, -1.0).T
+    assert torch.equal(xnor_dot(pa, pw, k), want.int())
+
+
+def test_binary_linear_xnor_path_equals_forward_and_size():
+    torch.manual_seed(0)
+    layer = BinaryLinear(20, 6)
+    x = torch.randn(3, 4, 20)
+    torch.testing.assert_close(layer.forward_xnor(x), layer(x), atol=1e-5, rtol=1e-5)
+    assert layer.packed_weight_bytes() == 6 * (3 + 4)  # 20 bits -> 3 bytes per row, plus a float alpha
+    with pytest.raises(IngurError, match="pack both"):
+        xnor_dot(pack_bits(x[0]), pack_bits(torch.randn(6, 9)), 20)
+
+
+def test_model_switches_shapes_and_errors():
+    x = torch.randn(2, 1, 28, 28)
+    for name in (ch.TEACHER, *ch.RUNGS, *ch.COMPONENTS):
+        cfg = ch.model_config(ch.config("smoke"), name, _FakeData())
+        assert BinaryViT(cfg)(x).shape == (2, 10), name
+    with pytest.raises(IngurError, match="pool='mean'"):
+        BinaryViTConfig(multi_pool=True)
+    with pytest.raises(IngurError, match="divisible"):
+        BinaryViTConfig(patch_size=5)
+
+
+def test_ops_count_binary_and_float_parts():
+    cfg = BinaryViTConfig(dims=(16,), depths=(1,), heads=2, mlp_ratio=2.0)
+    c = count_ops(BinaryViT(cfg), torch.zeros(1, 1, 28, 28))
+    n = 49 + 1
+    linears = n * (16 * 48 + 16 * 16 + 16 * 32 + 32 * 16)
+    assert c["bops"] == linears + 2 * n * n * 16
+    fp = count_ops(BinaryViT(BinaryViTConfig(dims=(16,), depths=(1,), heads=2, binary=False)), torch.zeros(1, 1, 28, 28))
+    assert fp["bops"] == 0 and fp["flops"] > c["flops"] + linears - 1
+    assert c["ops"] == pytest.approx(c["bops"] / 64 + c["flops"])
+
+
+def test_exercise_checks_reject_the_library_and_accept_solutions():
+    with pytest.raises(AssertionError):
+        exercises.check("binaryvit.tensor_scaled_binary_weight", binary_weight)
+    exercises.check("binaryvit.tensor_scaled_binary_weight", ch.tensor_scaled_binary_weight)
+    with pytest.raises(AssertionError):
+        exercises.check("binaryvit.bireal_grad", bireal_sign)
+    exercises.check("binaryvit.bireal_grad", lambda x: (2 - 2 * x.abs()).clamp(min=0))
+    with pytest.raises(AssertionError):
+        exercises.check("binaryvit.masked_dot", xnor_dot)
+    exercises.check("binaryvit.masked_dot", lambda a, w, k: ch.masked_dot(a, w))
+
+
+class _FakeData:
+    image_shape, num_classes = (1, 28, 28), 10
+
+
+def test_smoke_training_beats_chance():
+    cfg = ch.config("smoke")
+    data = ch.load_data(cfg)
+    runs = ch.run("smoke", data=data, names=("+affine",), progress=False)
+    assert runs[ch.TEACHER].test_acc > 0.5
+    assert runs["+affine"].test_acc > 0.3  # chance is 0.1
+
+
+def test_pooling_matrices_equal_avg_pool():
+    import torch.nn.functional as F
+
+    from ingur_lib.models.binaryvit import POOLS, pooling_matrices
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 3)  # (B, C, H, W)
+    mats = pooling_matrices((4, 3))
+    tokens = x.flatten(2).transpose(1, 2)
+    for mat, k in zip(mats, POOLS):
+        want = F.avg_pool2d(x, k, 1, (k[0] // 2, k[1] // 2), count_include_pad=False).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(mat @ tokens, want)
+
+
+def test_ops_count_multi_pool_as_pooling_adds():
+    base = dict(dims=(16,), depths=(1,), heads=2, pool="mean")
+    x = torch.zeros(1, 1, 28, 28)
+    plain = count_ops(BinaryViT(BinaryViTConfig(**base)), x)
+    pools = count_ops(BinaryViT(BinaryViTConfig(**base, multi_pool=True)), x)
+    assert pools["bops"] == plain["bops"]
+    assert pools["flops"] - plain["flops"] == 49 * 16 * (3 + 3 + 5 + 5)
