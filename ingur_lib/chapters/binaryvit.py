@@ -375,7 +375,7 @@ def masked_dot(a_packed: torch.Tensor, w_packed: torch.Tensor) -> torch.Tensor:
     return 2 * both - _POPCOUNT[a_packed.long()].sum(-1)[:, None]
 
 
-@exercise("binaryvit.tensor_scaled_binary_weight")
+@exercise("binaryvit.tensor_scaled_binary_weight", tensor_scaled_binary_weight)
 def _check_binary_weight(student_fn):
     torch.manual_seed(0)
     # rows with different means and scales: a missing centring or a per-row alpha shows
@@ -392,7 +392,7 @@ def _check_bireal(student_fn):
                 "d sign(x)/dx as Bi-Real approximates it: 2 - 2|x| inside [-1, 1], 0 outside")
 
 
-@exercise("binaryvit.masked_dot")
+@exercise("binaryvit.masked_dot", masked_dot)
 def _check_masked_dot(student_fn):
     torch.manual_seed(0)
     for k in (8, 13, 64):
