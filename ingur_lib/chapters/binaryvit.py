@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 import torch
 
 from .. import ledger, measure
-from ..data import ImageData, example_images, image_prepare, load_images
+from ..data import ImageData, example_images, image_prepare, prepared, load_images
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.binaryvit import BinaryAttention, BinaryBlock, BinaryViT, BinaryViTConfig, count_ops
-from ..nn.attention import capture_attention
+from ..nn.attention import attention_weights
 from ..nn.binary import BinaryLinear, binary_weight, bireal_sign, pack_bits, xnor_dot
 from ..nn.distill import distillation_loss
 from ..profiles import pick
@@ -154,10 +154,7 @@ def cost(cfg: Config, data: ImageData) -> dict[str, dict]:
 @torch.no_grad()
 def attention_received(run: Run, images: torch.Tensor) -> list[torch.Tensor]:
     """Per layer of the first stage: (B, N) attention each patch receives, averaged over heads and queries."""
-    run.model.eval()
-    x = run.prepare((images, None), False, None)[0]
-    with capture_attention(run.model) as maps:
-        run.model(x)
+    maps = attention_weights(run.model, prepared(run.prepare, images))
     n = run.model.grid ** 2
     return [m[..., -n:].mean((1, 2)) for m in maps if m.shape[-1] >= n]
 

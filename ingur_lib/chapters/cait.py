@@ -19,12 +19,12 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger, measure
-from ..data import Augment, ImageData, example_images, image_prepare, load_images
+from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_images
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig
-from ..nn.attention import attention_entropy, capture_attention
+from ..nn.attention import attention_entropy, attention_weights
 from ..nn.class_attention import ClassAttention
 from ..nn.layer_scale import LayerScale, layer_scale_init
 from ..nn.talking_heads import TalkingHeadsAttention
@@ -132,7 +132,7 @@ def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None
 # ---------------------------------------------------------------- looking inside
 
 def model_inputs(run: Run, images: torch.Tensor) -> torch.Tensor:
-    return run.prepare((images.to(next(run.model.parameters()).device), None), False, None)[0]
+    return prepared(run.prepare, images, next(run.model.parameters()).device)
 
 
 @torch.no_grad()
@@ -172,9 +172,7 @@ def layer_scales(model: ViT) -> dict[str, torch.Tensor]:
 def class_attention_maps(run: Run, images: torch.Tensor) -> list[torch.Tensor]:
     """The class token's attention over the patches, (B, H, grid, grid) per layer that reads it: every layer of a
     plain ViT (its query row 0), or the class-attention layers of CaiT (their one query)."""
-    run.model.eval()
-    with capture_attention(run.model) as maps:
-        run.model(model_inputs(run, images))
+    maps = attention_weights(run.model, model_inputs(run, images))
     g = run.model.grid
     if run.model.class_blocks:
         maps = maps[len(run.model.blocks):]  # the class-attention layers come after the stack

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 
 from .. import ledger, measure
-from ..data import Augment, image_prepare
+from ..data import Augment, image_prepare, prepared
 from ..data.forgery import VARIANTS, ForgeryConfig, ForgeryData, Split, affine, blend, load, match_stats
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.cvit import CViT, CViTConfig
 from ..models.vit import ViT, ViTConfig
-from ..nn.attention import attention_rollout, capture_attention
+from ..nn.attention import attention_rollout, attention_weights
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit, predict
@@ -200,11 +200,7 @@ def example_frames(split: Split) -> tuple[torch.Tensor, torch.Tensor, list[str]]
 @torch.no_grad()
 def attention_of(r: Run, frames: torch.Tensor) -> list[torch.Tensor]:
     """Every layer's (B, H, N, N) attention of `r.model` on uint8 frames."""
-    r.model.eval()
-    x = r.prepare((frames, None), False, None)[0]
-    with capture_attention(r.model) as maps:
-        r.model(x)
-    return [m.cpu() for m in maps]
+    return [m.cpu() for m in attention_weights(r.model, prepared(r.prepare, frames))]
 
 
 def cls_rollout(r: Run, frames: torch.Tensor) -> torch.Tensor:

@@ -20,14 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ledger, measure
-from ..data import Augment, ImageData, example_images, image_prepare, load_images
+from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_images
 from ..nn.distill import distillation_loss, hard_distillation
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.cnn import CNNConfig, ResNet
 from ..models.deit import DEIT_REPORTED, DistilledViT, deit_config
 from ..models.vit import ViT, ViTConfig
-from ..nn.attention import attention_rollout, capture_attention
+from ..nn.attention import attention_rollout, attention_weights
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit, predict
@@ -190,9 +190,7 @@ def token_attention(model: DistilledViT, x: torch.Tensor) -> dict:
 
     Returns per-layer head-averaged maps (B, L, g, g) for each token and their rollouts (B, g, g).
     """
-    model.eval()
-    with capture_attention(model) as maps:
-        model(x)
+    maps = attention_weights(model, x)
     g, out = model.grid, {}
     roll = attention_rollout(maps)
     for name, q in (("cls", 0), ("dist", 1)):
@@ -200,10 +198,6 @@ def token_attention(model: DistilledViT, x: torch.Tensor) -> dict:
         out[f"{name}_rollout"] = cls_attention(roll, g, num_prefix=2, query=q)
     out["raw"] = maps
     return out
-
-
-def prepared(prepare, images: torch.Tensor) -> torch.Tensor:
-    return prepare((images, None), False, None)[0]
 
 
 # ---------------------------------------------------------------- throughput of DeiT-Ti/S/B

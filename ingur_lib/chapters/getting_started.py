@@ -11,11 +11,11 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger
-from ..data import Augment, ImageData, example_images, image_prepare, load_subset
+from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_subset
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig, count_params
-from ..nn.attention import attention_rollout, capture_attention
+from ..nn.attention import attention_rollout, attention_weights
 from ..nn.tokens import PatchEmbed
 from ..profiles import pick
 from ..runtime import config_dict, provenance, seed_everything
@@ -98,10 +98,7 @@ def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None
 @torch.no_grad()
 def attention_maps(model: ViT, prepare, images: torch.Tensor) -> dict:
     """Class-token attention per layer (head-averaged), per head in the last layer, and rollout."""
-    model.eval()
-    x = prepare((images.to(next(model.parameters()).device), None), False, None)[0]
-    with capture_attention(model) as maps:
-        model(x)
+    maps = attention_weights(model, prepared(prepare, images, next(model.parameters()).device))
     g = model.grid
     per_layer = torch.stack([cls_attention(m.mean(1), g) for m in maps], 1)       # (B, L, g, g)
     last_heads = cls_attention(maps[-1], g)                                       # (B, H, g, g)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger, measure
-from ..data import Augment, ImageData, example_images, image_prepare, load_images
+from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_images
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig
-from ..nn.attention import attention_entropy, attention_rollout, capture_attention
+from ..nn.attention import attention_entropy, attention_rollout, attention_weights
 from ..nn.lsa import LocalitySelfAttention, diagonal_mask
 from ..nn.spt import shift_views
 from ..profiles import pick
@@ -149,11 +149,8 @@ def paper_scale_mmacs() -> dict[str, float]:
 @torch.no_grad()
 def attention_of(run: Run, images: torch.Tensor) -> list[torch.Tensor]:
     """Every layer's (B, H, N, N) attention weights of `run.model` on uint8 `images`."""
-    run.model.eval()
-    x = run.prepare((images.to(next(run.model.parameters()).device), None), False, None)[0]
-    with capture_attention(run.model) as maps:
-        run.model(x)
-    return [m.cpu() for m in maps]
+    x = prepared(run.prepare, images, next(run.model.parameters()).device)
+    return [m.cpu() for m in attention_weights(run.model, x)]
 
 
 def entropy_per_layer(maps: list[torch.Tensor]) -> list[float]:

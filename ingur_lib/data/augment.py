@@ -100,6 +100,11 @@ class Augment:
         return x, y
 
 
+def prepared(prepare, images: torch.Tensor, device=None) -> torch.Tensor:
+    """Model inputs for stored `images` through `prepare` in evaluation mode (no augmentation), on `device`."""
+    return prepare((images if device is None else images.to(device), None), False, None)[0]
+
+
 def image_prepare(mean, std, augment: Augment | None = None, num_classes: int = 10):
     """A `fit` prepare function: uint8 -> normalized float, plus `augment` on training batches."""
     def prepare(batch, train, gen):

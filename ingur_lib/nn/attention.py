@@ -112,6 +112,15 @@ def capture_attention(model: nn.Module):
     return recording([m for m in model.modules() if hasattr(m, "capture") and isinstance(m, nn.Module)])
 
 
+@torch.no_grad()
+def attention_weights(model: nn.Module, x) -> list[torch.Tensor]:
+    """Every attention layer's (B, H, Nq, Nk) weights in one forward pass of `model` over `x`, in eval mode."""
+    model.eval()
+    with capture_attention(model) as maps:
+        model(x)
+    return maps
+
+
 def attention_rollout(maps: list[torch.Tensor], head_fusion: str = "mean") -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema 2020): how much each token draws on each input token.
 
