@@ -3,7 +3,7 @@
 | profile  | where                 | budget                                   |
 |----------|-----------------------|------------------------------------------|
 | smoke    | CI, the default book  | <= 3 min per notebook on 2 CPU cores      |
-| standard | a laptop / 2 CPU cores| <= 30 min per chapter; the ledger's numbers |
+| standard | a laptop / 2 CPU cores| <= 60 min per chapter, converged; the ledger |
 | full     | a GPU (Colab)         | hours; paper-like datasets               |
 """
 from __future__ import annotations

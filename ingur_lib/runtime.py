@@ -133,6 +133,7 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "dataset": dataset or {},
         "config": config_dict(config),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "threads": torch.get_num_threads(),  # OMP_NUM_THREADS=1 on a shared machine: wall time is per core
     }
 
 
