@@ -4,12 +4,15 @@ Times the base ViT of chapter 00 (its standard dims, all tokens kept) beside `Pl
 written directly on `F.scaled_dot_product_attention` with the same dims and the same parameter count,
 in the same process, alternating the two (`rounds` times) so that the machine's drift hits both alike.
 Both are measured by `ingur_lib.measure` (warm-up, median of repeats); the ratio is book / plain within
-each round (paired in time), its median over rounds reported with its range (above 1: the book's ViT is
-faster). On a shared machine the range tells how far to trust it.
+each round (paired in time; the order within a round alternates too, since whoever goes first runs measurably
+slower), its median over rounds reported with its range (above 1: the book's ViT is faster). On a shared
+machine the range tells how far to trust it. `kernel_counts` shows what lies below the timing: the two
+models run the same ATen kernels, the same number of times, so a ratio away from 1 is Python overhead or noise.
 """
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +63,25 @@ def base_config() -> ViTConfig:
     return replace(CONFIGS["standard"].model, patch_keep=1.0)
 
 
-def bench(batch: int = 128, rounds: int = 5, repeats: int = 10) -> dict:
+def kernel_counts(model: nn.Module, x: torch.Tensor) -> Counter:
+    """How many times each ATen operator runs in one inference forward pass: what the machine executes, below
+    Python. Two models with the same counts differ only in Python-side overhead."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            counts[str(func.overloadpacket)] += 1
+            return func(*args, **(kwargs or {}))
+    counts: Counter = Counter()
+    was = model.training
+    model.eval()
+    with torch.no_grad(), Count():
+        model(x)
+    model.train(was)
+    return counts
+
+
+def bench(batch: int = 128, rounds: int = 6, repeats: int = 10) -> dict:
     """Inference and training images/s of the book's ViT and the plain one, and their ratios."""
     cfg = base_config()
     torch.manual_seed(0)
@@ -68,12 +89,15 @@ def bench(batch: int = 128, rounds: int = 5, repeats: int = 10) -> dict:
     x = torch.randn(batch, cfg.in_chans, cfg.image_size, cfg.image_size)
     y = torch.randint(0, cfg.num_classes, (batch,))
     runs = {(m, k): [] for m in models for k in ("inference", "training")}
-    for _ in range(rounds):  # alternate, so drift of the machine's speed hits both
-        for name, model in models.items():
+    for r in range(rounds):  # alternate, so drift of the machine's speed hits both
+        order = list(models) if r % 2 == 0 else list(models)[::-1]  # and who goes first: that is worth ~10%
+        for name in order:
+            model = models[name]
             runs[name, "inference"].append(measure.latency(model, x, 2, repeats)["items_per_s"])
             runs[name, "training"].append(measure.train_throughput(model, x, y, 2, repeats)["items_per_s"])
     out = {"batch": batch, "threads": torch.get_num_threads(), "rounds": rounds, "repeats": repeats,
-           "params": {n: measure.count_params(m) for n, m in models.items()}}
+           "params": {n: measure.count_params(m) for n, m in models.items()},
+           "kernels": {n: sum(kernel_counts(m, x).values()) for n, m in models.items()}}
     for kind in ("inference", "training"):
         ratios = [b / p for b, p in zip(runs["book", kind], runs["plain", kind])]  # paired: same round
         out[kind] = {"book": statistics.median(runs["book", kind]), "plain": statistics.median(runs["plain", kind]),
@@ -84,7 +108,8 @@ def bench(batch: int = 128, rounds: int = 5, repeats: int = 10) -> dict:
 def report(r: dict) -> str:
     lines = [f"ViT of chapter 00 (standard dims) vs a plain SDPA ViT: batch {r['batch']}, {r['threads']} threads, "
              f"median of {r['rounds']} alternating rounds x {r['repeats']} repeats; params "
-             f"{r['params']['book']:,} vs {r['params']['plain']:,}"]
+             f"{r['params']['book']:,} vs {r['params']['plain']:,}; ATen kernels per forward "
+             f"{r['kernels']['book']} vs {r['kernels']['plain']}"]
     for kind in ("inference", "training"):
         k = r[kind]
         lines.append(f"{kind:9s}  book {k['book']:7.0f} img/s   plain {k['plain']:7.0f} img/s   "

@@ -100,3 +100,13 @@ def test_plain_vit_computes_the_same_function_as_the_book_vit():
     plain.load_state_dict(state)
     x = torch.randn(3, 1, 28, 28)
     torch.testing.assert_close(plain(x), book(x))
+
+
+def test_book_vit_runs_exactly_the_plain_vits_kernels():
+    """Below Python the two models are one program: the same ATen operators, the same number of times
+    (a stray copy, mask or dropout kernel in the book's ViT would show here, whatever the timing noise)."""
+    from ingur_lib.bench import PlainViT, kernel_counts
+    cfg = ViTConfig(image_size=28, patch_size=7, dim=32, depth=2, heads=2)
+    x = torch.randn(2, 1, 28, 28)
+    book, plain = kernel_counts(ViT(cfg), x), kernel_counts(PlainViT(cfg), x)
+    assert book == plain and book["aten.addmm"] == 4 * cfg.depth + 1  # qkv, proj, fc1, fc2 per block; the head
