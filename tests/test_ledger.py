@@ -284,7 +284,7 @@ def test_chapter_table_is_compact_with_reasons_folded(toy_root):
     _record([ledger.compare("toy", "gain", ledger.summarize([3.0, 3.5, 4.0]), "our gain", "a note")])
     md = ledger.chapter_markdown("toy_ch")
     assert md.splitlines()[0] == "| # | claim | paper | ours | verdict |"
-    assert "+3.50 ± 0.29 (n=3)" in md                       # mean ± standard error
+    assert "+3.50\u00a0±\u00a00.29 (n=3)" in md                 # mean ± standard error, never split
     assert "<details>" in md and "**Why:**" in md and "a note." in md
 
 

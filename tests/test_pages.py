@@ -57,3 +57,48 @@ def test_intro_and_reading_paths_are_generated_from_the_chapters(tmp_path):
         row = next(line for line in table.splitlines() if line.startswith(f"| {c.id[:2]} "))
         assert ("in preparation" in row) == (c.module is None or not (repo_root() / "notebooks" /
                                                                       f"{c.id}.ipynb").exists())
+
+
+# ---------------------------------------------------------------- what the screenshots showed (issue 18)
+
+def test_ledger_counts_print_as_counts_and_arrows_do_not_split():
+    """BinaryViT's OPs showed as `39,938.00`, a baseline's parameters as `4.077e+05`, and a claim's
+    `57.07 -> 61.07` broke between `-` and `>` in a narrow column."""
+    assert ledger._num(39938.0) == "39,938" and ledger._num(-15.61, sign=True) == "-15.61"
+    assert ledger._num(100.0) == "100.00" and ledger._num(6.68e-6, sign=True) == "+6.68e-06"
+    assert ledger._baseline_value({"mean": 407690.0, "n": 1}) == "407,690"
+    assert ledger._baseline_value({"mean": 0.9019, "n": 1}) == "0.9019"
+    assert ledger._md_cell("ViT (57.07 -> 61.07)") == "ViT (57.07 → 61.07)"
+
+
+def test_provenance_is_plain_text_within_the_column():
+    """Chapters print these lines: backticks showed as raw markup and each line ran off the page."""
+    lines = ledger.provenance_lines()
+    assert lines, "no recorded run"
+    for entry in lines:
+        assert "`" not in entry
+        assert max(len(line) for line in entry.splitlines()) <= 88
+        assert all(line.startswith("  ") for line in entry.splitlines()[1:])
+
+
+def test_a_chapter_without_a_recorded_run_lists_its_papers_claims():
+    """06's page showed a ledger table with a header and no rows before its first standard run."""
+    some = next(c for c in book.CHAPTERS if c.paper and c.module)
+    rows = ledger.table(chapter=some.id)
+    assert len(rows) == len(ledger.load_reported(some.paper)["claims"])
+    assert set(rows["paper"]) == {some.paper}
+    assert "No claim" in ledger.to_markdown(rows.iloc[:0]) and "|" not in ledger.to_markdown(rows.iloc[:0])
+
+
+def test_inconclusive_and_partly_badges_differ():
+    """With this theme `secondary` is an orange next to `partly`'s warning orange."""
+    assert len({ledger.BADGES[v] for v in ledger.VERDICTS}) == len(ledger.VERDICTS)
+    assert ledger.BADGES[ledger.INCONCLUSIVE] not in ("secondary", ledger.BADGES[ledger.PARTLY])
+
+
+def test_text_column_rule_outranks_the_theme():
+    """`.bd-article-container` alone lost to the theme's `.bd-main .bd-content .bd-article-container`
+    (the column stayed ~690 px at 1280 px): the book's rule must use at least that selector."""
+    css = (repo_root() / "book" / "_static" / "ingur.css").read_text(encoding="utf-8")
+    assert ".bd-main .bd-content .bd-article-container" in css
+    assert "--pst-sidebar-secondary" in css
