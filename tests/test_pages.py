@@ -102,3 +102,13 @@ def test_text_column_rule_outranks_the_theme():
     css = (repo_root() / "book" / "_static" / "ingur.css").read_text(encoding="utf-8")
     assert ".bd-main .bd-content .bd-article-container" in css
     assert "--pst-sidebar-secondary" in css
+
+
+def test_code_blocks_of_the_book_pages_fit_the_column():
+    """how-to-run's commands carried their comments on the same line and ran off the page."""
+    import re
+    for page in sorted((repo_root() / "book").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for lang, body in re.findall(r"```([a-z]*)\n(.*?)```", text, re.S):   # code, not {directives}
+            for line in body.splitlines():
+                assert len(line) <= 80, f"{page.name}: a {lang or 'code'} line of {len(line)} characters"
