@@ -449,12 +449,12 @@ def _unrun(key: str, rep: dict, rc: dict) -> dict:
             "commit": ""}
 
 
-def _paper_of(chapter: str | None) -> str | None:
-    """The paper a chapter of the book rebuilds (None for a chapter the book does not list)."""
-    if not chapter:
-        return None
-    from .chapters import CHAPTERS
-    return next((c.paper for c in CHAPTERS if c.id == chapter), None)
+def _paper_of(chapter: str | None, reported: dict) -> str | None:
+    """The paper a chapter rebuilds, by the book's naming (chapter `06_cvit` rebuilds `cvit`), so that
+    a chapter without a recorded run still lists its paper's claims. (The ledger sits below the
+    chapters and does not import their registry.)"""
+    key = chapter.split("_", 1)[-1] if chapter else None
+    return key if key in reported else None
 
 
 def table(chapter: str | None = None, paper: str | None = None):
@@ -467,7 +467,7 @@ def table(chapter: str | None = None, paper: str | None = None):
         if not chapter or res["chapter"] == chapter:
             rows += _rows_of(res, reported, paper)
     seen = {r.pop("_id") for r in rows}
-    own = _paper_of(chapter)
+    own = _paper_of(chapter, reported)
     for key, rep in reported.items():
         if (paper and key != paper) or (chapter and key != own and not any(r["paper"] == key for r in rows)):
             continue

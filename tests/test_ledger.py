@@ -10,6 +10,7 @@ from ingur_lib import ledger
 from ingur_lib.book import ledger_page
 from ingur_lib.errors import IngurError
 from ingur_lib.paths import repo_root, reported_dir, results_dir
+from ingur_lib.chapters import CHAPTERS
 from ingur_lib.runtime import provenance
 
 # ---------------------------------------------------------------- the rule, on constructed numbers
@@ -294,3 +295,12 @@ def test_table_and_latex():
     assert set(df["verdict"]) <= set(ledger.VERDICTS) | {"not yet run"}
     tex = ledger.to_latex(df)
     assert "\\begin{tabular}" in tex
+
+
+def test_a_chapter_without_a_recorded_run_lists_its_papers_claims(toy_root):
+    """06's page showed a ledger table with a header and no rows before its first standard run."""
+    rows = ledger.table(chapter="07_toy")                 # chapter NN_<paper> rebuilds <paper>
+    assert len(rows) == 2 and set(rows["verdict"]) == {"not yet run"}
+    assert len(ledger.table(chapter="07_other")) == 0
+    assert "No claim" in ledger.to_markdown(rows.iloc[:0]) and "|" not in ledger.to_markdown(rows.iloc[:0])
+    assert all(c.id.split("_", 1)[1] == c.paper for c in CHAPTERS if c.paper)   # the book's naming

@@ -81,15 +81,6 @@ def test_provenance_is_plain_text_within_the_column():
         assert all(line.startswith("  ") for line in entry.splitlines()[1:])
 
 
-def test_a_chapter_without_a_recorded_run_lists_its_papers_claims():
-    """06's page showed a ledger table with a header and no rows before its first standard run."""
-    some = next(c for c in book.CHAPTERS if c.paper and c.module)
-    rows = ledger.table(chapter=some.id)
-    assert len(rows) == len(ledger.load_reported(some.paper)["claims"])
-    assert set(rows["paper"]) == {some.paper}
-    assert "No claim" in ledger.to_markdown(rows.iloc[:0]) and "|" not in ledger.to_markdown(rows.iloc[:0])
-
-
 def test_inconclusive_and_partly_badges_differ():
     """With this theme `secondary` is an orange next to `partly`'s warning orange."""
     assert len({ledger.BADGES[v] for v in ledger.VERDICTS}) == len(ledger.VERDICTS)
