@@ -5,6 +5,7 @@ Every function returns a matplotlib Figure (it never calls plt.show), so a noteb
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -83,13 +84,32 @@ def colour_scope(chapter: str | None = None) -> None:
         colour_of(name)
 
 
+_SEED = re.compile(r"\s*\(seed \d+\)$")
+
+
 def colour_of(name: str) -> str:
-    """The colour of a variant name: the same everywhere in a process, distinct from those used so far."""
+    """The colour of a variant name: the same everywhere in a process, distinct from those used so far.
+
+    "ViT (seed 1)" has the colour of "ViT": seeds are replicates of one variant, not other variants.
+    """
+    name = _SEED.sub("", name)
     if name not in _COLOURS:
         used = list(_COLOURS.values())
         free = [c for c in PALETTE if c not in used]
         _COLOURS[name] = free[0] if free else PALETTE[len(_COLOURS) % len(PALETTE)]
     return _COLOURS[name]
+
+
+def whole_ticks(ax, axis: str = "x") -> None:
+    """Ticks at whole numbers only, on round steps (epochs 1, 2, 3; percents 0, 20, 40), never 1.5."""
+    getattr(ax, f"{axis}axis").set_major_locator(
+        matplotlib.ticker.MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))
+
+
+def seed_style(name: str) -> str:
+    """Line style of a run named "... (seed k)": seed 0 solid, 1 dashed, 2 dotted (colours are per variant)."""
+    m = re.search(r"\(seed (\d+)\)$", name)
+    return ("-", "--", ":", "-.")[int(m.group(1)) % 4] if m else "-"
 
 
 def legend_outside(target, where: str = "auto", **kw):
@@ -254,9 +274,10 @@ def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "tes
         else:
             for name, p in pts.items():
                 if p:
-                    ax.plot(*zip(*p), marker="o", markersize=3, label=name, color=colour_of(name))
+                    ax.plot(*zip(*p), marker="o", markersize=3, label=name, color=colour_of(name),
+                            ls=seed_style(name))
             ax.set_xlabel("epoch")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no epoch 1.5
+            whole_ticks(ax)  # no epoch 1.5
         ax.set_ylabel(metric.replace("_", " "))
     fig.tight_layout()
     legend_outside(fig)
@@ -441,7 +462,7 @@ def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: st
     ax.set_ylabel(ylabel)
     xs = np.asarray(x, dtype=float)
     if len(xs) and np.all(xs == np.round(xs)):  # whole x (epochs, blocks): no tick at 1.5
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        whole_ticks(ax)
     if logy:
         ax.set_yscale("log")
     if len(ax.get_legend_handles_labels()[1]) > 1:

@@ -241,3 +241,25 @@ def test_dense_heatmaps_side_by_side_share_a_scale():
     assert len(ims) == 2 and {im.get_clim() for im in ims} == {(0.0, 1.0)}
     assert len(fig.axes) == 3
     plt.close(fig)
+
+
+def test_seeds_of_a_variant_share_its_colour():
+    """02's thesis curves named runs 'none (seed 0)': a new name, so the chapter's colours were lost
+    (the undistilled student came out yellow, the last colour, instead of its blue in the ablation)."""
+    viz.colour_scope()
+    viz.name_colors(["none", "soft"], chapter="y")
+    viz.colour_scope("y")
+    assert viz.colour_of("none (seed 0)") == viz.colour_of("none") == viz.colour_of("none (seed 2)")
+    assert viz.seed_style("none (seed 0)") != viz.seed_style("none (seed 1)") and viz.seed_style("x") == "-"
+
+
+def test_whole_ticks_take_round_steps():
+    """07's pruning ratios 0..60 were ticked 0, 8, 16, 24..."""
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 10, 20, 30, 40, 50, 60], [1, 2, 3, 4, 5, 6, 7])
+    viz.whole_ticks(ax)
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert all(t % 10 == 0 for t in ticks) and len(ticks) >= 3
+    plt.close(fig)
