@@ -1,6 +1,7 @@
 """What the pages display: numbers rendered from recorded results, compact ledger tables, counts as
 counts, lines within the text column, and an intro that lists only chapters that exist."""
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -93,6 +94,8 @@ def test_text_column_rule_outranks_the_theme():
     css = (repo_root() / "book" / "_static" / "ingur.css").read_text(encoding="utf-8")
     assert ".bd-main .bd-content .bd-article-container" in css
     assert "--pst-sidebar-secondary" in css
+    # printed lines wider than the column wrap (configs, dicts and provenance lines were clipped)
+    assert re.search(r"div\.cell_output pre[^{]*\{[^}]*white-space:\s*pre-wrap", css)
 
 
 def test_code_blocks_of_the_book_pages_fit_the_column():
