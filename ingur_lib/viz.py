@@ -520,11 +520,15 @@ def attention_matrices(mats: Sequence, row_labels: Sequence, col_labels: Sequenc
                        ncols: int | None = None, height: float = 2.6):
     """Several `attention_matrix` panels side by side on one colour scale, with one colour bar.
 
-    Labels may be one list for all panels or one list per panel.
+    Labels may be one list for all panels or one list per panel. Panels are made tall enough for one
+    6-pt label per row (up to 40 rows): a thinned character axis reads as another word ("detuedehh"
+    for "dreitausendsechs...").
     """
     n = len(mats)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
+    rows = max(torch.as_tensor(m).shape[0] for m in mats)
+    height = max(height, min(rows, 40) * 7.0 / 72 + 1.1)
     fig, axes = plt.subplots(nrows, ncols, figsize=(TEXT_WIDTH_IN, height * nrows), squeeze=False,
                              layout="constrained")
     per = lambda labels, i: labels[i] if isinstance(labels[0], (list, tuple)) else labels  # noqa: E731

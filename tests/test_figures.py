@@ -263,3 +263,14 @@ def test_whole_ticks_take_round_steps():
     ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
     assert all(t % 10 == 0 for t in ticks) and len(ticks) >= 3
     plt.close(fig)
+
+
+def test_character_rows_are_all_labelled():
+    """01's cross-attention thinned its German characters to every other one ('detuedehh...')."""
+    word = list("dreitausendsechshunderteinunddreissig") + ["<eos>"]
+    mats = [np.random.rand(len(word), 9) for _ in range(4)]
+    fig = viz.attention_matrices(mats, word, [f"w{i}" for i in range(9)], list("abcd"), ncols=2, height=2.0)
+    for ax in fig.axes:
+        if ax.images and ax.get_yticklabels():
+            assert [t.get_text() for t in ax.get_yticklabels()] == word
+    plt.close(fig)
