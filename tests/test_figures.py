@@ -274,3 +274,20 @@ def test_character_rows_are_all_labelled():
         if ax.images and ax.get_yticklabels():
             assert [t.get_text() for t in ax.get_yticklabels()] == word
     plt.close(fig)
+
+
+def test_a_registered_figure_starts_from_its_chapters_colours():
+    """A notebook drawing a registered figure from its live run coloured names in the order the page
+    happened to plot them (09: Transformer++ blue in the thesis, orange on the page)."""
+    from ingur_lib.figures import figure
+    viz.colour_scope()
+    viz.name_colors(["a", "b"], chapter="toy_chapter")
+    viz.colour_of("something plotted earlier on the page")
+
+    @figure("toy_colours_figure", "toy_chapter")
+    def draw_toy(_):
+        return viz.colour_of("b")
+    try:
+        assert draw_toy(None) == viz.PALETTE[1]
+    finally:
+        FIGURES.pop("toy_colours_figure")
