@@ -519,7 +519,8 @@ def standard_summary(results: dict) -> str:
     sw, conv = results.get("lr_sweep"), results.get("convergence")
     gap = m["loss gap (% of Transformer++)"]
     se = {n: m[f"{n} / val_loss"]["std"] / m[f"{n} / val_loss"]["n"] ** 0.5 for n in MODELS}
-    out = [f"- **Setting**: {prov['dataset']['characters']:,} characters, {len(prov['seeds'])} seeds, "
+    chars = sum(prov["dataset"]["characters"].values())
+    out = [f"- **Setting**: {chars:,} characters (train and validation), {len(prov['seeds'])} seeds, "
            f"{prov['wall_time_s'] / 60:.0f} min of wall time for the whole run."]
     if sw:
         rows = "; ".join(f"{n}: " + ", ".join(f"lr {k} -> {v:.3f}" for k, v in sw["losses"][n].items())
