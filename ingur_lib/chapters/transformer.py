@@ -497,8 +497,9 @@ def standard_summary(results: dict) -> str:
     out = [f"- **Setting**: {ds['splits']['train']:,} training numbers, {len(prov['seeds'])} seeds, "
            f"{prov['wall_time_s'] / 60:.0f} min of wall time for the whole run.",
            f"- **Exact match**: Transformer {ex['Transformer']['mean']:.1f} ± {se['Transformer']:.1f} %, "
-           f"GRU + attention {ex['GRU + attention']['mean']:.1f} ± {se['GRU + attention']:.1f} % (s.e.); "
-           f"GRU minus Transformer, paired: {_pm(m['GRU + attention minus Transformer / exact'], ' points')}.",
+           f"GRU + attention {ex['GRU + attention']['mean']:.1f} ± {se['GRU + attention']:.1f} % (s.e.)"
+           + (f"; GRU minus Transformer, paired: {_pm(m[key], ' points')}." if (
+               key := "GRU + attention minus Transformer / exact") in m else "."),
            f"- **Training wall time**: Transformer {m['Transformer / train_s']['mean']:.0f} s, GRU "
            f"{m['GRU + attention / train_s']['mean']:.0f} s for the same epochs (seed means)."]
     for name in [k.split(" minus ")[0] for k in m if k.endswith(" minus Transformer / exact")]:
