@@ -384,7 +384,7 @@ def fig_table3(results: dict):
     from ..viz import TEXT_WIDTH_IN, bar_with_errors
     m = results["metrics"]
     names = [k.split(" / ")[0] for k in m if k.endswith(" / exact") and " minus " not in k]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.6))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 3.4))
     ex = [m[f"{n} / exact"] for n in names]
     bar_with_errors(a, names, [e["mean"] for e in ex], [e["std"] / e["n"] ** 0.5 for e in ex],
                     ylabel="exact match (%)", n=min(e["n"] for e in ex), err="s.e.")
@@ -396,6 +396,8 @@ def fig_table3(results: dict):
     bar_with_errors(b, diffs, [e["mean"] for e in d], [e["std"] / e["n"] ** 0.5 for e in d],
                     ylabel="minus base (points)", n=min(e["n"] for e in d), err="s.e.")
     b.axhline(0, color="gray", lw=0.8)
+    for ax in (a, b):  # seven long names under narrow bars
+        ax.tick_params(axis="x", labelsize=7, labelrotation=40)
     fig.tight_layout()
     return fig
 
