@@ -302,3 +302,32 @@ def test_a_claims_own_tolerance_decides_what_counts_as_close():
     eight = ledger.summarize([v + 5 for v in three])
     assert ledger.compare("matmul_free", "loss_close", eight, "gap")["verdict"] == "not reproduced"
     assert ledger.judge(0, 3.0, 0.1, form="none", n=3)[0] == "not reproduced"   # the default 0.3 rejects it
+
+
+def test_lr_sweep_keeps_each_models_own_best_rate(monkeypatch):
+    """Each model keeps the learning rate with its lowest validation loss, independently of the other."""
+    from types import SimpleNamespace
+
+    from ingur_lib.chapters import matmul_free as ch
+    loss = {("Transformer++", 1e-3): 1.5, ("Transformer++", 3e-3): 1.2, ("Transformer++", 1e-2): 1.4,
+            ("MatMul-free LM", 1e-3): 1.6, ("MatMul-free LM", 3e-3): 1.5, ("MatMul-free LM", 1e-2): 1.3}
+
+    def fake(name, cfg, data, seed, progress):
+        return SimpleNamespace(metrics={"val_loss": loss[name, cfg.train.lr], "lr": cfg.train.lr})
+    monkeypatch.setattr(ch, "train_one", fake)
+    cfg = ch.config("standard")
+    losses, best = ch.lr_sweep(cfg, None, 0, progress=False)
+    assert {n: r.metrics["lr"] for n, r in best.items()} == {"Transformer++": 3e-3, "MatMul-free LM": 1e-2}
+    assert losses["MatMul-free LM"]["0.001"] == 1.6 and set(cfg.lrs) == {1e-3, 3e-3, 1e-2}
+    assert ch.with_lr(cfg, 1e-2, 1.5).train.epochs == 1.5 * cfg.train.epochs
+    assert ch.with_lr(cfg, 1e-2).train.min_lr == pytest.approx(1e-2 / 30)
+
+
+def test_config_rejects_a_bad_sweep_or_check():
+    from dataclasses import replace
+
+    from ingur_lib.chapters import matmul_free as ch
+    with pytest.raises(IngurError, match="learning rate"):
+        replace(ch.config("smoke"), lrs=(1e-3, 0))
+    with pytest.raises(IngurError, match="factor > 1"):
+        replace(ch.config("smoke"), longer=1.0)
