@@ -78,8 +78,8 @@ class Config:
 _VIT = ViTConfig(image_size=24, patch_size=3, in_chans=1, num_classes=2, dim=32, depth=3, heads=4)
 _CVIT = CViTConfig(vit=replace(_VIT, depth=2), stages=((8, 2), (16, 2)), mlp_head=64)
 CONFIGS = {
-    "smoke": Config(ForgeryConfig(n_test_sources=40, frames=4, train_videos=2), _CVIT, _VIT, epochs=5,
-                    frames=(1, 2, 4), shifts=(0, 2, 4), scales=(1.0,)),
+    "smoke": Config(ForgeryConfig(n_test_sources=40, frames=4, train_videos=4), _CVIT, _VIT, epochs=5,
+                    vit_epochs=10, frames=(1, 2, 4), shifts=(0, 2, 4), scales=(1.0,)),
     "standard": Config(ForgeryConfig(n_test_sources=40, frames=8, train_videos=8), _CVIT, _VIT, epochs=8,
                        vit_epochs=24, seeds=(0, 1, 2), shifts=(0, 2, 4), scales=(0.85, 1.15)),
     # The paper's CViT (stages 32x3..512x4, dim 1024, depth 6, 8 heads, MLP 2048) at 224 px; meant for a
@@ -213,6 +213,11 @@ def cls_rollout(r: Run, frames: torch.Tensor) -> torch.Tensor:
     return attention_rollout(attention_of(r, frames))[:, 0, 1:].reshape(-1, g, g)
 
 
+def on_pixels(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, g, g) maps on a (B, size, size) pixel grid (nearest): the two models' token grids differ."""
+    return torch.nn.functional.interpolate(maps[:, None].float(), size=(size, size), mode="nearest")[:, 0]
+
+
 def mask_overlap(heat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Share of the attention that falls on the blending boundary 4 M (1 - M) (Face X-ray Eq. 2),
     over the share of the image the boundary covers: 1 = no preference, > 1 = drawn to the boundary."""
@@ -320,6 +325,21 @@ def tune(profile: str = "standard", progress: bool = False) -> str:
                       dataset={"name": "synthetic blended forgeries", "source": data.source,
                                "describe": data.describe()}, config=cfg)
     return str(ledger.record(CHAPTER, "tune", prov, metrics, [], {"sweep": rows, "best": best}))
+
+
+def tune_markdown(results: dict) -> str:
+    """The recorded learning-rate sweep (`tune`) as a Markdown table, best row of each model in bold."""
+    best = {m: (b["lr"], b["patch"]) for m, b in results["best"].items()}
+    lines = ["| model | patch | peak lr | frame AUC | accuracy | seconds |", "|---|---|---|---|---|---|"]
+    for r in results["sweep"]:
+        cells = [r["model"], str(r["patch"] or "VGG"), f"{r['lr']:g}", f"{r['auc']:.1f}", f"{r['acc']:.1f}",
+                 f"{r['seconds']:.0f}"]
+        if (r["lr"], r["patch"]) == best[r["model"]]:
+            cells = [f"**{c}**" for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    p = results["provenance"]
+    return "\n".join(lines) + (f"\n\nTuning split: seed {p['seeds'][0]}, {p['dataset']['describe'].split(';')[0]}"
+                               f"; commit {p['commit'][:7]}.")
 
 
 def _comparisons(eff: dict, cfg: Config, n: int) -> list[dict]:
@@ -434,9 +454,8 @@ def fig_roc(results: dict):
 def fig_attention(results: dict):
     ins = results["inside"]
     frames = torch.tensor(ins["frames"], dtype=torch.uint8)[:, None]
-    rolls = [torch.tensor(ins["rollout"][m]) for m in MODELS]
-    mask = torch.nn.functional.adaptive_avg_pool2d(torch.tensor(ins["masks"])[:, None], rolls[0].shape[-1])
-    heats = torch.stack([mask[:, 0]] + rolls)
+    rolls = [on_pixels(torch.tensor(ins["rollout"][m]), frames.shape[-1]) for m in MODELS]
+    heats = torch.stack([torch.tensor(ins["masks"])] + rolls)
     return attention_grid(frames, heats, ["blend mask", "CViT rollout", "ViT rollout"], ins["titles"])
 
 
@@ -476,7 +495,9 @@ def _check_xray(student_xray):
 
 def _pm(s: dict) -> str:
     """mean ± standard error (std / sqrt(n)) of a `ledger.summarize` dict."""
-    return f"{s['mean']:+.1f} ± {s['std'] / max(s['n'], 1) ** 0.5:.1f}"
+    se = s["std"] / max(s["n"], 1) ** 0.5
+    null = " (within 2 s.e. of zero: a null)" if s["n"] > 1 and abs(s["mean"]) < 2 * se else ""
+    return f"{s['mean']:+.1f} ± {se:.1f}{null}"
 
 
 def summary_markdown(results: dict) -> str:
@@ -485,6 +506,7 @@ def summary_markdown(results: dict) -> str:
     n, nmax = m["hybrid_minus_vit/frame_auc"]["n"], max(cfg["frames"])
     conv, cc = results["convergence"]["ViT"], results["convergence"].get("CViT")
     sz, shift = results["sizes"], max(cfg["shifts"])
+    crop_auc = lambda k: float(np.mean(_series(results, "CViT", "crop", f"shift={k}", "auc")))
     return (
         f"**What the standard run found** ({n} seeds; effects are paired per-seed differences, "
         f"mean ± standard error, in points).\n\n"
@@ -495,14 +517,23 @@ def summary_markdown(results: dict) -> str:
         f"AUC {_pm(m[f'video{nmax}_minus_frame/auc'])}.\n"
         f"- The held-out `{cfg['held_out']}` type vs the types seen in training (same model): AUC "
         f"{_pm(m['heldout_minus_seen/auc'])}; vs a model that saw it: {_pm(m['heldout_minus_trained/auc'])}.\n"
-        f"- Crop moved by {shift} px at test time: accuracy {_pm(m[f'crop_shift{shift}/acc'])}.\n"
+        f"- Crop moved by {shift} px at test time: accuracy {_pm(m[f'crop_shift{shift}/acc'])} (at the fixed 0.5 "
+        f"threshold); the CViT's frame AUC goes from {crop_auc(0):.1f} to {crop_auc(shift):.1f}.\n"
         f"- Convergence check: the ViT trained {results['convergence']['factor']}x longer moved its frame AUC "
         f"by {conv['auc_moved']:+.1f} and its accuracy by {conv['acc_moved']:+.1f}"
         + (f"; the CViT's by {cc['auc_moved']:+.1f} and {cc['acc_moved']:+.1f}" if cc else "")
-        + f" (seed {results['convergence']['seed']})." + _verdict_notes(m, conv))
+        + f" (seed {results['convergence']['seed']}).\n" + _boundary_line(results) + _verdict_notes(m, conv, cc))
 
 
-def _verdict_notes(m: dict, conv: dict) -> str:
+def _boundary_line(results: dict) -> str:
+    """The rollout's preference for the blending boundary on the example fakes (1 = none)."""
+    ratio = results["inside"]["boundary_ratio"]
+    parts = [f"{m} {float(np.mean(ratio[m])):.2f}" for m in MODELS]
+    return (f"- Attention on the blending boundary over its share of the image, mean of the four example "
+            f"fakes (1 = no preference): {', '.join(parts)}.")
+
+
+def _verdict_notes(m: dict, conv: dict, cc: dict | None = None) -> str:
     """Sentences that follow from the numbers: a baseline at chance, a convergence check that fails."""
     notes = []
     if m["ViT/frame_auc"]["mean"] < 55:
@@ -514,4 +545,9 @@ def _verdict_notes(m: dict, conv: dict) -> str:
                      "effect, so the effect is not settled.")
     elif abs(conv["auc_moved"]) >= 0.3 * effect:
         notes.append("Longer training still moves the ViT by a sizeable share of the effect.")
+    own = [abs(v["mean"]) for k, v in m.items() if not k.startswith(("CViT/", "ViT/", "hybrid"))
+           and abs(v["mean"]) >= 2 * v["std"] / max(v["n"], 1) ** 0.5]          # the non-null effects
+    if cc is not None and own and max(abs(cc["auc_moved"]), abs(cc["acc_moved"])) >= min(own):
+        notes.append("Longer training moved the CViT by at least its smallest non-null effect above, so "
+                     "that effect is not settled by this check.")
     return ("\n\n" + " ".join(notes)) if notes else ""
