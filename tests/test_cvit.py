@@ -60,6 +60,39 @@ def test_cvit_config_errors_name_the_fix():
         FG.ForgeryConfig(train_variants=("deepfakes",))
 
 
+def test_each_model_trains_at_its_own_tuned_lr_and_schedule_and_the_check_scales_it():
+    cfg = C.config("standard")
+    assert cfg.lr != cfg.vit_lr
+    assert cfg.train_config(0, name="ViT").lr == cfg.vit_lr
+    assert cfg.train_config(0, name="CViT").lr == cfg.lr
+    assert cfg.train_config(0, name="ViT").epochs == cfg.vit_epochs != cfg.epochs
+    longer = cfg.train_config(0, 1.5, "ViT")
+    assert longer.epochs == 1.5 * cfg.vit_epochs and longer.warmup_epochs == pytest.approx(0.15 * cfg.vit_epochs)
+    assert replace(cfg, vit_epochs=None).train_config(0, name="ViT").epochs == cfg.epochs
+
+
+def test_summary_marks_effects_within_two_standard_errors_as_nulls():
+    assert C._pm({"mean": 1.0, "std": 2.0, "n": 4}) == "+1.0 ± 1.0 (within 2 s.e. of zero: a null)"
+    assert C._pm({"mean": -3.0, "std": 2.0, "n": 4}) == "-3.0 ± 1.0"
+
+
+def test_rollouts_of_both_grids_land_on_the_pixel_grid():
+    up = C.on_pixels(torch.arange(4.0).view(1, 2, 2), 6)
+    assert up.shape == (1, 6, 6) and up[0, 0, 2] == 0 and up[0, 0, 3] == 1 and up[0, 5, 5] == 3
+
+
+def test_tune_table_bolds_each_models_best_row():
+    row = lambda m, lr, p, auc: {"model": m, "lr": lr, "patch": p, "auc": auc, "acc": 60.0, "seconds": 1.0}
+    sweep = [row("CViT", 1e-3, None, 90.0), row("CViT", 4e-3, None, 95.0), row("ViT", 1e-3, 4, 80.0),
+             row("ViT", 1e-3, 6, 70.0)]
+    prov = {"seeds": [100], "commit": "abcdef123", "dataset": {"describe": "train 10 frames; test"}}
+    md = C.tune_markdown({"sweep": sweep, "best": {"CViT": sweep[1], "ViT": sweep[2]}, "provenance": prov})
+    bold = [l for l in md.splitlines() if l.startswith("| **")]
+    assert bold == ["| **CViT** | **VGG** | **0.004** | **95.0** | **60.0** | **1** |",
+                    "| **ViT** | **4** | **0.001** | **80.0** | **60.0** | **1** |"]
+    assert "seed 100" in md and "abcdef1" in md
+
+
 def test_blend_is_face_xray_eq1_and_masks_are_soft():
     g = torch.Generator().manual_seed(0)
     t, s = torch.rand(2, 1, 8, 8, generator=g), torch.rand(2, 1, 8, 8, generator=g)
