@@ -438,26 +438,41 @@ def _mean_se(values) -> str:
     return f"{s['mean']:.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
 
 
+def _gain_markdown(name: str, diffs: list[float]) -> str:
+    """A paired gain as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its +-2 s.e. interval."""
+    s = ledger.summarize(diffs)
+    se = s["std"] / s["n"] ** 0.5
+    if abs(s["mean"]) > 2 * se:
+        return f"{name} {s['mean']:+.1f} ± {se:.1f} ({'a gain' if s['mean'] > 0 else 'a loss'}, outside 2 s.e.)"
+    lo, hi = s["mean"] - 2 * se, s["mean"] + 2 * se
+    return f"{name} {s['mean']:+.1f} ± {se:.1f} (a null: within [{lo:+.1f}, {hi:+.1f}])"
+
+
+def _convergence_markdown(conv: dict) -> str:
+    said = []
+    for k, v in conv.items():
+        verdict = "" if "converged" not in v else (f", {'converged' if v['converged'] else 'NOT converged'}: "
+                                                   f"the smallest effect is {v['smallest_effect']:.1f}")
+        said.append(f"{k} {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.1f}{verdict})")
+    return "; ".join(said) or "not run"
+
+
 def summary_markdown(results: dict) -> str:
     """What a recorded run found, as Markdown rendered from its numbers (mean ± s.e. over seeds)."""
     acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
-    n = len(acc[names[0]])
+    n, cfg = len(acc[names[0]]), results["provenance"]["config"]
     ladder = ", ".join(f"{k} {_mean_se(acc[k])}" for k in (TEACHER, *names))
-    gains = ", ".join(f"{b} {_mean_se([x - y for x, y in zip(acc[b], acc[a])])}"
-                      for a, b in zip(names, names[1:]))
-    conv = "; ".join(f"{k}: {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.1f}"
-                     + (")" if "converged" not in v else
-                        f", {'' if v['converged'] else 'NOT '}converged: the smallest effect is "
-                        f"{v['smallest_effect']:.1f})")
-                     for k, v in results.get("convergence", {}).items())
+    gains = "; ".join(_gain_markdown(b, [x - y for x, y in zip(acc[b], acc[a])]) for a, b in zip(names, names[1:]))
     lrs = "; ".join(f"{k}: " + ", ".join(f"lr {lr} {a:.1f}" for lr, a in v.items())
                     for k, v in results.get("lr_check", {}).items())
     c = results["cost"]
     size = ", ".join(f"{k} {c[k]['size_ratio']:.1f}x (binary layers alone "
                      f"{c[k]['binary_layers_ratio']:.1f}x)" for k in names)
-    return (f"**Recorded standard run** ({n} seeds, mean ± s.e.). Test accuracy (%): {ladder}.\n\n"
+    return (f"**Recorded standard run** ({n} seeds, mean ± s.e.; {cfg['n_train']:,} training images, "
+            f"{cfg['steps']} steps of batch {cfg['batch_size']} per model, learning rate {cfg['lr']:g}, "
+            f"{results['provenance']['wall_time_s'] / 60:.0f} min in all). Test accuracy (%): {ladder}.\n\n"
             f"Paired gain of each rung over the one before (points): {gains}.\n\n"
-            f"Convergence check (first seed): {conv or 'not run'}.\n\n"
+            f"Convergence check (first seed): {_convergence_markdown(results.get('convergence', {}))}.\n\n"
             f"Learning-rate check (first seed, test accuracy %): {lrs or 'not run'}.\n\n"
             f"Whole-model storage, float32 / packed: {size}; OPs per image: " +
             ", ".join(f"{k} {c[k]['ops'] / 1e6:.3f} M" for k in (TEACHER, *names)) + ".")
