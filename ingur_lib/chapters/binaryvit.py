@@ -476,3 +476,30 @@ def summary_markdown(results: dict) -> str:
             f"Learning-rate check (first seed, test accuracy %): {lrs or 'not run'}.\n\n"
             f"Whole-model storage, float32 / packed: {size}; OPs per image: " +
             ", ".join(f"{k} {c[k]['ops'] / 1e6:.3f} M" for k in (TEACHER, *names)) + ".")
+
+
+def takeaways_markdown(results: dict) -> str:
+    """The recorded run's takeaways as Markdown bullets, rendered from its numbers."""
+    acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
+    said = {"gain": [], "null": [], "loss": []}
+    for a, b in zip(names, names[1:]):
+        s = ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])
+        se = s["std"] / s["n"] ** 0.5
+        said["null" if abs(s["mean"]) <= 2 * se else "gain" if s["mean"] > 0 else "loss"].append(b)
+    n, last = len(acc[names[0]]), names[-1]
+    out = [f"* Outside 2 s.e. over {n} seeds, these enhancements helped at this scale: "
+           f"{', '.join(said['gain']) or 'none'}; nulls: {', '.join(said['null']) or 'none'}; "
+           f"losses: {', '.join(said['loss']) or 'none'}. The paper's ladder gains at every rung."]
+    gap, c = ledger.summarize([t - x for t, x in zip(acc[TEACHER], acc[last])]), results["cost"]
+    out.append(f"* The last rung ({last}) stays {gap['mean']:.1f} points below its full-precision teacher, "
+               f"with {c[TEACHER]['ops'] / c[last]['ops']:.0f}x fewer OPs and {c[last]['size_ratio']:.1f}x "
+               f"less storage than in float32 ({c[last]['binary_layers_ratio']:.0f}x for its binary layers).")
+    conv = {k: dict(v) for k, v in results["convergence"].items()}
+    _judge_convergence(conv, [ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])["mean"]
+                              for a, b in zip(names, names[1:])])  # runs recorded before the flag existed
+    late = [f"{k} ({v['change']:+.1f} points at 1.5x the steps)" for k, v in conv.items() if not v["converged"]]
+    out.append("* Converged: the teacher and binary DeiT move less than the smallest effect at 1.5x the steps."
+               if not late else f"* Not converged: {', '.join(late)} still move more than the smallest effect "
+               f"({conv[TEACHER]['smallest_effect']:.1f}); the gains are those of this "
+               "training length, not of converged models.")
+    return "\n".join(out)
