@@ -147,3 +147,24 @@ def test_ops_count_multi_pool_as_pooling_adds():
     pools = count_ops(BinaryViT(BinaryViTConfig(**base, multi_pool=True)), x)
     assert pools["bops"] == plain["bops"]
     assert pools["flops"] - plain["flops"] == 49 * 16 * (3 + 3 + 5 + 5)
+
+
+def test_convergence_is_judged_against_the_smallest_effect():
+    conv = {"a": {"change": 0.3}, "b": {"change": -1.0}}
+    ch._judge_convergence(conv, [5.0, -0.4, 2.0])
+    assert conv["a"] == {"change": 0.3, "smallest_effect": 0.4, "converged": True}
+    assert conv["b"]["converged"] is False
+
+
+def test_gains_are_effects_outside_two_standard_errors_else_nulls():
+    assert "outside 2 s.e." in ch._gain_markdown("+x", [1.0, 1.1, 0.9])
+    assert "a loss" in ch._gain_markdown("+x", [-1.0, -1.1, -0.9])
+    # mean 1/6, s.e. 0.6: a null, with its interval
+    assert "a null: within [-1.0, +1.4]" in ch._gain_markdown("+x", [1.0, -1.0, 0.5])
+
+
+def test_teacher_takes_its_own_learning_rate():
+    cfg = ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, lr=2e-3, teacher_lr=1e-3)
+    assert cfg.train_config(10, 0, teacher=True).lr == 1e-3
+    assert cfg.train_config(10, 0).lr == 2e-3
+    assert ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10).train_config(10, 0, True).lr == 2e-3

@@ -47,14 +47,17 @@ class Config:
     n_test: int | None = 2000
     seeds: tuple[int, ...] = (0,)
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 2e-3              # the students' learning rate
+    teacher_lr: float | None = None  # the teacher's (None: lr)
     components: bool = False      # also train COMPONENTS
     convergence: bool = False     # also train the teacher and the first rung 1.5x longer (first seed)
+    lr_check: tuple[float, ...] = ()  # also train them at these multiples of their rate (first seed)
     dataset: str = "fashion_mnist"
 
-    def train_config(self, steps: int, seed: int) -> TrainConfig:
+    def train_config(self, steps: int, seed: int, teacher: bool = False) -> TrainConfig:
         epochs = steps * self.batch_size / self.n_train
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, warmup_epochs=0.05 * epochs,
+        lr = self.teacher_lr if teacher and self.teacher_lr else self.lr
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr, warmup_epochs=0.05 * epochs,
                            weight_decay=0.0, seed=seed, eval_every=10 ** 6)
 
 
@@ -64,7 +67,10 @@ _TINY = BinaryViTConfig(patch_size=7, dims=(32,), depths=(4,), heads=2)
 _PYRAMID = ((16, 24, 32, 48), (1, 1, 1, 1), 4)
 CONFIGS = {
     "smoke": Config(_TINY, _PYRAMID, steps=40, teacher_steps=40, n_train=2000, n_test=1000),
-    "standard": Config(_TINY, _PYRAMID, steps=200, teacher_steps=200, seeds=(0, 1, 2), convergence=True),
+    # ~10 epochs of a 4,000-image subset per model (batch 128); the run also records a 1.5x convergence
+    # check and a learning-rate check (x0.5, x2) of the teacher and the first rung
+    "standard": Config(_TINY, _PYRAMID, steps=320, teacher_steps=320, n_train=4000, seeds=(0, 1, 2),
+                       batch_size=128, convergence=True, lr_check=(0.5, 2.0)),
     "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=6),
                    ((64, 128, 256, 512), (1, 1, 9, 1), 4), steps=50_000, teacher_steps=50_000, n_train=50_000,
                    n_test=None, seeds=(0, 1, 2), lr=5e-4, components=True, convergence=True, dataset="cifar10"),
@@ -116,7 +122,8 @@ def train(cfg: Config, name: str, data: ImageData, seed: int = 0, teacher: Binar
     loss = None if name == TEACHER else distillation_loss(teacher, "soft", alpha=1.0, tau=1.0)
     steps = steps or (cfg.teacher_steps if name == TEACHER else cfg.steps)
     t0 = time.perf_counter()
-    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), cfg.train_config(steps, seed),
+    tc = cfg.train_config(steps, seed, teacher=name == TEACHER)
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), tc,
                prepare=prepare, loss_fn=loss, progress=progress, desc=name)
     return Run(name, model, hist, prepare, hist.last("test_acc"), time.perf_counter() - t0)
 
@@ -209,6 +216,8 @@ def _train_all(cfg: Config, seeds, progress: bool):
             first = runs
             if cfg.convergence:
                 conv = _convergence(cfg, data, seed, runs, progress)
+            if cfg.lr_check:
+                conv["lr_check"] = _lr_check(cfg, data, seed, runs, progress)
     return acc, first, conv
 
 
@@ -228,6 +237,26 @@ def _convergence(cfg: Config, data: ImageData, seed: int, runs: dict, progress: 
         out[name] = {"steps": steps, "acc": 100 * runs[name].test_acc, "acc_1.5x": 100 * longer.test_acc,
                      "change": 100 * (longer.test_acc - runs[name].test_acc)}
     return out
+
+
+def _lr_check(cfg: Config, data: ImageData, seed: int, runs: dict, progress: bool) -> dict:
+    """The teacher and the first rung at other learning rates: is the chosen rate near the best?"""
+    out = {}
+    for name in (TEACHER, "binary DeiT"):
+        base = (cfg.teacher_lr or cfg.lr) if name == TEACHER else cfg.lr
+        out[name] = {f"{base:g}": 100 * runs[name].test_acc}
+        for f in cfg.lr_check:
+            c = replace(cfg, lr=f * base, teacher_lr=f * base)
+            out[name][f"{f * base:g}"] = 100 * train(c, name, data, seed, runs[TEACHER].model,
+                                                     progress=progress).test_acc
+    return out
+
+
+def _judge_convergence(conv: dict, effects: list[float]) -> None:
+    """Converged (DESIGN.md): 1.5x the steps moves the accuracy by less than the smallest effect reported."""
+    smallest = min(abs(e) for e in effects)
+    for v in conv.values():
+        v.update(smallest_effect=smallest, converged=abs(v["change"]) < smallest)
 
 
 def _comparisons(acc: dict, costs: dict, cfg: Config) -> list[dict]:
@@ -251,6 +280,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     cfg = config(profile)
     seeds = tuple(seeds or cfg.seeds)
     acc, first, conv = _train_all(cfg, seeds, progress)
+    lr_check = conv.pop("lr_check", {})
     data = load_data(cfg, seeds[0])
     images, labels = example_images(data)
     costs = cost(cfg, data)
@@ -258,6 +288,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     metrics = {f"test_acc/{k}": ledger.summarize(v) for k, v in acc.items()}
     metrics.update({f"gain/{b}": _paired(acc, b, a) for a, b in zip(names, names[1:])})
     metrics.update({f"gap_to_teacher/{k}": _paired(acc, TEACHER, k) for k in acc if k != TEACHER})
+    _judge_convergence(conv, [metrics[f"gain/{b}"]["mean"] for b in names[1:]])
     prov = provenance(profile, seeds, time.perf_counter() - t0, config=cfg,
                       dataset={"name": data.name, "source": data.source, "n_train": cfg.n_train,
                                "n_test": len(data.test_y)})
@@ -265,7 +296,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
                            for k in (TEACHER, "binary DeiT", "+affine")},
               "values": pre_sign_values(first["+affine"], images),
               "scales": {k: learned_scales(first[k].model) for k in names}}
-    extra = {"accuracy": acc, "cost": costs, "convergence": conv, "inside": inside,
+    extra = {"accuracy": acc, "cost": costs, "convergence": conv, "lr_check": lr_check, "inside": inside,
              "histories": {k: r.history.to_dict() for k, r in first.items()},
              "artifacts": {"images": images[:, 0].tolist(), "labels": labels.tolist(), "classes": list(data.classes),
                            "grid": first[TEACHER].model.grid}}
@@ -407,20 +438,68 @@ def _mean_se(values) -> str:
     return f"{s['mean']:.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
 
 
+def _gain_markdown(name: str, diffs: list[float]) -> str:
+    """A paired gain as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its +-2 s.e. interval."""
+    s = ledger.summarize(diffs)
+    se = s["std"] / s["n"] ** 0.5
+    if abs(s["mean"]) > 2 * se:
+        return f"{name} {s['mean']:+.1f} ± {se:.1f} ({'a gain' if s['mean'] > 0 else 'a loss'}, outside 2 s.e.)"
+    lo, hi = s["mean"] - 2 * se, s["mean"] + 2 * se
+    return f"{name} {s['mean']:+.1f} ± {se:.1f} (a null: within [{lo:+.1f}, {hi:+.1f}])"
+
+
+def _convergence_markdown(conv: dict) -> str:
+    said = []
+    for k, v in conv.items():
+        verdict = "" if "converged" not in v else (f", {'converged' if v['converged'] else 'NOT converged'}: "
+                                                   f"the smallest effect is {v['smallest_effect']:.1f}")
+        said.append(f"{k} {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.1f}{verdict})")
+    return "; ".join(said) or "not run"
+
+
 def summary_markdown(results: dict) -> str:
     """What a recorded run found, as Markdown rendered from its numbers (mean ± s.e. over seeds)."""
     acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
-    n = len(acc[names[0]])
+    n, cfg = len(acc[names[0]]), results["provenance"]["config"]
     ladder = ", ".join(f"{k} {_mean_se(acc[k])}" for k in (TEACHER, *names))
-    gains = ", ".join(f"{b} {_mean_se([x - y for x, y in zip(acc[b], acc[a])])}"
-                      for a, b in zip(names, names[1:]))
-    conv = "; ".join(f"{k}: {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.1f})"
-                     for k, v in results.get("convergence", {}).items())
+    gains = "; ".join(_gain_markdown(b, [x - y for x, y in zip(acc[b], acc[a])]) for a, b in zip(names, names[1:]))
+    lrs = "; ".join(f"{k}: " + ", ".join(f"lr {lr} {a:.1f}" for lr, a in v.items())
+                    for k, v in results.get("lr_check", {}).items())
     c = results["cost"]
     size = ", ".join(f"{k} {c[k]['size_ratio']:.1f}x (binary layers alone "
                      f"{c[k]['binary_layers_ratio']:.1f}x)" for k in names)
-    return (f"**Recorded standard run** ({n} seeds, mean ± s.e.). Test accuracy (%): {ladder}.\n\n"
+    return (f"**Recorded standard run** ({n} seeds, mean ± s.e.; {cfg['n_train']:,} training images, "
+            f"{cfg['steps']} steps of batch {cfg['batch_size']} per model, learning rate {cfg['lr']:g}, "
+            f"{results['provenance']['wall_time_s'] / 60:.0f} min in all). Test accuracy (%): {ladder}.\n\n"
             f"Paired gain of each rung over the one before (points): {gains}.\n\n"
-            f"Convergence check (first seed): {conv or 'not run'}.\n\n"
+            f"Convergence check (first seed): {_convergence_markdown(results.get('convergence', {}))}.\n\n"
+            f"Learning-rate check (first seed, test accuracy %): {lrs or 'not run'}.\n\n"
             f"Whole-model storage, float32 / packed: {size}; OPs per image: " +
             ", ".join(f"{k} {c[k]['ops'] / 1e6:.3f} M" for k in (TEACHER, *names)) + ".")
+
+
+def takeaways_markdown(results: dict) -> str:
+    """The recorded run's takeaways as Markdown bullets, rendered from its numbers."""
+    acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
+    said = {"gain": [], "null": [], "loss": []}
+    for a, b in zip(names, names[1:]):
+        s = ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])
+        se = s["std"] / s["n"] ** 0.5
+        said["null" if abs(s["mean"]) <= 2 * se else "gain" if s["mean"] > 0 else "loss"].append(b)
+    n, last = len(acc[names[0]]), names[-1]
+    out = [f"* Outside 2 s.e. over {n} seeds, these enhancements helped at this scale: "
+           f"{', '.join(said['gain']) or 'none'}; nulls: {', '.join(said['null']) or 'none'}; "
+           f"losses: {', '.join(said['loss']) or 'none'}. The paper's ladder gains at every rung."]
+    gap, c = ledger.summarize([t - x for t, x in zip(acc[TEACHER], acc[last])]), results["cost"]
+    out.append(f"* The last rung ({last}) stays {gap['mean']:.1f} points below its full-precision teacher, "
+               f"with {c[TEACHER]['ops'] / c[last]['ops']:.0f}x fewer OPs and {c[last]['size_ratio']:.1f}x "
+               f"less storage than in float32 ({c[last]['binary_layers_ratio']:.0f}x for its binary layers).")
+    conv = {k: dict(v) for k, v in results["convergence"].items()}
+    _judge_convergence(conv, [ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])["mean"]
+                              for a, b in zip(names, names[1:])])  # runs recorded before the flag existed
+    late = [f"{k} ({v['change']:+.1f} points at 1.5x the steps)" for k, v in conv.items() if not v["converged"]]
+    out.append("* Converged: the teacher and binary DeiT move less than the smallest effect at 1.5x the steps."
+               if not late else f"* Not converged: {', '.join(late)} still move more than the smallest effect "
+               f"({conv[TEACHER]['smallest_effect']:.1f}); the gains are those of this "
+               "training length, not of converged models.")
+    return "\n".join(out)
