@@ -329,6 +329,39 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     return str(ledger.record(CHAPTER, profile, prov, metrics, rows, extra))
 
 
+# ---------------------------------------------------------------- the recorded results, in words
+
+def _pm(e: dict) -> str:
+    """mean ± standard error (n seeds) of a `ledger.summarize` dict."""
+    return f"{e['mean']:+.2f} ± {e['std'] / math.sqrt(e['n']):.2f} (n = {e['n']})"
+
+
+def results_markdown(results: dict) -> str:
+    """The recorded accuracies, paired effects, rate sweep and convergence check as Markdown tables and
+    sentences: the notebook renders its numbers from here, never types them."""
+    m, conv = results["metrics"], results.get("convergence") or {}
+    acc = ["| training images | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
+    for n in sorted(int(k) for k in results["accuracy"]):
+        cells = [f"{m[f'test_acc/{v}/n={n}']['mean']:.2f}" if f"test_acc/{v}/n={n}" in m else "" for v in VARIANTS]
+        acc.append(f"| {n:,} ({results['epochs'][str(n)]:.0f} epochs) | " + " | ".join(cells) + " |")
+    eff = ["| effect, points (paired per seed) | mean ± s.e. |", "|---|---|"]
+    eff += [f"| {k.replace('/', ' ')} | {_pm(e)} |" for k, e in m.items() if k.startswith("gain")]
+    text = ["Test accuracy (%), mean over seeds:", "", *acc, "", *eff, ""]
+    if results.get("lr_sweep"):
+        sweep = "; ".join(f"{v}: " + ", ".join(f"{float(lr):g} → {a:.1f}%" for lr, a in per.items())
+                          for v, per in results["lr_sweep"].items())
+        text.append(f"Learning-rate sweep on the tuning seed: {sweep}. Rates used: "
+                    + ", ".join(f"{v} {lr:g}" for v, lr in results["lr"].items()) + ".")
+    if conv:
+        moves = ", ".join(f"{v['acc']:.2f}% → {v['acc_longer']:.2f}% at {k[2:]} images"
+                          for k, v in conv.items() if k.startswith("n="))
+        verdict = "converged by this test" if conv["converged"] else "**not converged** by this test"
+        text.append(f"\nConvergence check (ViT, seed {conv['seed']}, {conv['factor']}x the epochs): {moves}; "
+                    f"it moves at most {conv['largest_change']:.2f} points against a smallest resolved effect "
+                    f"of {conv['smallest_effect']:.2f}: {verdict}.")
+    return "\n".join(text)
+
+
 # ---------------------------------------------------------------- figures for the thesis
 
 @figure("spt_lsa_gain_vs_size", CHAPTER)

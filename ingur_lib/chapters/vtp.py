@@ -301,6 +301,42 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     return str(ledger.record(CHAPTER, profile, prov, metrics, comparisons(metrics, data.splits()["train"]), extra))
 
 
+# ---------------------------------------------------------------- the recorded results, in words
+
+def _pm(e: dict) -> str:
+    """mean ± standard error (n seeds) of a `ledger.summarize` dict."""
+    return f"{e['mean']:+.2f} ± {e['std'] / e['n'] ** 0.5:.2f}"
+
+
+def results_markdown(results: dict) -> str:
+    """The recorded accuracies, drops, costs, rate sweep and convergence check as a Markdown table and
+    sentences: the notebook renders its numbers from here, never types them."""
+    m, conv = results["metrics"], results.get("convergence") or {}
+    n = m["reference_acc"]["n"]
+    head = ("| pruned | acc before FT | acc after FT | drop vs control (points, ± s.e.) | FLOPs change | "
+            "CPU speedup | lambda = 0 before FT |")
+    rows = [head, "|---" * 7 + "|"]
+    for r in sorted({k.rsplit("_", 1)[1] for k in m if k.startswith("acc_before_")}):
+        get = lambda k, f="{:.2f}": f.format(m[k]["mean"]) if k in m else ""  # noqa: E731
+        rows.append(f"| {int(r)}% | {get(f'acc_before_{r}')} | {get(f'acc_after_{r}')} | "
+                    f"{_pm(m[f'drop_{r}']) if f'drop_{r}' in m else ''} | {get(f'flops_change_{r}', '{:+.1f}%')} | "
+                    f"{get(f'speedup_{r}', '{:.2f}x')} | {get(f'control_acc_before_{r}')} |")
+    ref = m["reference_acc"]
+    text = [f"Means over {n} seeds. The reference of every drop: the unpruned lambda = 0 control, fine-tuned as "
+            f"long, {ref['mean']:.2f}% (± {ref['std'] / n ** 0.5:.2f} s.e.).", "", *rows, ""]
+    if results.get("lr_sweep"):
+        sweep = "; ".join(f"{arm}: " + ", ".join(f"{float(lr):g} → {a:.1f}%" for lr, a in per.items())
+                          for arm, per in results["lr_sweep"].items())
+        text.append(f"Learning-rate sweep (seed {results['provenance']['seeds'][0]}, accuracy before pruning): "
+                    f"{sweep}. Rates used: " + ", ".join(f"{a} {lr:g}" for a, lr in results["lr"].items()) + ".")
+    if conv:
+        verdict = "converged by this test" if conv["converged"] else "**not converged** by this test"
+        text.append(f"\nConvergence check (the control, seed {conv['seed']}, {conv['factor']}x the epochs): "
+                    f"{conv['acc']:.2f}% → {conv['acc_longer']:.2f}% ({conv['change']:+.2f} points) against a "
+                    f"smallest resolved drop of {conv['smallest_effect']:.2f}: {verdict}.")
+    return "\n".join(text)
+
+
 # ---------------------------------------------------------------- views shared by notebook, widget and figures
 
 def mask_matrices(score_dict: dict, ratio: float) -> dict[str, torch.Tensor]:
