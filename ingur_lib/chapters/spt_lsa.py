@@ -343,7 +343,8 @@ def results_markdown(results: dict) -> str:
     acc = ["| training images | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
     for n in sorted(int(k) for k in results["accuracy"]):
         cells = [f"{m[f'test_acc/{v}/n={n}']['mean']:.2f}" if f"test_acc/{v}/n={n}" in m else "" for v in VARIANTS]
-        acc.append(f"| {n:,} ({results['epochs'][str(n)]:.0f} epochs) | " + " | ".join(cells) + " |")
+        epochs = results.get("epochs", {}).get(str(n))  # absent in runs recorded before epochs scaled
+        acc.append(f"| {n:,}" + (f" ({epochs:.0f} epochs)" if epochs else "") + " | " + " | ".join(cells) + " |")
     eff = ["| effect, points (paired per seed) | mean ± s.e. |", "|---|---|"]
     eff += [f"| {k.replace('/', ' ')} | {_pm(e)} |" for k, e in m.items() if k.startswith("gain")]
     text = ["Test accuracy (%), mean over seeds:", "", *acc, "", *eff, ""]

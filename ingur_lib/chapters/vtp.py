@@ -312,6 +312,8 @@ def results_markdown(results: dict) -> str:
     """The recorded accuracies, drops, costs, rate sweep and convergence check as a Markdown table and
     sentences: the notebook renders its numbers from here, never types them."""
     m, conv = results["metrics"], results.get("convergence") or {}
+    if "reference_acc" not in m:
+        return "This recorded run predates the dense-control design: record it again to see its table."
     n = m["reference_acc"]["n"]
     head = ("| pruned | acc before FT | acc after FT | drop vs control (points, ± s.e.) | FLOPs change | "
             "CPU speedup | lambda = 0 before FT |")
