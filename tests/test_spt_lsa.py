@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ingur_lib.chapters import spt_lsa as ch
 from ingur_lib.errors import IngurError
 from ingur_lib.models.vit import ViT, ViTConfig
 from ingur_lib.nn.attention import ATTENTIONS, attention_entropy, capture_attention
@@ -119,3 +120,31 @@ def test_overhead_and_inside_on_a_tiny_model():
     assert set(over) == set(ch.VARIANTS)
     assert over["SL-ViT"]["params"] == over["+SPT"]["params"] + 2      # LSA adds one temperature per head
     assert over["+SPT"]["mflops"] > over["ViT"]["mflops"]
+
+
+def test_epochs_scale_with_the_data():
+    """A set k times smaller trains sqrt(k) times more epochs; `longer` scales the schedule."""
+    cfg = ch.Config(ViTConfig(), epochs=10, sizes=(100, 400), ablation_size=400)
+    assert cfg.epochs_at(400) == 10 and cfg.epochs_at(100) == 20
+    tc = cfg.train_config(100, seed=3, lr=1e-3, longer=1.5)
+    assert (tc.epochs, tc.lr, tc.seed) == (30, 1e-3, 3) and abs(tc.warmup_epochs - 3) < 1e-9
+
+
+@pytest.mark.parametrize("bad", [dict(lrs=(0.0,)), dict(longer=1.0), dict(sizes=(5,)), dict(epochs=0)])
+def test_config_rejects_bad_sweeps(bad):
+    with pytest.raises(IngurError):
+        ch.Config(ViTConfig(), **{**dict(epochs=1, sizes=(100,), ablation_size=100), **bad})
+
+
+def test_effects_are_paired_per_seed():
+    """Gains are differences within a seed; the size effect is the difference of those per seed."""
+    acc = {100: {"ViT": [50.0, 60.0, 70.0], "SL-ViT": [55.0, 62.0, 76.0]},
+           400: {"ViT": [80.0, 81.0, 82.0], "SL-ViT": [81.0, 81.0, 84.0], "+SPT": [81.0, 82.0, 83.0],
+                 "+LSA": [79.0, 81.0, 82.0]}}
+    cfg = ch.Config(ViTConfig(), epochs=1, sizes=(100, 400), ablation_size=400)
+    eff = ch.effects(acc, cfg)
+    assert eff["gain/SL-ViT/n=100"]["values"] == [5.0, 2.0, 6.0]
+    assert eff["gain/+LSA/n=400"]["values"] == [-1.0, 0.0, 0.0]
+    assert eff["gain_small_minus_large/n=100-400"]["values"] == [4.0, 2.0, 4.0]
+    # +SPT's gain (1, 1, 1) is resolved with no spread; SL-ViT at 100 (mean 4.33) too; +LSA's is not
+    assert ch.smallest_resolved(eff) == 1.0

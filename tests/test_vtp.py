@@ -1,5 +1,6 @@
 """VTP [8]: gates, global ranking, physical slimming (ingur_lib.nn.prune) and the chapter's exercises."""
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from ingur_lib.errors import IngurError
 from ingur_lib.measure import count_flops, count_params
 from ingur_lib.models.vit import ViT, ViTConfig
+from ingur_lib.chapters import vtp as ch
 from ingur_lib.nn import prune
 
 
@@ -130,3 +132,29 @@ def test_reported_claims_load():
     rep = ledger.load_reported("vtp")
     ids = {c["id"] for c in rep["claims"]}
     assert {"drop_20", "drop_40", "params_20", "params_40", "flops_20", "flops_40"} <= ids
+
+
+def _row(ratio, before, after=None, params=100, flops=1000, ms=10.0):
+    r = {"ratio": ratio, "acc_before": before, "params": params, "flops": flops, "latency_ms": ms}
+    return {**r, "acc_after": after} if after is not None else r
+
+
+def test_drop_is_measured_against_the_finetuned_control():
+    """drop_p = fine-tuned slim L1 model minus the unpruned lambda = 0 control fine-tuned as long."""
+    rows = [_row(0.0, 0.80, 0.81), _row(0.2, 0.80, 0.79, params=80, flops=750, ms=8.0)]
+    control = [_row(0.0, 0.84, 0.85), _row(0.2, 0.70)]
+    run = ch.Run(None, None, None, rows, control, {}, None, None, 0.0, 1e-3)
+    m = ch.seed_metrics(run)
+    assert abs(m["drop_20"] - (79 - 85)) < 1e-9 and abs(m["drop_00"] - (81 - 85)) < 1e-9
+    assert m["reference_acc"] == 85 and m["control_acc_before_20"] == 70
+    assert m["flops_change_20"] == -25 and m["speedup_20"] == 10 / 8
+    no_control = ch.seed_metrics(ch.Run(None, None, None, rows, [], {}, None, None, 0.0, 1e-3))
+    assert abs(no_control["drop_20"] - (79 - 81)) < 1e-9  # without a control: the unpruned L1 model
+
+
+def test_config_rejects_finetuning_an_unpruned_ratio():
+    base = ch.config("smoke")
+    with pytest.raises(IngurError):
+        replace(base, finetune_ratios=(0.0, 0.5))
+    with pytest.raises(IngurError):
+        replace(base, lrs=(-1e-3,))

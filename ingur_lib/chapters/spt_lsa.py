@@ -4,19 +4,23 @@ The paper (Lee, Lee & Song 2021) adds two pieces to a ViT to give it locality on
 (`ingur_lib.nn.spt`) and LSA (`ingur_lib.nn.lsa`). Here we train the four combinations (ViT, +SPT,
 +LSA, SL-ViT = both) and measure the gain of SL-ViT over ViT as the training set shrinks.
 
-Every run takes the **same number of optimizer steps** whatever the training-set size (a fixed
-compute budget), so small sets are seen for many epochs, large ones for few.
+Every model trains to convergence: `Config.epochs` epochs at the largest size, and a set n times
+smaller gets sqrt(n) times more epochs (small sets need more passes, not the same number of steps).
+The standard profile first sweeps the learning rate of ViT and SL-ViT alike (on a tuning seed), trains
+every model at its variant's best rate, and checks convergence by training the ViT 1.5x longer.
 `run(profile, seed)` is what the notebook calls; `reproduce(profile, seeds)` writes
 data/results/05_spt_lsa/<profile>.json. Both use the same configs and code.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from .. import ledger, measure
+from ..errors import IngurError
 from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_images
 from ..exercises import assert_same, exercise
 from ..figures import figure
@@ -39,30 +43,47 @@ name_colors(VARIANTS, CHAPTER)  # one colour per variant in every figure of the 
 @dataclass
 class Config:
     model: ViTConfig
-    steps: int                     # optimizer steps per run, the same for every training-set size
+    epochs: float                  # epochs at the largest size; a set k times smaller trains sqrt(k) times more
     sizes: tuple[int, ...]         # training-set sizes for the ViT vs SL-ViT sweep
     ablation_size: int             # the size at which all four variants train
     seeds: tuple[int, ...] = (0,)
-    batch_size: int = 64
-    lr: float = 2e-3
+    batch_size: int = 128
+    lr: float = 2e-3               # every variant's rate when `lrs` is empty
+    lrs: tuple[float, ...] = ()    # the sweep: ViT and SL-ViT each train at every rate (tuning size and seed)
+    tune_size: int = 0             # training-set size of the sweep (0: the ablation size)
+    tune_seed: int = 100           # a seed no reported run uses: the choice is not made on reported runs
+    longer: float = 0.0            # convergence check: the ViT at the largest size trains this much longer
     n_test: int | None = 2000
     dataset: str = "fashion_mnist"
     augment: Augment = field(default_factory=lambda: Augment(crop_padding=2, flip=True))
 
-    def train_config(self, n_train: int, seed: int) -> TrainConfig:
-        """`steps` optimizer steps over `n_train` images, 10% warmup, one evaluation at the end."""
-        epochs = self.steps * self.batch_size / n_train
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, warmup_epochs=0.1 * epochs,
-                           seed=seed, eval_every=10 ** 6)
+    def __post_init__(self):
+        if not self.epochs > 0 or not self.sizes or min(self.sizes) < 10 or self.ablation_size < 10:
+            raise IngurError(f"epochs={self.epochs}, sizes={self.sizes}, ablation_size={self.ablation_size}: "
+                             "use epochs > 0 and sizes of at least 10 images (one per class).")
+        if any(not lr > 0 for lr in self.lrs) or (self.longer and self.longer <= 1):
+            raise IngurError(f"lrs={self.lrs}, longer={self.longer}: use positive rates and longer > 1 (or 0).")
+
+    def epochs_at(self, n_train: int) -> float:
+        """Epochs for `n_train` images: `epochs` at the largest size, sqrt(k) times more on k times fewer."""
+        return self.epochs * math.sqrt(max(*self.sizes, self.ablation_size) / n_train)
+
+    def train_config(self, n_train: int, seed: int, lr: float | None = None, longer: float = 1.0) -> TrainConfig:
+        """`epochs_at(n_train)` (times `longer`) epochs, 10% warmup, one evaluation at the end."""
+        epochs = longer * self.epochs_at(n_train)
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr or self.lr,
+                           warmup_epochs=0.1 * epochs, seed=seed, eval_every=10 ** 6)
 
 
-_TINY = ViTConfig(patch_size=4, dim=64, depth=4, heads=4, mlp_ratio=2.0)  # d_head 16 as in the paper
+_TINY = ViTConfig(patch_size=4, dim=32, depth=4, heads=2, mlp_ratio=2.0)  # d_head 16 as in the paper
 CONFIGS = {
-    "smoke": Config(_TINY, steps=250, sizes=(2000,), ablation_size=2000, n_test=1000),
-    # 5,000 images = 500 per class, as in CIFAR-100 and Tiny-ImageNet: the ablation runs there.
-    "standard": Config(_TINY, steps=250, sizes=(1000, 2000, 5000, 15000), ablation_size=5000, seeds=(0, 1, 2)),
+    "smoke": Config(_TINY, epochs=8, sizes=(2000,), ablation_size=2000, batch_size=64, n_test=1000),
+    # 20 and 200 images per class (ten times fewer, as CIFAR-100 against CIFAR-10); 44 epochs on 2,000
+    # images, 139 on 200: both checked by training the ViT 1.5x longer. The ablation runs at 2,000.
+    "standard": Config(_TINY, epochs=44, sizes=(200, 2000), ablation_size=2000, seeds=(0, 1, 2),
+                       lrs=(2e-3, 4e-3, 8e-3), longer=1.5),
     # The paper's ViT (depth 9, 12 heads of 16, MLP ratio 2, patch 4 on 32 px) on CIFAR-100; not run on CPU.
-    "full": Config(ViTConfig(patch_size=4, dim=192, depth=9, heads=12, drop_path=0.1), steps=20_000,
+    "full": Config(ViTConfig(patch_size=4, dim=192, depth=9, heads=12, drop_path=0.1), epochs=100,
                    sizes=(5000, 10000, 25000, 50000), ablation_size=50000, seeds=(0, 1, 2), batch_size=128,
                    lr=1e-3, n_test=None, dataset="cifar100",
                    augment=Augment(crop_padding=4, flip=True, erasing=0.25, mixup=0.8, cutmix=1.0)),
@@ -96,25 +117,27 @@ def model_config(cfg: Config, variant: str, data: ImageData) -> ViTConfig:
                    num_classes=data.num_classes)
 
 
-def train_variant(cfg: Config, variant: str, data: ImageData, seed: int = 0, progress: bool = True) -> Run:
-    """Train one variant on `data` for `cfg.steps` steps; evaluate on its test split."""
+def train_variant(cfg: Config, variant: str, data: ImageData, seed: int = 0, progress: bool = True,
+                  lr: float | None = None, longer: float = 1.0) -> Run:
+    """Train one variant on `data` for `cfg.epochs_at(len(data))` epochs (times `longer`); test it."""
     seed_everything(seed)
     model = ViT(model_config(cfg, variant, data))
     prepare = image_prepare(data.mean, data.std, cfg.augment, data.num_classes)
     t0 = time.perf_counter()
     hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y),
-               cfg.train_config(len(data.train_y), seed), prepare=prepare, progress=progress, desc=variant)
+               cfg.train_config(len(data.train_y), seed, lr, longer), prepare=prepare, progress=progress,
+               desc=variant)
     seconds = time.perf_counter() - t0
     ips = sum(e["images_per_s"] * e["seconds"] for e in hist.epochs) / sum(e["seconds"] for e in hist.epochs)
     return Run(variant, model, hist, prepare, hist.last("test_acc"), seconds, ips)
 
 
 def run(profile: str | None = None, seed: int = 0, data: ImageData | None = None, variants=tuple(VARIANTS),
-        progress: bool = True) -> dict[str, Run]:
-    """The ablation: each variant trained at the profile's ablation size."""
+        progress: bool = True, lrs: dict | None = None) -> dict[str, Run]:
+    """The ablation: each variant trained at the profile's ablation size (at `lrs[variant]`, else cfg.lr)."""
     cfg = config(profile)
     data = data or load_data(cfg, seed=seed)
-    return {v: train_variant(cfg, v, data, seed, progress) for v in variants}
+    return {v: train_variant(cfg, v, data, seed, progress, (lrs or {}).get(v)) for v in variants}
 
 
 # ---------------------------------------------------------------- overhead
@@ -181,36 +204,95 @@ def inside(runs: dict[str, Run], images: torch.Tensor) -> dict:
 
 # ---------------------------------------------------------------- reproduce
 
-def _sweep(cfg: Config, seeds, progress: bool) -> tuple[dict, dict]:
+TUNED = ("ViT", "SL-ViT")  # the baseline and the method get the same sweep; +SPT and +LSA take the ViT's rate
+
+
+def tune(cfg: Config, progress: bool) -> tuple[dict, dict]:
+    """Test accuracy (%) of ViT and SL-ViT at every rate of `cfg.lrs` (tuning size and seed), and the rate
+    each variant then trains with."""
+    n = cfg.tune_size or cfg.ablation_size
+    data = load_data(cfg, n, cfg.tune_seed)
+    acc = {v: {str(lr): 100 * train_variant(cfg, v, data, cfg.tune_seed, progress, lr).test_acc
+               for lr in cfg.lrs} for v in TUNED}
+    best = {v: float(max(a, key=a.get)) for v, a in acc.items()}
+    return acc, {v: best["SL-ViT" if v == "SL-ViT" else "ViT"] for v in VARIANTS}
+
+
+def _sweep(cfg: Config, seeds, lrs: dict, progress: bool) -> tuple[dict, dict]:
     """Test accuracy (%) per size and variant over seeds; the seed-0 runs at the ablation size."""
     acc, first = {}, {}
     for n in sorted(set(cfg.sizes) | {cfg.ablation_size}):
-        variants = tuple(VARIANTS) if n == cfg.ablation_size else ("ViT", "SL-ViT")
+        variants = tuple(VARIANTS) if n == cfg.ablation_size else TUNED
         for seed in seeds:
             data = load_data(cfg, n, seed)
             for v in variants:
-                r = train_variant(cfg, v, data, seed, progress)
+                r = train_variant(cfg, v, data, seed, progress, lrs.get(v))
                 acc.setdefault(n, {}).setdefault(v, []).append(100 * r.test_acc)
                 if n == cfg.ablation_size and seed == seeds[0]:
                     first[v] = r
     return acc, first
 
 
-def _gain(acc_n: dict, variant: str) -> dict:
-    """Per-seed gain over ViT (same seed, same subset), summarized."""
-    return ledger.summarize([a - b for a, b in zip(acc_n[variant], acc_n["ViT"])])
+def convergence(cfg: Config, acc: dict, lrs: dict, seed: int, progress: bool) -> dict:
+    """The ViT at the smallest and the largest size trained `cfg.longer` times longer on seed `seed`: how
+    far its test accuracy (%) moves."""
+    out = {"variant": "ViT", "seed": seed, "factor": cfg.longer}
+    for n in sorted({min(cfg.sizes), max(cfg.sizes)}):
+        longer = train_variant(cfg, "ViT", load_data(cfg, n, seed), seed, progress, lrs.get("ViT"), cfg.longer)
+        now = acc[n]["ViT"][0]
+        out[f"n={n}"] = {"epochs": cfg.epochs_at(n), "acc": now, "acc_longer": 100 * longer.test_acc,
+                         "change": 100 * longer.test_acc - now}
+    return out
 
 
-def _comparisons(acc: dict, cfg: Config, mmacs: dict) -> list[dict]:
-    big, abl = max(cfg.sizes), cfg.ablation_size
-    where = f"Fashion-MNIST, {{n}} train images, {cfg.steps} steps, {len(acc[abl]['ViT'])} seeds"
-    same = f"{abl // 10} images per class, as in CIFAR-100 and Tiny-ImageNet; tiny ViT, short schedule, no pretraining."
-    rows = [ledger.compare(PAPER, "gain_cifar10", _gain(acc[big], "SL-ViT"), where.format(n=big),
-                           "Our largest size; CIFAR-10 has 5,000 images per class, ours 1,500."),
-            ledger.compare(PAPER, "gain_cifar100", _gain(acc[abl], "SL-ViT"), where.format(n=abl), same),
-            ledger.compare(PAPER, "gain_tiny_imagenet", _gain(acc[abl], "SL-ViT"), where.format(n=abl), same)]
+def _gain(acc_n: dict, variant: str, over: str = "ViT") -> dict:
+    """Per-seed gain of `variant` over `over` (same seed, same subset), summarized."""
+    return ledger.summarize([a - b for a, b in zip(acc_n[variant], acc_n[over])])
+
+
+def effects(acc: dict, cfg: Config) -> dict[str, dict]:
+    """The chapter's headline effects, paired per seed: SL-ViT's gain at every size, SPT's and LSA's alone
+    at the ablation size, and how much larger the gain is on the smallest set than on the largest."""
+    small, big = min(cfg.sizes), max(cfg.sizes)
+    out = {f"gain/SL-ViT/n={n}": _gain(per, "SL-ViT") for n, per in sorted(acc.items())}
+    out.update({f"gain/{v}/n={cfg.ablation_size}": _gain(acc[cfg.ablation_size], v) for v in ("+SPT", "+LSA")})
+    gs, gb = out[f"gain/SL-ViT/n={small}"]["values"], out[f"gain/SL-ViT/n={big}"]["values"]
+    out[f"gain_small_minus_large/n={small}-{big}"] = ledger.summarize([a - b for a, b in zip(gs, gb)])
+    return out
+
+
+def smallest_resolved(eff: dict) -> float | None:
+    """The smallest |mean| among effects outside 2 standard errors (None when none is)."""
+    sizes = [abs(e["mean"]) for e in eff.values()
+             if e["n"] > 1 and abs(e["mean"]) > 2 * e["std"] / math.sqrt(e["n"])]
+    return min(sizes) if sizes else None
+
+
+def _converged_text(conv: dict | None) -> str:
+    """How the convergence check came out, for a ledger row's setting."""
+    if not conv:
+        return "convergence not checked"
+    if conv["converged"]:
+        return f"converged by the {conv['factor']}x check"
+    return (f"NOT converged by the {conv['factor']}x check (the ViT moved {conv['largest_change']:.1f} "
+            "points)")
+
+
+def _comparisons(eff: dict, cfg: Config, mmacs: dict, conv: dict | None = None) -> list[dict]:
+    small, big, abl = min(cfg.sizes), max(cfg.sizes), cfg.ablation_size
+    seeds = eff[f"gain/SL-ViT/n={abl}"]["n"]
+    where = "Fashion-MNIST, {n} train images ({k} per class), " + _converged_text(conv) + f", {seeds} seeds, paired"
+    same = (f"{abl // 10} images per class (Tiny-ImageNet has 500); tiny ViT (dim 32), ViT and SL-ViT each at "
+            "the best rate of the same sweep, no pretraining.")
+    rows = [ledger.compare(PAPER, "gain_tiny_imagenet", eff[f"gain/SL-ViT/n={abl}"],
+                           where.format(n=abl, k=abl // 10), same)]
     for v, claim_id in (("+SPT", "ablation_spt_tiny"), ("+LSA", "ablation_lsa_tiny")):
-        rows.append(ledger.compare(PAPER, claim_id, _gain(acc[abl], v), where.format(n=abl), same))
+        rows.append(ledger.compare(PAPER, claim_id, eff[f"gain/{v}/n={abl}"], where.format(n=abl, k=abl // 10),
+                                   same))
+    rows.append(ledger.compare(PAPER, "gain_vs_size", eff[f"gain_small_minus_large/n={small}-{big}"],
+                               f"SL-ViT's gain at {small // 10} minus at {big // 10} images per class, "
+                               + where.format(n=f"{small} and {big}", k=f"{small // 10}/{big // 10}"),
+                               "Ten times fewer images per class, as CIFAR-100 (500) vs CIFAR-10 (5,000)."))
     ours = 100 * (mmacs["SL-ViT"] / mmacs["ViT"] - 1)
     rows.append(ledger.compare(PAPER, "flops_overhead", ours, "MACs counted on the paper's ViT config (CIFAR, 32 px)",
                                f"Counted with torch FlopCounterMode: ViT {mmacs['ViT']:.1f} M, SL-ViT "
@@ -222,16 +304,25 @@ def _comparisons(acc: dict, cfg: Config, mmacs: dict) -> list[dict]:
 
 
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
-    """Train the sweep and the ablation, measure overhead, look inside; record with provenance."""
+    """Sweep the rate, train the sizes and the ablation, check convergence, measure overhead, look inside;
+    record with provenance."""
     t0 = time.perf_counter()
     cfg = config(profile)
     seeds = tuple(seeds or cfg.seeds)
-    acc, first = _sweep(cfg, seeds, progress)
+    sweep, lrs = tune(cfg, progress) if cfg.lrs else ({}, {v: cfg.lr for v in VARIANTS})
+    acc, first = _sweep(cfg, seeds, lrs, progress)
+    eff = effects(acc, cfg) if len(cfg.sizes) > 1 else {}
+    conv = convergence(cfg, acc, lrs, seeds[0], progress) if cfg.longer else {}
+    if conv:
+        # against the smallest resolved effect; with none resolved, the smallest effect a verdict counts
+        small = smallest_resolved(eff) or ledger.DEFAULT_TOLERANCE
+        moved = max(abs(v["change"]) for k, v in conv.items() if k.startswith("n="))
+        conv.update(smallest_effect=small, largest_change=moved, converged=moved < small)
     data = load_data(cfg, cfg.ablation_size, seeds[0])
     images, labels = example_images(data)
     mmacs = paper_scale_mmacs()
     metrics = {f"test_acc/{v}/n={n}": ledger.summarize(a) for n, per in acc.items() for v, a in per.items()}
-    metrics.update({f"gain/SL-ViT/n={n}": _gain(per, "SL-ViT") for n, per in acc.items()})
+    metrics.update(eff or {f"gain/SL-ViT/n={n}": _gain(per, "SL-ViT") for n, per in acc.items()})
     over = overhead(model_config(cfg, "ViT", data))
     for v, o in over.items():
         metrics.update({f"{k}/{v}": ledger.summarize([x]) for k, x in o.items()})
@@ -240,10 +331,47 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
                       dataset={"name": data.name, "source": data.source, "sizes": sorted(acc),
                                "n_test": len(data.test_y)},
                       config=cfg)
-    extra = {"accuracy": {str(n): per for n, per in acc.items()}, "overhead": over, "paper_scale_mmacs": mmacs,
-             "inside": inside(first, images), "histories": {v: r.history.to_dict() for v, r in first.items()},
+    extra = {"accuracy": {str(n): per for n, per in acc.items()}, "lr_sweep": sweep, "lr": lrs,
+             "epochs": {str(n): cfg.epochs_at(n) for n in acc}, "convergence": conv, "overhead": over,
+             "paper_scale_mmacs": mmacs, "inside": inside(first, images),
+             "histories": {v: r.history.to_dict() for v, r in first.items()},
              "artifacts": {"images": images[:, 0].tolist(), "labels": labels.tolist(), "classes": list(data.classes)}}
-    return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(acc, cfg, mmacs), extra))
+    rows = _comparisons(eff, cfg, mmacs, conv) if eff else []
+    return str(ledger.record(CHAPTER, profile, prov, metrics, rows, extra))
+
+
+# ---------------------------------------------------------------- the recorded results, in words
+
+def _pm(e: dict) -> str:
+    """mean ± standard error (n seeds) of a `ledger.summarize` dict."""
+    return f"{e['mean']:+.2f} ± {e['std'] / math.sqrt(e['n']):.2f} (n = {e['n']})"
+
+
+def results_markdown(results: dict) -> str:
+    """The recorded accuracies, paired effects, rate sweep and convergence check as Markdown tables and
+    sentences: the notebook renders its numbers from here, never types them."""
+    m, conv = results["metrics"], results.get("convergence") or {}
+    acc = ["| training images | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
+    for n in sorted(int(k) for k in results["accuracy"]):
+        cells = [f"{m[f'test_acc/{v}/n={n}']['mean']:.2f}" if f"test_acc/{v}/n={n}" in m else "" for v in VARIANTS]
+        epochs = results.get("epochs", {}).get(str(n))  # absent in runs recorded before epochs scaled
+        acc.append(f"| {n:,}" + (f" ({epochs:.0f} epochs)" if epochs else "") + " | " + " | ".join(cells) + " |")
+    eff = ["| effect, points (paired per seed) | mean ± s.e. |", "|---|---|"]
+    eff += [f"| {k.replace('/', ' ')} | {_pm(e)} |" for k, e in m.items() if k.startswith("gain")]
+    text = ["Test accuracy (%), mean over seeds:", "", *acc, "", *eff, ""]
+    if results.get("lr_sweep"):
+        sweep = "; ".join(f"{v}: " + ", ".join(f"{float(lr):g} → {a:.1f}%" for lr, a in per.items())
+                          for v, per in results["lr_sweep"].items())
+        text.append(f"Learning-rate sweep on the tuning seed: {sweep}. Rates used: "
+                    + ", ".join(f"{v} {lr:g}" for v, lr in results["lr"].items()) + ".")
+    if conv:
+        moves = ", ".join(f"{v['acc']:.2f}% → {v['acc_longer']:.2f}% at {k[2:]} images"
+                          for k, v in conv.items() if k.startswith("n="))
+        verdict = "converged by this test" if conv["converged"] else "**not converged** by this test"
+        text.append(f"\nConvergence check (ViT, seed {conv['seed']}, {conv['factor']}x the epochs): {moves}; "
+                    f"it moves at most {conv['largest_change']:.2f} points against a smallest resolved effect "
+                    f"of {conv['smallest_effect']:.2f}: {verdict}.")
+    return "\n".join(text)
 
 
 # ---------------------------------------------------------------- figures for the thesis
