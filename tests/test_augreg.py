@@ -7,8 +7,8 @@ import torch
 from ingur_lib import exercises, ledger
 from ingur_lib.data import Augment, image_prepare
 from ingur_lib.data.augment import mixup
-from ingur_lib.data.randaugment import (GEOMETRIC, OPS, SETTINGS, apply_op, augreg_augment, rand_augment,
-                                        setting)
+from ingur_lib.chapters.augreg import augreg_augment
+from ingur_lib.data.randaugment import GEOMETRIC, OPS, SETTINGS, apply_op, rand_augment, setting
 from ingur_lib.errors import IngurError
 from ingur_lib.models.vit import ViT, ViTConfig
 

@@ -210,9 +210,3 @@ def setting(name: str) -> tuple[int, int, float]:
         raise IngurError(f"Unknown AugReg setting {name!r}: use one of {', '.join(SETTINGS)}.")
     return SETTINGS[name]
 
-
-def augreg_augment(name: str, **base) -> "Augment":
-    """The `Augment` of a named AugReg setting, on top of `base` (crop, flip: AugReg's "none" keeps them)."""
-    from .augment import Augment
-    layers, magnitude, alpha = setting(name)
-    return Augment(randaug_layers=layers, randaug_magnitude=magnitude, mixup=alpha, **base)
