@@ -216,10 +216,10 @@ def test_exercise_checks_reject_wrong_answers_and_accept_right_ones():
 
 
 def test_smoke_training_learns_with_randaugment_and_mixup():
+    from dataclasses import replace
     from ingur_lib.chapters import augreg
-    cfg = augreg.Config(ViTConfig(patch_size=7, dim=32, depth=2, heads=2), sizes=(1000,), epochs=(6,),
-                        settings=("none", "medium2"), n_test=500)
-    data = augreg.load_data(cfg, 1000, 0)
-    r = augreg.train_setting(cfg, "medium2", data, 0, progress=False)
-    assert r.test_acc > 0.5, r.test_acc     # chance is 0.1
+    cfg = replace(augreg.config("smoke"), n_test=500)   # light2: RandAugment(2, 10) + mixup 0.2
+    data = augreg.load_data(cfg, cfg.sizes[0], 0)
+    r = augreg.train_setting(cfg, "light2", data, 0, progress=False)
+    assert r.test_acc > 0.4, r.test_acc     # chance is 0.1
     assert math.isfinite(r.history.last("train_loss"))
