@@ -6,6 +6,7 @@ and PNG in one print style) is a whole-book operation in `ingur_lib.book`.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from .errors import IngurError
@@ -14,10 +15,22 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {}
 
 
 def figure(name: str, chapter: str, profile: str = "standard"):
-    """Register `fn(results: dict) -> Figure` as figure `name`, drawn from chapter/profile results."""
+    """Register `fn(results: dict) -> Figure` as figure `name`, drawn from chapter/profile results.
+
+    Every call starts from the chapter's colours (`viz.colour_scope`), so the figure a notebook draws
+    from its live run has the colours of the thesis figure drawn from the recorded results (before, a
+    notebook coloured names in the order it happened to plot them: 09's Transformer++ was blue in the
+    thesis and orange on the page).
+    """
     def deco(fn):
         if name in FIGURES:
             raise IngurError(f"Figure name {name!r} is registered twice: rename one.")
-        FIGURES[name] = (chapter, profile, fn)
-        return fn
+
+        @functools.wraps(fn)
+        def drawn(*args, **kwargs):
+            from . import viz
+            viz.colour_scope(chapter)
+            return fn(*args, **kwargs)
+        FIGURES[name] = (chapter, profile, drawn)
+        return drawn
     return deco

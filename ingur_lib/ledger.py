@@ -170,8 +170,11 @@ def seeds_to_decide(std: float, distance: float, n_now: int, most: int = 1000) -
 
 
 def _num(x: float, sign: bool = False) -> str:
-    """A measured number: two decimals, or three significant digits when tiny or huge."""
+    """A measured number: two decimals, or three significant digits when tiny or huge; a whole number
+    of 1,000 or more (a count: parameters, OPs, bytes) as a count, `39,938`, never `39,938.00`."""
     spec = "+" if sign else ""
+    if x == round(x) and 1000 <= abs(x) < 1e15:
+        return f"{x:{spec},.0f}"
     return f"{x:{spec},.2f}" if x == 0 or 0.01 <= abs(x) < 1e6 else f"{x:{spec}.3g}"
 
 
@@ -417,10 +420,12 @@ def _measurement(row: dict) -> tuple:
 def _ours(c: dict, row: dict) -> str:
     """Our number as shown: mean ± one standard error (n seeds); a count stands alone."""
     n, text = row.get("n_seeds", 1), _num(row["ours"], c["kind"] == "relative")
-    if n > 1:
-        return f"{text} ± {_num(row.get('ours_std', 0.0) / math.sqrt(n))} (n={n})"
+    if n > 1:  # mean and error never split across lines (no-break spaces); "(n=3)" may wrap
+        return f"{text}{NBSP}±{NBSP}{_num(row.get('ours_std', 0.0) / math.sqrt(n))} (n={n})"
     return text if c.get("deterministic") else f"{text} (n=1)"
 
+
+NBSP = "\u00a0"
 
 COLUMNS = ["ref", "paper", "claim", "reported", "source", "ours", "our setting", "profile", "seeds",
            "verdict", "reason", "commit"]
@@ -457,6 +462,14 @@ def _unrun(key: str, rep: dict, rc: dict) -> dict:
             "commit": ""}
 
 
+def _paper_of(chapter: str | None, reported: dict) -> str | None:
+    """The paper a chapter rebuilds, by the book's naming (chapter `06_cvit` rebuilds `cvit`), so that
+    a chapter without a recorded run still lists its paper's claims. (The ledger sits below the
+    chapters and does not import their registry.)"""
+    key = chapter.split("_", 1)[-1] if chapter else None
+    return key if key in reported else None
+
+
 def table(chapter: str | None = None, paper: str | None = None):
     """A pandas DataFrame: every reported claim, with our number and a verdict judged now (from the stored
     numbers against the current YAML) where a run compared it."""
@@ -467,8 +480,9 @@ def table(chapter: str | None = None, paper: str | None = None):
         if not chapter or res["chapter"] == chapter:
             rows += _rows_of(res, reported, paper)
     seen = {r.pop("_id") for r in rows}
+    own = _paper_of(chapter, reported)
     for key, rep in reported.items():
-        if (paper and key != paper) or (chapter and not any(r["paper"] == key for r in rows)):
+        if (paper and key != paper) or (chapter and key != own and not any(r["paper"] == key for r in rows)):
             continue
         rows += [_unrun(key, rep, rc) for rc in rep["claims"] if (key, rc["id"]) not in seen]
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -501,29 +515,43 @@ def to_latex(df, path: str | Path | None = None) -> str:
 
 
 def _md_cell(x) -> str:
-    return str(x).replace("|", "\\|").replace("\n", " ")
+    # "->" in a claim ("81.8 -> 81.3") would break between its two characters in a narrow column.
+    return str(x).replace("|", "\\|").replace("\n", " ").replace(" -> ", " → ")
 
 
 def to_markdown(df, cols=("claim", "reported", "source", "ours", "our setting", "verdict", "reason")) -> str:
+    if not len(df):  # a header with no rows reads as a broken table
+        return "*No claim of this chapter's paper is in the ledger yet.*"
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_md_cell(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
     return "\n".join(lines)
 
 
+PROVENANCE_WIDTH = 88  # the book's text column, in characters
+
+
 def provenance_lines(chapter: str | None = None) -> list[str]:
+    """One entry per recorded run: where, when and how it ran. Plain text (chapters print it), each
+    entry wrapped to the book's 88-character column with indented continuation lines, so neither a
+    printed cell nor a Markdown list item shows markup or runs off the page."""
+    import textwrap
     out = []
     for res in all_results():
         if chapter and res["chapter"] != chapter:
             continue
         p = res["provenance"]
-        out.append(f"`{res['chapter']}/{res['profile']}`: commit `{p['commit'][:10]}`"
-                   f"{' (dirty)' if p['dirty'] else ''}, {p['date']}, {p['machine']}, torch {p['torch']}, "
-                   f"seeds {p['seeds']}, {p['wall_time_s'] / 60:.1f} min, data: {p['dataset'].get('source', '?')}")
+        text = (f"{res['chapter']}/{res['profile']}: commit {p['commit'][:10]}"
+                f"{' (dirty)' if p['dirty'] else ''}, {p['date']}, {p['machine']}, torch {p['torch']}, "
+                f"seeds {p['seeds']}, {p['wall_time_s'] / 60:.1f} min, "
+                f"data: {p['dataset'].get('source', '?')}")
+        out.append(textwrap.fill(text, PROVENANCE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
+                                 break_long_words=False))
     return out
 
 
 # sphinx-design badge colour per verdict, so a reader can scan a paper's column of verdicts.
-BADGES = {REPRODUCED: "success", PARTLY: "warning", NOT_REPRODUCED: "danger", INCONCLUSIVE: "secondary",
+# (The theme's "secondary" is an orange beside "partly"'s: undecided reads grey.)
+BADGES = {REPRODUCED: "success", PARTLY: "warning", NOT_REPRODUCED: "danger", INCONCLUSIVE: "muted",
           NOT_TESTABLE: "info", "not yet run": "light"}
 
 
@@ -600,6 +628,13 @@ RULE_TEXT = [
 ]
 
 
+def _baseline_value(m: dict) -> str:
+    """A baseline metric on the ledger page: counts as counts (`407,690`, not `4.077e+05`)."""
+    v = m["mean"]
+    val = f"{v:,.0f}" if v == round(v) and abs(v) >= 1000 else f"{v:.4g}"
+    return val + (f" ± {m['std']:.2g} std" if m.get("n", 1) > 1 else "")
+
+
 def book_page(chapters) -> str:
     """The book's ledger page, generated from data/reported and data/results, one section per chapter of
     `chapters` (the book's list, `ingur_lib.chapters.CHAPTERS`, passed in by `ingur_lib.book`)."""
@@ -620,7 +655,7 @@ def book_page(chapters) -> str:
                   "| chapter | profile | metric | value |", "|---|---|---|---|"]
         for r in baselines:
             for name, m in r["metrics"].items():
-                val = f"{m['mean']:.4g}" + (f" ± {m['std']:.2g} std" if m.get("n", 1) > 1 else "")
+                val = _baseline_value(m)
                 parts.append(f"| {r['chapter']} | {r['profile']} | {name} | {val} |")
         parts.append("")
     parts += ["## Provenance", ""] + [f"- {line}" for line in provenance_lines()] + [""]

@@ -26,14 +26,15 @@ def count(n) -> str:
 
 
 def tidy(df, digits: int = 2):
-    """A results table for display: columns holding whole numbers (counts) as integers, the rest
-    rounded to `digits` (pandas prints a float column of counts as `113984.000`)."""
+    """A results table for display: columns holding whole numbers (counts) as counts with thousands
+    separators (`113,984`; pandas printed a float column of counts as `113984.000`), the rest rounded
+    to `digits`. For display only: count columns become text."""
     import pandas as pd
     out = df.copy()
     for col in out.columns:
         v = pd.to_numeric(out[col], errors="coerce")
         if v.notna().all() and (v == v.round()).all() and (v.abs() >= 1000).any():
-            out[col] = v.astype("int64")
+            out[col] = v.astype("int64").map(count)
         elif v.notna().all():
             out[col] = v.round(digits)
     return out

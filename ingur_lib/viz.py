@@ -5,11 +5,13 @@ Every function returns a matplotlib Figure (it never calls plt.show), so a noteb
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 import numpy as np
@@ -82,13 +84,32 @@ def colour_scope(chapter: str | None = None) -> None:
         colour_of(name)
 
 
+_SEED = re.compile(r"\s*\(seed \d+\)$")
+
+
 def colour_of(name: str) -> str:
-    """The colour of a variant name: the same everywhere in a process, distinct from those used so far."""
+    """The colour of a variant name: the same everywhere in a process, distinct from those used so far.
+
+    "ViT (seed 1)" has the colour of "ViT": seeds are replicates of one variant, not other variants.
+    """
+    name = _SEED.sub("", name)
     if name not in _COLOURS:
         used = list(_COLOURS.values())
         free = [c for c in PALETTE if c not in used]
         _COLOURS[name] = free[0] if free else PALETTE[len(_COLOURS) % len(PALETTE)]
     return _COLOURS[name]
+
+
+def whole_ticks(ax, axis: str = "x") -> None:
+    """Ticks at whole numbers only, on round steps (epochs 1, 2, 3; percents 0, 20, 40), never 1.5."""
+    getattr(ax, f"{axis}axis").set_major_locator(
+        matplotlib.ticker.MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))
+
+
+def seed_style(name: str) -> str:
+    """Line style of a run named "... (seed k)": seed 0 solid, 1 dashed, 2 dotted (colours are per variant)."""
+    m = re.search(r"\(seed (\d+)\)$", name)
+    return ("-", "--", ":", "-.")[int(m.group(1)) % 4] if m else "-"
 
 
 def legend_outside(target, where: str = "auto", **kw):
@@ -116,11 +137,38 @@ def legend_outside(target, where: str = "auto", **kw):
                                      for a in target.figure.axes)
         where = "above" if crowded else "right"
     if where == "above":
+        if not is_fig and any(set(entries) <= _labels(a.get_legend()) for a in target.figure.axes
+                              if a is not target and a.get_legend() is not None):
+            return None  # a sibling panel's legend already names every line of this one
         opts = dict(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=min(len(entries), 4))
+        if not is_fig and target.get_title():  # the legend would sit on the title: it becomes its title
+            opts["title"] = target.get_title()
+            opts["title_fontsize"] = matplotlib.rcParams["axes.titlesize"]
+            target._ingur_title = target.get_title()
+            target.set_title("")
     else:
         opts = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        if not is_fig:  # panels of one figure share colours per name: one legend, not one per panel
+            _drop_repeated_legends(target, set(entries))
     opts.update(frameon=False, borderaxespad=0.2, **kw)
     return target.legend(list(entries.values()), list(entries), **opts)
+
+
+def _labels(legend) -> set:
+    return {t.get_text() for t in legend.get_texts()}
+
+
+def _drop_repeated_legends(ax, labels: set) -> None:
+    """Remove the legends of `ax`'s sibling panels that list only names `labels` already lists
+    (and give those panels their titles back)."""
+    for other in ax.figure.axes:
+        leg = other.get_legend()
+        if other is ax or leg is None:
+            continue
+        if _labels(leg) <= labels:
+            leg.remove()
+            if getattr(other, "_ingur_title", None):
+                other.set_title(other._ingur_title)
 
 
 def error_note(n: int, kind: str = "std") -> str:
@@ -226,8 +274,10 @@ def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "tes
         else:
             for name, p in pts.items():
                 if p:
-                    ax.plot(*zip(*p), marker="o", markersize=3, label=name, color=colour_of(name))
+                    ax.plot(*zip(*p), marker="o", markersize=3, label=name, color=colour_of(name),
+                            ls=seed_style(name))
             ax.set_xlabel("epoch")
+            whole_ticks(ax)  # no epoch 1.5
         ax.set_ylabel(metric.replace("_", " "))
     fig.tight_layout()
     legend_outside(fig)
@@ -294,7 +344,7 @@ def attention_heads(image, layer_maps: torch.Tensor, grid: int, num_prefix: int 
     axes[0, 0].imshow(_as_image(image), cmap="gray")
     axes[0, 0].axis("off")
     ims = [overlay(ax, image, heads[h], title=f"head {h}", vmax=vmax) for h, ax in enumerate(axes[0, 1:])]
-    shared_colorbar(fig, axes[0], ims, f"weight / {vmax:.2f}", vmin=0, vmax=1)
+    shared_colorbar(fig, axes[0], ims, f"weight / layer max\n(max = {vmax:.2f})", vmin=0, vmax=1)
     if title:
         fig.suptitle(title, y=1.05)
     return fig
@@ -312,8 +362,14 @@ def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel="", n: 
     if stds is not None and (n is None or n >= 2):
         yerr = [s if s else 0.0 for s in (float(v) if v is not None else 0.0 for v in stds)]
         yerr = yerr if any(yerr) else None
-    ax.bar(x, means, yerr=yerr, capsize=3, color=[colour_of(str(lab)) for lab in labels])
-    ax.set_xticks(x, labels, rotation=20, ha="right")
+    labels = [str(lab) for lab in labels]
+    numbered = all(lab.lstrip("+-").replace(".", "", 1).isdigit() for lab in labels)
+    # Numbered bars (block 1, 2, 3...) are one quantity along an axis, not variants: one colour, and
+    # short labels stay upright.
+    colours = PALETTE[0] if numbered else [colour_of(lab) for lab in labels]
+    ax.bar(x, means, yerr=yerr, capsize=3, color=colours)
+    long = max((len(lab) for lab in labels), default=0) > 3
+    ax.set_xticks(x, labels, rotation=20 if long else 0, ha="right" if long else "center")
     if reference is not None:
         ax.axhline(reference, color="gray", ls="--", lw=1, label=reference_label)
     ax.set_ylabel(ylabel)
@@ -404,6 +460,9 @@ def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: st
             ax.fill_between(x, means - stds, means + stds, alpha=0.2, color=colour_of(name))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    xs = np.asarray(x, dtype=float)
+    if len(xs) and np.all(xs == np.round(xs)):  # whole x (epochs, blocks): no tick at 1.5
+        whole_ticks(ax)
     if logy:
         ax.set_yscale("log")
     if len(ax.get_legend_handles_labels()[1]) > 1:
@@ -461,11 +520,15 @@ def attention_matrices(mats: Sequence, row_labels: Sequence, col_labels: Sequenc
                        ncols: int | None = None, height: float = 2.6):
     """Several `attention_matrix` panels side by side on one colour scale, with one colour bar.
 
-    Labels may be one list for all panels or one list per panel.
+    Labels may be one list for all panels or one list per panel. Panels are made tall enough for one
+    6-pt label per row (up to 40 rows): a thinned character axis reads as another word ("detuedehh"
+    for "dreitausendsechs...").
     """
     n = len(mats)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
+    rows = max(torch.as_tensor(m).shape[0] for m in mats)
+    height = max(height, min(rows, 40) * 7.0 / 72 + 1.1)
     fig, axes = plt.subplots(nrows, ncols, figsize=(TEXT_WIDTH_IN, height * nrows), squeeze=False,
                              layout="constrained")
     per = lambda labels, i: labels[i] if isinstance(labels[0], (list, tuple)) else labels  # noqa: E731
@@ -523,7 +586,7 @@ def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", yla
     axes[0, 0].set_ylabel(ylabel)
     if baseline:
         axes[0, 1].axhline(0, color="gray", ls="--", lw=1)
-        axes[0, 1].set_ylabel(f"minus {baseline}, same seed (points)")
+        axes[0, 1].set_ylabel(f"minus {baseline}\n(same seed, points)")  # one line ran past the panel
     if ns:
         note = error_note(max(ns), err) if len(ns) == 1 else f"error bars: ± {err} over seeds"
         axes[0, -1].annotate(note, (1.0, -0.3), xycoords="axes fraction", ha="right", va="top",
@@ -590,6 +653,23 @@ def matrix_heatmap(ax, values, xlabel: str, ylabel: str, cbar_label: str, cmap: 
     if title:
         ax.set_title(title, fontsize=8)
     return im
+
+def matrix_heatmaps(mats: Mapping[str, object], xlabel: str, ylabel: str, cbar_label: str,
+                    cmap: str = "viridis", height: float = 2.4):
+    """Dense matrices side by side (name -> rows x cols, e.g. LayerScale |lambda| of the attention and
+    the MLP branches) on one colour scale with one colour bar, so equal colours mean equal values."""
+    fig, axes = plt.subplots(1, len(mats), figsize=(TEXT_WIDTH_IN, height), squeeze=False,
+                             layout="constrained")
+    ims = []
+    for ax, (name, m) in zip(axes[0], mats.items()):
+        v = np.asarray(torch.as_tensor(m, dtype=torch.float32))
+        ims.append(ax.imshow(v, cmap=cmap, aspect="auto", interpolation="nearest"))
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel(xlabel)
+    axes[0, 0].set_ylabel(ylabel)
+    shared_colorbar(fig, axes[0], ims, cbar_label)
+    return fig
+
 
 def roc_curves(curves: Mapping[str, tuple], ax=None):
     """ROC curves: `curves` maps a name to (false-positive rates, true-positive rates); chance dashed."""

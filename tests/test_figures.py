@@ -149,3 +149,145 @@ def test_long_token_axes_are_thinned():
     shown = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
     assert 10 < len(shown) < 120
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- what the screenshots showed (issue 18)
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_one_legend_per_set_of_names(drawn):
+    """03's branch norms and 07's score histograms drew the same legend twice (one per panel)."""
+    name, fig = drawn
+    sets = [frozenset(t.get_text() for t in leg.get_texts()) for leg in legends(fig)]
+    for i, a in enumerate(sets):
+        for b in sets[i + 1:]:
+            assert not (a <= b or b <= a), f"{name}: two legends list the same names {sorted(a | b)}"
+
+
+def test_no_legend_sits_on_a_title_or_another_panel(drawn):
+    """03's branch-norm legend, placed above its panel, was drawn over the panel's title."""
+    name, fig = drawn
+    for leg in legends(fig):
+        box = leg.get_window_extent()
+        for ax in fig.axes:
+            if ax.get_title():
+                assert not _overlap(box, ax.title.get_window_extent()), f"{name}: a legend covers a title"
+            if ax.get_legend() is not leg and ax.has_data():  # another panel than the legend's own
+                assert not _overlap(box, ax.get_window_extent()), f"{name}: a legend lies on a panel"
+
+
+def test_axis_labels_stay_off_other_panels(drawn):
+    """03's depth figure: the gain panel's y label ran across the neighbouring panel."""
+    name, fig = drawn
+    panels = [ax for ax in fig.axes if ax.has_data()]
+    for ax in panels:
+        label = ax.yaxis.label
+        if not label.get_text():
+            continue
+        box = label.get_window_extent()
+        for other in panels:
+            if other is not ax:
+                assert not _overlap(box, other.get_window_extent()), \
+                    f"{name}: the y label {label.get_text()!r} runs onto another panel"
+
+
+def test_epoch_axes_have_whole_epochs(drawn):
+    """Learning curves of 3 epochs were labelled 1.0, 1.5, 2.0, 2.5, 3.0 (01, 07, 08)."""
+    name, fig = drawn
+    for ax in fig.axes:
+        if ax.get_xlabel() == "epoch":
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+            assert all(float(t).is_integer() for t in ticks), f"{name}: epoch ticks {ticks}"
+
+
+def test_learning_curves_tick_whole_epochs():
+    h = {"epochs": [{"epoch": e, "train_loss": 1.0 / e, "test_acc": 0.5 + 0.1 * e} for e in (1, 2, 3)]}
+    fig = viz.learning_curves({"a": h, "b": h})
+    for ax in fig.axes:
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+    plt.close(fig)
+
+
+def test_panel_legends_merge_and_keep_titles():
+    fig, axes = plt.subplots(1, 2)
+    for ax, title in zip(axes, ("left", "right")):
+        ax.plot([0, 1], [0, 1], label="a")
+        ax.plot([0, 1], [1, 0], label="b")
+        ax.set_title(title)
+        viz.legend_outside(ax)
+    assert [ax.get_title() for ax in axes] == ["left", "right"]
+    assert axes[0].get_legend() is None and axes[1].get_legend() is not None
+    plt.close(fig)
+
+
+def test_numbered_bars_are_one_series():
+    """08's per-block bars were coloured per block number, with '1 2 3 4' tilted."""
+    fig, ax = plt.subplots()
+    viz.bar_with_errors(ax, [1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0])
+    assert len({tuple(p.get_facecolor()) for p in ax.patches}) == 1
+    assert all(t.get_rotation() == 0 for t in ax.get_xticklabels())
+    viz.bar_with_errors(ax, ["ViT", "SL-ViT"], [1.0, 2.0])
+    assert len({tuple(p.get_facecolor()) for p in ax.patches[4:]}) == 2
+    plt.close(fig)
+
+
+def test_dense_heatmaps_side_by_side_share_a_scale():
+    """03's LayerScale heatmaps had one colour scale per panel (0.05-0.20 beside 0.025-0.175)."""
+    fig = viz.matrix_heatmaps({"a": np.zeros((2, 3)), "b": np.ones((2, 3))}, "channel", "block", "|λ|")
+    ims = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(ims) == 2 and {im.get_clim() for im in ims} == {(0.0, 1.0)}
+    assert len(fig.axes) == 3
+    plt.close(fig)
+
+
+def test_seeds_of_a_variant_share_its_colour():
+    """02's thesis curves named runs 'none (seed 0)': a new name, so the chapter's colours were lost
+    (the undistilled student came out yellow, the last colour, instead of its blue in the ablation)."""
+    viz.colour_scope()
+    viz.name_colors(["none", "soft"], chapter="y")
+    viz.colour_scope("y")
+    assert viz.colour_of("none (seed 0)") == viz.colour_of("none") == viz.colour_of("none (seed 2)")
+    assert viz.seed_style("none (seed 0)") != viz.seed_style("none (seed 1)") and viz.seed_style("x") == "-"
+
+
+def test_whole_ticks_take_round_steps():
+    """07's pruning ratios 0..60 were ticked 0, 8, 16, 24..."""
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 10, 20, 30, 40, 50, 60], [1, 2, 3, 4, 5, 6, 7])
+    viz.whole_ticks(ax)
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert all(t % 10 == 0 for t in ticks) and len(ticks) >= 3
+    plt.close(fig)
+
+
+def test_character_rows_are_all_labelled():
+    """01's cross-attention thinned its German characters to every other one ('detuedehh...')."""
+    word = list("dreitausendsechshunderteinunddreissig") + ["<eos>"]
+    mats = [np.random.rand(len(word), 9) for _ in range(4)]
+    fig = viz.attention_matrices(mats, word, [f"w{i}" for i in range(9)], list("abcd"), ncols=2, height=2.0)
+    for ax in fig.axes:
+        if ax.images and ax.get_yticklabels():
+            assert [t.get_text() for t in ax.get_yticklabels()] == word
+    plt.close(fig)
+
+
+def test_a_registered_figure_starts_from_its_chapters_colours():
+    """A notebook drawing a registered figure from its live run coloured names in the order the page
+    happened to plot them (09: Transformer++ blue in the thesis, orange on the page)."""
+    from ingur_lib.figures import figure
+    viz.colour_scope()
+    viz.name_colors(["a", "b"], chapter="toy_chapter")
+    viz.colour_of("something plotted earlier on the page")
+
+    @figure("toy_colours_figure", "toy_chapter")
+    def draw_toy(_):
+        return viz.colour_of("b")
+    try:
+        assert draw_toy(None) == viz.PALETTE[1]
+    finally:
+        FIGURES.pop("toy_colours_figure")

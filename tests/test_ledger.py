@@ -10,6 +10,7 @@ from ingur_lib import ledger
 from ingur_lib.book import ledger_page
 from ingur_lib.errors import IngurError
 from ingur_lib.paths import repo_root, reported_dir, results_dir
+from ingur_lib.chapters import CHAPTERS
 from ingur_lib.runtime import provenance
 
 # ---------------------------------------------------------------- the rule, on constructed numbers
@@ -284,7 +285,7 @@ def test_chapter_table_is_compact_with_reasons_folded(toy_root):
     _record([ledger.compare("toy", "gain", ledger.summarize([3.0, 3.5, 4.0]), "our gain", "a note")])
     md = ledger.chapter_markdown("toy_ch")
     assert md.splitlines()[0] == "| # | claim | paper | ours | verdict |"
-    assert "+3.50 ± 0.29 (n=3)" in md                       # mean ± standard error
+    assert "+3.50\u00a0±\u00a00.29 (n=3)" in md                 # mean ± standard error, never split
     assert "<details>" in md and "**Why:**" in md and "a note." in md
 
 
@@ -294,3 +295,12 @@ def test_table_and_latex():
     assert set(df["verdict"]) <= set(ledger.VERDICTS) | {"not yet run"}
     tex = ledger.to_latex(df)
     assert "\\begin{tabular}" in tex
+
+
+def test_a_chapter_without_a_recorded_run_lists_its_papers_claims(toy_root):
+    """06's page showed a ledger table with a header and no rows before its first standard run."""
+    rows = ledger.table(chapter="07_toy")                 # chapter NN_<paper> rebuilds <paper>
+    assert len(rows) == 2 and set(rows["verdict"]) == {"not yet run"}
+    assert len(ledger.table(chapter="07_other")) == 0
+    assert "No claim" in ledger.to_markdown(rows.iloc[:0]) and "|" not in ledger.to_markdown(rows.iloc[:0])
+    assert all(c.id.split("_", 1)[1] == c.paper for c in CHAPTERS if c.paper)   # the book's naming

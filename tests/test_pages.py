@@ -1,6 +1,7 @@
 """What the pages display: numbers rendered from recorded results, compact ledger tables, counts as
 counts, lines within the text column, and an intro that lists only chapters that exist."""
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -20,7 +21,7 @@ def test_value_renders_a_recorded_number_or_says_it_is_missing():
 def test_counts_print_as_counts_and_tables_are_tidy():
     assert pages.count(113984.0) == "113,984"
     df = pages.tidy(pd.DataFrame({"params": [113984.0, 90000.0], "loss": [1.23456, 2.0]}))
-    assert df["params"].dtype == "int64" and "113984.000" not in df.to_string()
+    assert df["params"].tolist() == ["113,984", "90,000"] and "113984" not in df.to_string()
     assert df["loss"].tolist() == [1.23, 2.0]
 
 
@@ -57,3 +58,52 @@ def test_intro_and_reading_paths_are_generated_from_the_chapters(tmp_path):
         row = next(line for line in table.splitlines() if line.startswith(f"| {c.id[:2]} "))
         assert ("in preparation" in row) == (c.module is None or not (repo_root() / "notebooks" /
                                                                       f"{c.id}.ipynb").exists())
+
+
+# ---------------------------------------------------------------- what the screenshots showed (issue 18)
+
+def test_ledger_counts_print_as_counts_and_arrows_do_not_split():
+    """BinaryViT's OPs showed as `39,938.00`, a baseline's parameters as `4.077e+05`, and a claim's
+    `57.07 -> 61.07` broke between `-` and `>` in a narrow column."""
+    assert ledger._num(39938.0) == "39,938" and ledger._num(-15.61, sign=True) == "-15.61"
+    assert ledger._num(100.0) == "100.00" and ledger._num(6.68e-6, sign=True) == "+6.68e-06"
+    assert ledger._baseline_value({"mean": 407690.0, "n": 1}) == "407,690"
+    assert ledger._baseline_value({"mean": 0.9019, "n": 1}) == "0.9019"
+    assert ledger._md_cell("ViT (57.07 -> 61.07)") == "ViT (57.07 → 61.07)"
+
+
+def test_provenance_is_plain_text_within_the_column():
+    """Chapters print these lines: backticks showed as raw markup and each line ran off the page."""
+    lines = ledger.provenance_lines()
+    assert lines, "no recorded run"
+    for entry in lines:
+        assert "`" not in entry
+        assert max(len(line) for line in entry.splitlines()) <= 88
+        assert all(line.startswith("  ") for line in entry.splitlines()[1:])
+
+
+def test_inconclusive_and_partly_badges_differ():
+    """With this theme `secondary` is an orange next to `partly`'s warning orange."""
+    assert len({ledger.BADGES[v] for v in ledger.VERDICTS}) == len(ledger.VERDICTS)
+    assert ledger.BADGES[ledger.INCONCLUSIVE] not in ("secondary", ledger.BADGES[ledger.PARTLY])
+
+
+def test_text_column_rule_outranks_the_theme():
+    """`.bd-article-container` alone lost to the theme's `.bd-main .bd-content .bd-article-container`
+    (the column stayed ~690 px at 1280 px): the book's rule must use at least that selector."""
+    css = (repo_root() / "book" / "_static" / "ingur.css").read_text(encoding="utf-8")
+    assert ".bd-main .bd-content .bd-article-container" in css
+    assert "--pst-sidebar-secondary" in css
+    # printed lines wider than the column wrap (configs, dicts and provenance lines were clipped)
+    assert re.search(r"div\.cell_output pre[^{]*\{[^}]*white-space:\s*pre-wrap", css)
+
+
+def test_code_blocks_of_the_book_pages_fit_the_column():
+    """how-to-run's commands carried their comments on the same line and ran off the page."""
+    for page in sorted((repo_root() / "book").glob("*.md")):
+        info = None                       # the open fence's info string, None outside a fence
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if line.startswith("```"):
+                info = line[3:].strip() if info is None else None
+            elif info is not None and not info.startswith("{"):   # code, not a {directive}'s prose
+                assert len(line) <= 80, f"{page.name}: a {info or 'code'} line of {len(line)} characters"
