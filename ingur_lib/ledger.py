@@ -5,8 +5,9 @@ Two kinds of files feed it, both validated on read:
 * `data/reported/<paper>.yaml`: the paper's claims, each with an id, a sentence, metric, value, unit,
   dataset, kind (`absolute` or `relative`), and its source in the paper (table/figure/section). A relative
   claim may also state its `form` (`effect`, the default: "A beats B by ~X"; `bound`: "loses at most X";
-  `none`: "no effect"), a `tolerance` (the smallest effect that counts for it), `deterministic: true` (a
-  count such as parameters, FLOPs or bytes, which one run measures without seed noise) and
+  `none`: "no effect"; `sign`: "A beats B" with no size, read from the value's sign), a `tolerance`
+  (the smallest effect that counts for it), `deterministic: true` (a count such as parameters, FLOPs or
+  bytes, which one run measures without seed noise) and
   `not_testable: <why>` (we measure another quantity, so the row cannot be judged).
 * `data/results/<chapter>/<profile>.json`: written only by running the code (`record`), with
   provenance (commit, dirty flag, date, machine, torch, profile, seeds, wall time, dataset, config),
@@ -31,7 +32,7 @@ from .paths import repo_root, reported_dir, results_dir
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not testable at this scale")
 REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = VERDICTS
-FORMS = ("effect", "bound", "none")
+FORMS = ("effect", "bound", "none", "sign")
 # The smallest effect (in the claim's unit, usually accuracy points) a verdict counts, unless a claim sets its own.
 DEFAULT_TOLERANCE = 0.3
 CLAIM_KEYS = ("id", "claim", "metric", "value", "unit", "dataset", "kind", "source")
@@ -223,7 +224,19 @@ def _none(v, m, lo, hi, tol):
     return INCONCLUSIVE, f"too wide to tell whether the effect stays inside ±{tol:g}", abs(abs(m) - tol)
 
 
-_RULES = {"effect": _effect, "bound": _bound, "none": _none}
+def _sign(v, m, lo, hi, tol):
+    """A claimed direction without a size (the sign of v): our interval must lie beyond tol on v's side."""
+    s = 1.0 if v > 0 else -1.0
+    a, b = sorted((s * lo, s * hi))
+    side = "the paper's direction" + (" (a gain)" if v > 0 else " (a loss)")
+    if a > tol:
+        return REPRODUCED, f"{side}, beyond the smallest effect that counts ({tol:g}); the paper states no size", 0.0
+    if b < tol:
+        return NOT_REPRODUCED, f"excludes an effect of {tol:g} or more in {side}", 0.0
+    return INCONCLUSIVE, f"too wide to tell whether the effect goes beyond {tol:g} in {side}", abs(s * m - tol)
+
+
+_RULES = {"effect": _effect, "bound": _bound, "none": _none, "sign": _sign}
 
 
 def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "relative",
@@ -486,6 +499,8 @@ def _fmt(c: dict) -> str:
         return f"no worse than {c['value']:+g} {where}"
     if form == "none":
         return f"no effect: {c['value']:+g} {where}"
+    if form == "sign":
+        return f"{'a gain' if c['value'] > 0 else 'a loss'} (no size stated), {where}"
     sign = "+" if form == "effect" and c["value"] > 0 else ""
     return f"{sign}{c['value']:g} {where}"
 
@@ -600,7 +615,9 @@ RULE_TEXT = [
     "within a factor of two; *partly* when the sign is right but the size is off; *not reproduced* when the "
     "interval shows the opposite sign or excludes half the paper's size. A *bound* (\"loses at most X\") "
     "is reproduced when the interval stays within X plus the claim's tolerance (losing less than the paper "
-    "counts), and *no effect* when it stays inside ± the tolerance. An interval too wide to tell is "
+    "counts), and *no effect* when it stays inside ± the tolerance. A *direction* stated without a size "
+    "(\"A beats B\") is reproduced when the interval lies beyond the tolerance on the paper's side. "
+    "An interval too wide to tell is "
     "*inconclusive*, and the reason says about how many seeds would decide.",
     "*Ours* reads mean ± standard error over n seeds; the interval is mean ± t·s.e. (Student's t, 4.30 "
     "for 3 seeds), not the spread of single seeds. One seed cannot show an effect, except for counts that "

@@ -597,16 +597,17 @@ def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", yla
 
 
 def value_heatmap(ax, values, xlabels: Sequence[str], ylabels: Sequence[str], fmt: str = "{:.2f}",
-                  vmin: float | None = None, vmax: float | None = None):
+                  vmin: float | None = None, vmax: float | None = None, texts=None):
     """A small matrix (rows x cols) as a colour map with each value written in its cell.
 
     Side-by-side heatmaps pass the same vmin/vmax (or call `shared_colorbar` on the returned images).
+    `texts` (rows x cols strings, e.g. "mean\n± std") replaces the formatted values in the cells.
     """
     v = np.asarray(torch.as_tensor(values, dtype=torch.float32))
     im = ax.imshow(v, cmap="viridis", aspect="auto", vmin=vmin, vmax=vmax)
     lo, hi = im.get_clim()
     for (i, j), val in np.ndenumerate(v):
-        ax.text(j, i, fmt.format(val), ha="center", va="center", fontsize=7,
+        ax.text(j, i, texts[i][j] if texts else fmt.format(val), ha="center", va="center", fontsize=7,
                 color="white" if val < (lo + hi) / 2 else "black")
     ax.set_xticks(range(len(xlabels)), xlabels)
     ax.set_yticks(range(len(ylabels)), ylabels)
@@ -614,15 +615,15 @@ def value_heatmap(ax, values, xlabels: Sequence[str], ylabels: Sequence[str], fm
 
 
 def heatmap_row(mats: Mapping[str, object], xlabels: Sequence[str], ylabels: Sequence[str],
-                label: str = "", fmt: str = "{:.2f}", height: float = 2.2):
+                label: str = "", fmt: str = "{:.2f}", height: float = 2.2, texts=None):
     """Small matrices side by side (name -> rows x cols) on one colour scale with one colour bar."""
     fig, axes = plt.subplots(1, len(mats), figsize=(TEXT_WIDTH_IN, height), squeeze=False,
                              layout="constrained")
     allv = np.concatenate([np.ravel(np.asarray(torch.as_tensor(m, dtype=torch.float32))) for m in mats.values()])
-    lo, hi = float(allv.min()), float(allv.max())
+    lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))  # NaN: a cell not run
     ims = []
-    for ax, (name, m) in zip(axes[0], mats.items()):
-        ims.append(value_heatmap(ax, m, xlabels, ylabels, fmt, vmin=lo, vmax=hi))
+    for k, (ax, (name, m)) in enumerate(zip(axes[0], mats.items())):
+        ims.append(value_heatmap(ax, m, xlabels, ylabels, fmt, vmin=lo, vmax=hi, texts=texts and texts[k]))
         ax.set_title(name, fontsize=8)
     shared_colorbar(fig, axes[0], ims, label, vmin=lo, vmax=hi)
     return fig
@@ -684,3 +685,22 @@ def roc_curves(curves: Mapping[str, tuple], ax=None):
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right")
     return fig or ax.figure
+
+
+def image_table(rows: Mapping[str, Sequence], col_titles: Sequence[str], size: float = 0.6):
+    """Images in a table: one row per name (its label on the left), one column per title, e.g. one image
+    under each augmentation op (rows) at several magnitudes (columns)."""
+    fig, axes = plt.subplots(len(rows), len(col_titles), squeeze=False,
+                             figsize=(size * len(col_titles) + 1.1, size * len(rows) + 0.3))
+    for i, (name, imgs) in enumerate(rows.items()):
+        for j, img in enumerate(imgs):
+            ax = axes[i, j]
+            ax.imshow(_as_image(img), cmap="gray", vmin=0, vmax=255 if _as_image(img).max() > 1 else 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col_titles[j], fontsize=7)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig

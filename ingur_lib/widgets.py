@@ -184,3 +184,37 @@ def sequence_values_explorer(tokens: Sequence[str], layers: Sequence[dict], ylab
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([layer, channel]), out])
+
+
+def randaugment_explorer(images: torch.Tensor, ops: Sequence[str]):
+    """Pick an op (or "RandAugment": random ops per image), a magnitude and a number of layers; see
+    the uint8 `images` (B, C, H, W) after it (a fresh draw each time the seed changes)."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    from .data.randaugment import apply_op, rand_augment
+    from .viz import image_row
+
+    op = W.Dropdown(options=["RandAugment", *ops], value="RandAugment", description="op")
+    mag = W.IntSlider(min=0, max=30, value=10, description="magnitude")
+    layers = W.IntSlider(min=1, max=4, value=2, description="layers")
+    seed = W.IntSlider(min=0, max=20, value=0, description="seed")
+    out = W.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            x = images.float() / 255
+            if op.value == "RandAugment":
+                y = rand_augment(x, layers.value, mag.value, torch.Generator().manual_seed(seed.value))
+            else:
+                y = x
+                for _ in range(layers.value):
+                    y = apply_op(y, op.value, mag.value)
+            image_row(list((y * 255).round().to(torch.uint8)), [f"{i}" for i in range(len(y))])
+            plt.show()
+
+    for w in (op, mag, layers, seed):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([op, mag]), W.HBox([layers, seed]), out])

@@ -22,7 +22,7 @@ CHAPTERS = [
     Chapter("01_transformer", 6, "transformer", "Attention Is All You Need", "transformer"),
     Chapter("02_deit", 4, "deit", "DeiT: data-efficient image transformers", "deit"),
     Chapter("03_cait", 5, "cait", "CaiT: going deeper with image transformers", "cait"),
-    Chapter("04_augreg", 3, "augreg", "How to train your ViT (AugReg)", None),
+    Chapter("04_augreg", 3, "augreg", "How to train your ViT (AugReg)", "augreg"),
     Chapter("05_spt_lsa", 2, "spt_lsa", "ViT for small-size datasets: SPT and LSA", "spt_lsa"),
     Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", "cvit"),
     Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp"),

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import IngurError
+
 
 def _rand(n, gen, device):
     return torch.rand(n, generator=gen).to(device)
@@ -85,6 +87,21 @@ class Augment:
     erasing: float = 0.0     # probability per image
     mixup: float = 0.0       # alpha; 0 = off
     cutmix: float = 0.0      # alpha; 0 = off (with mixup on too, each batch picks one at random)
+    randaug_layers: int = 0  # RandAugment's N (data/randaugment.py), on [0, 1] pixels before normalizing
+    randaug_magnitude: float = 0.0  # RandAugment's M (0-30; 10 is the usual strength)
+
+    def __post_init__(self):
+        from .randaugment import check
+        check(self.randaug_layers, self.randaug_magnitude)
+        if self.mixup < 0 or self.cutmix < 0:
+            raise IngurError(f"mixup={self.mixup}, cutmix={self.cutmix}: use alphas >= 0 (0 turns one off).")
+
+    def pixels(self, x, gen):
+        """The ops that need [0, 1] pixels (RandAugment), on a float batch before normalization."""
+        if not self.randaug_layers:
+            return x
+        from .randaugment import rand_augment
+        return rand_augment(x, self.randaug_layers, self.randaug_magnitude, gen)
 
     def __call__(self, x, y, gen, num_classes):
         if self.crop_padding:
@@ -111,7 +128,10 @@ def image_prepare(mean, std, augment: Augment | None = None, num_classes: int = 
         x, y, *rest = batch
         m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
         s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
-        x = (x.float() / 255 - m) / s
+        x = x.float() / 255
+        if train and augment is not None:
+            x = augment.pixels(x, gen)
+        x = (x - m) / s
         if train and augment is not None:
             x, y = augment(x, y, gen, num_classes)
         return (x, y, *rest)

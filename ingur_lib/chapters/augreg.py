@@ -1,0 +1,362 @@
+"""Chapter 04 [3], How to train your ViT? Data, augmentation and regularization (AugReg).
+
+The paper (Steiner et al. 2021) trains thousands of ViTs over a grid of dataset size x augmentation
+setting x regularization x model x compute. Its mechanisms are not new layers but a recipe: the named
+augmentation settings (RandAugment + mixup, `ingur_lib.data.randaugment.SETTINGS`) and
+regularization (dropout + stochastic depth, switches of `ViTConfig`). Here a small ViT trains on
+Fashion-MNIST subsets of N and 10N images under several settings, plus a regularized twin of the plain
+recipe, each to convergence (epochs scale with the data), over several seeds.
+
+`run(profile, seed)` is what the notebook calls; `reproduce(profile, seeds)` writes
+data/results/04_augreg/<profile>.json. Both use the same configs and code.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from .. import ledger
+from ..data import Augment, ImageData, image_prepare, load_images
+from ..data.randaugment import OPS, SETTINGS, apply_op, rand_augment, setting, solarize
+from ..data.augment import mixup
+from ..errors import IngurError
+from ..exercises import assert_same, exercise
+from ..figures import figure
+from ..models.vit import ViT, ViTConfig
+from ..profiles import pick
+from ..runtime import provenance, seed_everything
+from ..train import History, TrainConfig, fit
+from ..viz import curves_with_errors, heatmap_row, name_colors
+
+CHAPTER, PAPER = "04_augreg", "augreg"
+REG = "none+reg"  # the plain recipe with dropout and stochastic depth on
+name_colors(tuple(SETTINGS) + (REG,), CHAPTER)
+
+
+def augreg_augment(name: str, **base) -> Augment:
+    """The `Augment` of a named AugReg setting, on top of `base` (crop, flip: AugReg's "none" keeps them)."""
+    layers, magnitude, alpha = setting(name)
+    return Augment(randaug_layers=layers, randaug_magnitude=magnitude, mixup=alpha, **base)
+
+
+@dataclass
+class Config:
+    model: ViTConfig
+    sizes: tuple[int, ...]          # training-set sizes, smallest first (N, 10N for the 10x claim)
+    epochs: tuple[float, ...]       # epochs at each size: fewer on more data, each long enough to converge
+    settings: tuple[str, ...]       # AugReg's named settings trained at every size
+    reg_sizes: tuple[int, ...] = ()  # sizes where "none" also trains with dropout + stochastic depth
+    regularization: float = 0.1     # the paper's dropout and stochastic-depth rate when "reg" is on
+    longer: float = 1.5             # the convergence check: "none" trained this many times longer
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 64
+    lr: float = 2e-3                # the paper's 1e-3 (batch 4096) trains this small ViT too slowly
+    weight_decay: float = 0.1       # AdamW's lr * wd = 1e-4 per step, big_vision's decoupled wd
+    n_test: int | None = 2000
+    dataset: str = "fashion_mnist"
+
+    def __post_init__(self):
+        if len(self.sizes) != len(self.epochs):
+            raise IngurError(f"sizes {self.sizes} and epochs {self.epochs} need one entry each: "
+                             "give every training-set size its number of epochs.")
+        for s in self.settings:
+            augreg_augment(s)  # raises for an unknown setting name
+        if "none" not in self.settings:
+            raise IngurError("settings must include 'none': every claim compares with the plain recipe.")
+        if not set(self.reg_sizes) <= set(self.sizes):
+            raise IngurError(f"reg_sizes {self.reg_sizes} must be among sizes {self.sizes}.")
+
+    def train_config(self, n_train: int, seed: int, longer: float = 1.0) -> TrainConfig:
+        """Adam(W), 10% linear warmup then cosine, clip 1.0, no label smoothing; one evaluation at the end."""
+        epochs = self.epochs[self.sizes.index(n_train)] * longer
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, warmup_epochs=0.1 * epochs,
+                           weight_decay=self.weight_decay, label_smoothing=0.0, seed=seed, eval_every=10 ** 6)
+
+
+_SMALL = ViTConfig(patch_size=7, dim=48, depth=4, heads=4, mlp_ratio=2.0)
+CONFIGS = {
+    "smoke": Config(_SMALL, sizes=(1000,), epochs=(25,), settings=("none", "light2")),
+    # 200 and 2,000 images (20 and 200 per class): ~750 and ~1,250 steps of 64; 3 seeds; ~14 min at 1 thread
+    "standard": Config(_SMALL, sizes=(200, 2000), epochs=(250, 40), settings=("none", "light2", "medium2"),
+                       reg_sizes=(2000,), seeds=(0, 1, 2)),
+    # The paper's grid on CIFAR-10 with a ViT-Ti-like model (GPU; not run on CPU).
+    "full": Config(ViTConfig(image_size=32, patch_size=4, in_chans=3, dim=192, depth=12, heads=3, mlp_ratio=4.0),
+                   sizes=(5000, 50000), epochs=(300, 100), settings=tuple(SETTINGS), reg_sizes=(5000, 50000),
+                   seeds=(0, 1, 2), n_test=None, dataset="cifar10"),
+}
+
+
+def config(profile: str | None = None) -> Config:
+    return pick(CONFIGS, profile)
+
+
+def variant_name(setting: str, reg: bool) -> str:
+    return f"{setting}+reg" if reg else setting
+
+
+def load_data(cfg: Config, n_train: int, seed: int = 0) -> ImageData:
+    return load_images(cfg.dataset).subset(n_train, cfg.n_test, seed=seed)
+
+
+def model_config(cfg: Config, data: ImageData, reg: bool = False) -> ViTConfig:
+    c, h, _ = data.image_shape
+    rate = cfg.regularization if reg else 0.0
+    return replace(cfg.model, in_chans=c, image_size=h, num_classes=data.num_classes, dropout=rate,
+                   drop_path=rate)
+
+
+@dataclass
+class Run:
+    """One trained model and what the notebook shows of it."""
+    name: str
+    model: ViT
+    history: History
+    prepare: object
+    test_acc: float
+    seconds: float
+
+
+def train_setting(cfg: Config, setting: str, data: ImageData, seed: int = 0, reg: bool = False,
+                  longer: float = 1.0, progress: bool = True) -> Run:
+    """Train the small ViT on `data` under a named AugReg setting (crop + flip always, as big_vision)."""
+    seed_everything(seed)
+    model = ViT(model_config(cfg, data, reg))
+    aug = augreg_augment(setting, crop_padding=2, flip=True)
+    prepare = image_prepare(data.mean, data.std, aug, data.num_classes)
+    name = variant_name(setting, reg) + (f" x{longer:g}" if longer != 1 else "")
+    t0 = time.perf_counter()
+    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y),
+               cfg.train_config(len(data.train_y), seed, longer), prepare=prepare, progress=progress,
+               desc=f"{name} n={len(data.train_y)}")
+    return Run(name, model, hist, prepare, hist.last("test_acc"), time.perf_counter() - t0)
+
+
+def run(profile: str | None = None, seed: int = 0, progress: bool = True) -> dict[str, Run]:
+    """Every setting of the profile at its smallest size (what the notebook trains)."""
+    cfg = config(profile)
+    data = load_data(cfg, cfg.sizes[0], seed)
+    return {s: train_setting(cfg, s, data, seed, progress=progress) for s in cfg.settings}
+
+
+# ---------------------------------------------------------------- throughput
+
+def randaugment_throughput(cfg: Config, batch: int = 128, reps: int = 20, setting: str = "strong2") -> float:
+    """Images per second of RandAugment alone on a (batch, C, H, W) float batch, at one torch thread or
+    whatever the process has (median of `reps` calls)."""
+    layers, magnitude, _ = SETTINGS[setting]
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, cfg.model.in_chans, cfg.model.image_size, cfg.model.image_size)
+    times = []
+    for _ in range(reps + 1):
+        t0 = time.perf_counter()
+        rand_augment(x, layers, magnitude, g)
+        times.append(time.perf_counter() - t0)
+    return batch / sorted(times[1:])[reps // 2]
+
+
+# ---------------------------------------------------------------- reproduce
+
+def _grid(cfg: Config, seeds, progress: bool) -> tuple[dict, dict]:
+    """Test accuracy (%) per size and variant over seeds, and the convergence check's runs."""
+    acc, longer = {}, {}
+    for n in cfg.sizes:
+        for seed in seeds:
+            data = load_data(cfg, n, seed)
+            jobs = [(s, False) for s in cfg.settings] + ([("none", True)] if n in cfg.reg_sizes else [])
+            for s, reg in jobs:
+                r = train_setting(cfg, s, data, seed, reg, progress=progress)
+                acc.setdefault(n, {}).setdefault(variant_name(s, reg), []).append(100 * r.test_acc)
+            r = train_setting(cfg, "none", data, seed, longer=cfg.longer, progress=progress)
+            longer.setdefault(n, []).append(100 * r.test_acc)
+    return acc, longer
+
+
+def paired(a: list[float], b: list[float]) -> dict:
+    """Per-seed differences a - b (same seed, same subset), summarized (mean, std, n)."""
+    return ledger.summarize([x - y for x, y in zip(a, b)])
+
+
+def best_setting(acc_n: dict, exclude=("none", REG)) -> str:
+    """The augmentation setting with the highest mean accuracy (ties: the first in SETTINGS order)."""
+    names = [s for s in SETTINGS if s in acc_n and s not in exclude]
+    return max(names, key=lambda s: sum(acc_n[s]) / len(acc_n[s]))
+
+
+def strength(name: str) -> int:
+    """A setting's place in AugReg's order none < light1 < ... < strong2."""
+    return list(SETTINGS).index(name)
+
+
+def _comparisons(acc: dict, cfg: Config) -> list[dict]:
+    small, big = cfg.sizes[0], cfg.sizes[-1]
+    k = len(acc[small]["none"])
+    where = f"Fashion-MNIST, small ViT, {k} seeds"
+    best = best_setting(acc[small])
+    strongest = max((s for s in cfg.settings if s != "none"), key=strength)
+    rows = [ledger.compare(PAPER, "augreg_worth_10x_data", paired(acc[small][best], acc[big]["none"]), where,
+                           f"{best} on {small} images minus none on {big} (the best setting picked by its mean "
+                           "over the same seeds, which favours it slightly)."),
+            ledger.compare(PAPER, "less_data_more_aug",
+                           paired([a - b for a, b in zip(acc[small][strongest], acc[small]["none"])],
+                                  [a - b for a, b in zip(acc[big][strongest], acc[big]["none"])]), where,
+                           f"Gain of {strongest} over none on {small} images minus the same gain on {big}.")]
+    for n in cfg.reg_sizes:
+        rows.append(ledger.compare(PAPER, "regularization_hurts_small", paired(acc[n][REG], acc[n]["none"]),
+                                   f"{where}, {n} images",
+                                   f"dropout {cfg.regularization} + stochastic depth {cfg.regularization} "
+                                   f"on a {cfg.model.dim}-wide, {cfg.model.depth}-block ViT, no augmentation."))
+    return rows
+
+
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+    """Train the grid and the convergence check, measure RandAugment; record with provenance."""
+    t0 = time.perf_counter()
+    cfg = config(profile)
+    seeds = tuple(seeds or cfg.seeds)
+    acc, longer = _grid(cfg, seeds, progress)
+    metrics = {f"test_acc/{v}/n={n}": ledger.summarize(a) for n, per in acc.items() for v, a in per.items()}
+    conv = {str(n): {"base": acc[n]["none"], "longer": longer[n], "factor": cfg.longer,
+                     "change": paired(longer[n], acc[n]["none"])} for n in cfg.sizes}
+    metrics.update({f"convergence/none/n={n}": c["change"] for n, c in conv.items()})
+    ips = randaugment_throughput(cfg)
+    metrics["randaugment_images_per_s"] = ledger.summarize([ips])
+    data = load_data(cfg, cfg.sizes[0], seeds[0])
+    prov = provenance(profile, seeds, time.perf_counter() - t0,
+                      dataset={"name": data.name, "source": data.source, "sizes": list(cfg.sizes),
+                               "n_test": len(data.test_y)}, config=cfg)
+    extra = {"accuracy": {str(n): per for n, per in acc.items()}, "convergence": conv,
+             "best_setting": {str(n): best_setting(per) for n, per in acc.items()},
+             "randaugment_images_per_s": ips}
+    return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(acc, cfg), extra))
+
+
+# ---------------------------------------------------------------- figures for the thesis
+
+def _grid_of(results: dict, stat) -> tuple[list, list, list]:
+    acc = results["accuracy"]
+    sizes = sorted(acc, key=int)
+    names = [v for v in list(SETTINGS) + [REG] if any(v in acc[n] for n in sizes)]
+    return sizes, names, [[stat(acc[n][v]) if v in acc[n] else float("nan") for v in names] for n in sizes]
+
+
+@figure("augreg_accuracy_vs_size", CHAPTER)
+def fig_accuracy_vs_size(results: dict):
+    acc = results["accuracy"]
+    sizes = sorted(acc, key=int)
+    names = [v for v in list(SETTINGS) + [REG] if any(v in acc[n] for n in sizes)]
+    series = {v: [acc[n].get(v) for n in sizes] for v in names}
+    return curves_with_errors([int(n) for n in sizes], series, xlabel="training images (log scale)",
+                              ylabel="test accuracy (%)", logx=True, baseline="none")
+
+
+@figure("augreg_grid", CHAPTER)
+def fig_grid(results: dict):
+    import statistics
+    sizes, names, means = _grid_of(results, statistics.fmean)
+    _, _, stds = _grid_of(results, lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)
+    n = min(len(v) for per in results["accuracy"].values() for v in per.values())
+    texts = [[f"{m:.1f}\n±{s:.1f}" if m == m else "not run" for m, s in zip(mr, sr)]
+             for mr, sr in zip(means, stds)]
+    return heatmap_row({f"test accuracy (%), mean ± std over {n} seeds": torch.tensor(means)}, names,
+                       [f"n={int(s):,}" for s in sizes], label="test accuracy (%)", texts=[texts], height=2.0)
+
+
+def _pm(values) -> str:
+    """mean ± s.e. of a list of per-seed numbers."""
+    s = ledger.summarize(values)
+    return f"{s['mean']:.1f} ± {s['std'] / max(s['n'], 1) ** 0.5:.1f}"
+
+
+def results_text(results: dict) -> str:
+    """The recorded grid in words and one table (mean ± s.e. over seeds), for the notebook's prose:
+    every number here comes from the results file, none is typed by hand."""
+    acc, conv = results["accuracy"], results["convergence"]
+    sizes = sorted(acc, key=int)
+    names = [v for v in list(SETTINGS) + [REG] if any(v in acc[n] for n in sizes)]
+    n_seeds = len(acc[sizes[0]]["none"])
+    head = "| setting | " + " | ".join(f"n = {int(n):,}" for n in sizes) + " |"
+    rows = [head, "|---" * (len(sizes) + 1) + "|"]
+    rows += [f"| {v} | " + " | ".join(_pm(acc[n][v]) if v in acc[n] else "–" for n in sizes) + " |"
+             for v in names]
+    best = ", ".join(f"`{results['best_setting'][n]}` at {int(n):,} images" for n in sizes)
+    checks = "; ".join(f"{int(n):,} images: {c['change']['mean']:+.2f} ± "
+                       f"{c['change']['std'] / len(c['change']['values']) ** 0.5:.2f} points"
+                       for n, c in conv.items())
+    return "\n".join([
+        f"**The recorded grid** (test accuracy %, mean ± s.e. over {n_seeds} seeds):", "", *rows, "",
+        f"Best augmentation setting by mean: {best}. Convergence check, the plain recipe trained "
+        f"{next(iter(conv.values()))['factor']}x longer minus as recorded (paired by seed): {checks}. "
+        f"RandAugment(2, 20) ran at {results['randaugment_images_per_s']:,.0f} images/s on one thread."])
+
+
+# ---------------------------------------------------------------- looking inside
+
+def gallery(image: torch.Tensor, magnitudes=(0, 5, 10, 15, 20)) -> dict[str, list[torch.Tensor]]:
+    """One uint8 (C, H, W) image under every op (rows) at each magnitude (columns), sign +1."""
+    x = image.float()[None] / 255
+    return {op: [(apply_op(x, op, m)[0] * 255).round().to(torch.uint8) for m in magnitudes] for op in OPS}
+
+
+def mixup_pairs(images: torch.Tensor, labels: torch.Tensor, alpha: float, seed: int = 0):
+    """Mixed images (uint8) and their soft labels under `data.augment.mixup` with `alpha`."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.nn.functional.one_hot(labels, 10).float()
+    x, y = mixup(images.float() / 255, y, g, alpha)
+    return (x * 255).round().to(torch.uint8), y
+
+
+# ---------------------------------------------------------------- exercises
+
+def invert(x: torch.Tensor, m: float, sign: torch.Tensor) -> torch.Tensor:
+    """AutoAugment's Invert op (no magnitude): 1 - x on [0, 1] pixels."""
+    return 1 - x
+
+
+@exercise("augreg.invert", solarize)
+def _check_invert(student_op):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 1, 6, 6, generator=g)
+    got = student_op(x, 10, torch.ones(4))
+    if torch.equal(got, x):
+        raise AssertionError("the image came back unchanged: Invert maps every pixel p to 1 - p.")
+    assert_same(got, invert(x, 10, torch.ones(4)), "invert(x): 1 - x on [0, 1] pixels, same shape")
+    assert_same(student_op(x, 0, -torch.ones(4)), 1 - x, "invert has no magnitude and no sign: at M=0 too")
+
+
+def mixup_fixed(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """mixup with a given lambda and the partner of image i being image i - 1 (a roll by one)."""
+    return lam * x + (1 - lam) * x.roll(1, 0), lam * y + (1 - lam) * y.roll(1, 0)
+
+
+@exercise("augreg.mixup", mixup)
+def _check_mixup(student_mixup):
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(5, 1, 4, 4, generator=g), torch.eye(5)
+    for lam in (1.0, 0.7, 0.25):
+        got_x, got_y = student_mixup(x, y, lam)
+        want_x, want_y = mixup_fixed(x, y, lam)
+        if lam < 1 and torch.allclose(got_y, y):
+            raise AssertionError("the labels were not mixed: mix them with the same lambda as the images.")
+        assert_same(got_x, want_x, f"images at lambda={lam}: lam * x + (1 - lam) * x rolled by one")
+        assert_same(got_y, want_y, f"labels at lambda={lam}: the same blend of the one-hot labels")
+
+
+@exercise("augreg.pick_setting", best_setting)
+def _check_pick(student_pick):
+    made_up = {"accuracy": {"100": {"none": [60.0, 61.0], "light2": [62.0, 58.0], "medium2": [61.0, 61.5],
+                                    REG: [70.0, 70.0]},
+                            "1000": {"none": [90.0, 90.0], "light1": [80.0, 81.0], "strong2": [79.0, 80.0]}}}
+    recorded = ledger.load_results(CHAPTER, "standard")
+    for res in (made_up, recorded) if recorded else (made_up,):
+        _check_picks(student_pick, res)
+
+
+def _check_picks(student_pick, res: dict) -> None:
+    for n, per in res["accuracy"].items():
+        want = best_setting(per)
+        got = student_pick(res, int(n))
+        if got != want:
+            raise AssertionError(f"for n={n} you picked {got!r}; the grid's best mean accuracy among "
+                                 f"the augmentation settings (not 'none', not '{REG}') is {want!r}.")
