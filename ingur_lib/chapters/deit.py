@@ -566,6 +566,24 @@ def fig_ablation(results: dict):
     return ablation_figure(accs, teachers)
 
 
+def effects_figure(rows: dict[str, dict]):
+    """Bars of the paired per-seed effects (points), mean ± standard error, one bar per comparison."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.3, 2.8))
+    shown = [(label, rows[cid]) for cid, label in EFFECTS if cid in rows]
+    n = min(r["n_seeds"] for _, r in shown)
+    bar_with_errors(ax, [lab for lab, _ in shown], [r["ours"] for _, r in shown],
+                    [r["ours_std"] / r["n_seeds"] ** 0.5 for _, r in shown], ylabel="effect (points)",
+                    n=n, err="s.e.")
+    ax.axhline(0, color="gray", lw=0.8)
+    return fig
+
+
+@figure("deit_effects", CHAPTER)
+def fig_effects(results: dict):
+    return effects_figure({c["claim"]: c for c in results["comparisons"]})
+
+
 @figure("deit_token_similarity", CHAPTER)
 def fig_similarity(results: dict):
     return similarity_figure(results["artifacts"]["similarity"])
