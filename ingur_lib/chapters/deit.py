@@ -488,6 +488,12 @@ def reading(results: dict) -> str:
                     f"undistilled student moves by {ch['mean']:+.2f} ± {ch['std'] / ch['n'] ** 0.5:.2f} points "
                     f"({ch['n']} seeds, paired), {verdict} than the smallest effect resolved here "
                     f"({conv['smallest_effect_points']:.2f} points).")
+    now = config("standard")
+    n_student = prov["dataset"]["splits"]["student_train"]
+    if (n_student, cfg["student_train"]["epochs"]) != (now.n_student, now.student_train.epochs):
+        text.append(f"*This record predates the current standard profile ({now.n_student:,} images, "
+                    f"{now.student_train.epochs} epochs): rerun `python -m ingur_lib reproduce 02_deit` "
+                    "before reading these numbers as converged.*")
     return " ".join(text) + "\n\n" + effects_table(results)
 
 
