@@ -471,10 +471,10 @@ def reading(results: dict) -> str:
     acc = {k[len("test_acc["):-1]: 100 * v["mean"] for k, v in m.items() if k.startswith("test_acc[")}
     none = m["test_acc[none]"]
     se = 100 * none["std"] / none["n"] ** 0.5
-    cfg = prov["config"]
+    cfg, gap = prov["config"], acc["cnn teacher"] - acc["none"]
     text = [f"Standard run, {len(prov['seeds'])} seeds: students train {cfg['student_train']['epochs']} epochs "
             f"on {prov['dataset']['splits']['student_train']:,} images; the convnet teacher reaches "
-            f"{acc['cnn teacher']:.1f}% on the test set, {acc['cnn teacher'] - acc['none']:.1f} points above "
+            f"{acc['cnn teacher']:.1f}% on the test set, {abs(gap):.1f} points {'above' if gap >= 0 else 'below'} "
             f"the undistilled student ({acc['none']:.1f}% ± {se:.1f} s.e.)."]
     sweep = results.get("lr_sweep")
     if sweep:
