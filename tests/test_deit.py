@@ -154,6 +154,7 @@ def test_smallest_effect_counts_only_resolved_accuracy_effects():
         return {"claim": claim, "ours": s["mean"], "ours_std": s["std"], "n_seeds": s["n"]}
     rows = [row("hard_vs_none", [3.0, 3.2, 2.8]), row("token_vs_hard", [1.0, 1.1, 0.9]),
             row("soft_vs_none", [0.5, -0.4, 0.1]),            # interval spans 0: not resolved
+            row("dist_vs_class_head", [-0.3, 0.2, 0.05]),      # negative mean, spans 0: not resolved
             row("throughput_ti_over_b", [0.2, 0.2, 0.21])]    # not an accuracy effect
     assert deit.smallest_effect(rows) == pytest.approx(1.0)
     assert deit.smallest_effect(rows[2:]) == ledger.DEFAULT_TOLERANCE

@@ -386,8 +386,11 @@ def convergence(runs: list[Run], n_seeds: int, progress: bool = True) -> dict:
 def smallest_effect(comparisons: list[dict]) -> float:
     """The smallest accuracy effect the run resolves (95% interval excluding 0), in points; the default
     tolerance when none is resolved. The convergence check must move less than this."""
+    def resolved(c):
+        lo, hi = ledger.interval(c["ours"], c["ours_std"], c["n_seeds"])
+        return lo > 0 or hi < 0
     sizes = [abs(c["ours"]) for c in comparisons if c.get("n_seeds", 1) > 1 and c["claim"] in ACCURACY_CLAIMS
-             and 0 < ledger.interval(c["ours"], c["ours_std"], c["n_seeds"])[0] * (1 if c["ours"] > 0 else -1)]
+             and resolved(c)]
     return min(sizes, default=ledger.DEFAULT_TOLERANCE)
 
 
@@ -486,8 +489,8 @@ def reading(results: dict) -> str:
         verdict = "less" if conv["converged"] else "more"
         text.append(f"Convergence check: trained {conv['epochs'][1]} instead of {conv['epochs'][0]} epochs, the "
                     f"undistilled student moves by {ch['mean']:+.2f} ± {ch['std'] / ch['n'] ** 0.5:.2f} points "
-                    f"({ch['n']} seeds, paired), {verdict} than the smallest effect resolved here "
-                    f"({conv['smallest_effect_points']:.2f} points).")
+                    f"({ch['n']} seeds, paired), {verdict} than the smallest effect that counts here "
+                    f"({smallest_effect(results['comparisons']):.2f} points: the smallest resolved effect, else the 0.3 default).")
     now = config("standard")
     n_student = prov["dataset"]["splits"]["student_train"]
     if (n_student, cfg["student_train"]["epochs"]) != (now.n_student, now.student_train.epochs):
