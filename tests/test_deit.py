@@ -130,3 +130,31 @@ def test_exercise_reference_solutions_pass_and_wrong_ones_fail():
 
 def test_throughput_is_positive():
     assert deit.throughput("tiny", batch=1, repeats=1) > 0
+
+
+def test_config_rejects_unknown_teacher_and_too_many_convergence_seeds():
+    base = deit.config("smoke")
+    with pytest.raises(IngurError, match="teachers"):
+        deit.Config(**{**base.__dict__, "teachers": ("regnet",)})
+    with pytest.raises(IngurError, match="convergence_seeds"):
+        deit.Config(**{**base.__dict__, "seeds": (0,), "convergence_seeds": 2})
+
+
+def test_variants_follow_the_trained_teachers():
+    names = [v[0] for v in deit.variants(deit.config("standard"))]
+    assert names == ["none", "soft", "hard", "hard + token"]
+    assert "hard + token, ViT teacher" in [v[0] for v in deit.variants(deit.config("full"))]
+
+
+def test_smallest_effect_counts_only_resolved_accuracy_effects():
+    from ingur_lib import ledger
+
+    def row(claim, values):
+        s = ledger.summarize(values)
+        return {"claim": claim, "ours": s["mean"], "ours_std": s["std"], "n_seeds": s["n"]}
+    rows = [row("hard_vs_none", [3.0, 3.2, 2.8]), row("token_vs_hard", [1.0, 1.1, 0.9]),
+            row("soft_vs_none", [0.5, -0.4, 0.1]),            # interval spans 0: not resolved
+            row("dist_vs_class_head", [-0.3, 0.2, 0.05]),      # negative mean, spans 0: not resolved
+            row("throughput_ti_over_b", [0.2, 0.2, 0.21])]    # not an accuracy effect
+    assert deit.smallest_effect(rows) == pytest.approx(1.0)
+    assert deit.smallest_effect(rows[2:]) == ledger.DEFAULT_TOLERANCE
