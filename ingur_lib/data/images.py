@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -77,8 +78,10 @@ class ImageData:
 
     def describe(self) -> str:
         c, h, w = self.image_shape
-        return (f"{self.name}: {len(self.train_y):,} train / {len(self.test_y):,} test images, "
+        text = (f"{self.name}: {len(self.train_y):,} train / {len(self.test_y):,} test images, "
                 f"{c}x{h}x{w}, {self.num_classes} classes; source: {self.source}")
+        # wrapped to the book's 88-character text column (the source names long paths)
+        return textwrap.fill(text, 88, subsequent_indent="  ", break_on_hyphens=False)
 
 
 # ---------------------------------------------------------------- sources
