@@ -238,3 +238,18 @@ def test_lr_sweep_without_rates_keeps_the_configured_rate_and_bad_rates_name_the
     assert ch.lr_sweep(cfg) == {"best": {"ViT": cfg.lr, "ViT+LS": cfg.lr}}
     with pytest.raises(IngurError, match="must be > 0"):
         replace(cfg, lrs=(1e-3, 0.0))
+
+
+def test_reading_follows_the_signs_of_the_recorded_effects():
+    ch = _ch()
+    e = lambda m: {"mean": m, "se": 0.4}
+    res = {"provenance": {"config": {"depths": [2, 8]}},
+           "effects": {"depth_gain/ViT": e(0.1), "depth_gain/ViT+LS": e(2.0), "ls_gain/2": e(-1.0),
+                       "ls_gain/8": e(1.5), "ca_gain": e(0.3), "th_gain": e(-0.9)}}
+    text = ch.reading(res)
+    assert "no difference we can resolve (a null) for the plain ViT and helps with LayerScale" in text
+    assert "pattern (depth pays only with LayerScale) appears" in text
+    assert "at depth 2 it hurts; at depth 8 it helps" in text
+    assert "Talking-heads inside CaiT hurts" in text
+    res["effects"]["depth_gain/ViT"] = e(2.0)
+    assert "does not appear" in ch.reading(res)

@@ -516,3 +516,29 @@ def _talking_heads_cost(over: dict) -> str:
     return (f"- Talking-heads adds {b['params'] - a['params']} parameters to CaiT's {a['params']:,} and changes "
             f"its inference throughput from {a['images_per_s']:,.0f} to {b['images_per_s']:,.0f} images/s "
             "(no fused attention kernel).")
+
+
+def _direction(s: dict) -> str:
+    """'helps', 'hurts' or a null, by whether the paired effect clears 2 s.e."""
+    if abs(s["mean"]) <= 2 * s["se"]:
+        return "makes no difference we can resolve (a null)"
+    return "helps" if s["mean"] > 0 else "hurts"
+
+
+def reading(results: dict) -> str:
+    """What the recorded effects say about the paper's claims, in words chosen from the numbers' signs."""
+    eff, cfg = results["effects"], results["provenance"]["config"]
+    lo, hi = min(cfg["depths"]), max(cfg["depths"])
+    plain, scaled = _direction(eff["depth_gain/ViT"]), _direction(eff["depth_gain/ViT+LS"])
+    pattern = plain != "helps" and scaled == "helps"
+    ls = "; ".join(f"at depth {d} it {_direction(eff[f'ls_gain/{d}'])}" for d in sorted(cfg["depths"]))
+    lines = [
+        f"- Going from {lo} to {hi} blocks {plain} for the plain ViT and {scaled} with LayerScale, so the "
+        f"paper's pattern (depth pays only with LayerScale) {'appears' if pattern else 'does not appear'} "
+        "at our depths.",
+        f"- LayerScale itself: {ls}.",
+        f"- Class-attention against the class token from the first block {_direction(eff['ca_gain'])}.",
+    ]
+    if "th_gain" in eff:
+        lines.append(f"- Talking-heads inside CaiT {_direction(eff['th_gain'])}.")
+    return "\n".join(lines)
