@@ -487,14 +487,15 @@ def summary(results: dict) -> str:
         f"(ViT+LS, {ca} blocks): {_effect(eff['ca_gain'])}.",
         *([f"- Talking-heads in CaiT's self-attention blocks: {_effect(eff['th_gain'])}."] if "th_gain" in eff else []),
         f"- Convergence check: {conv['model']} trained {conv['longer_steps']} instead of {conv['steps']} steps moves "
-        f"by {_effect(conv['delta'])}. {_convergence_verdict(conv)}",
+        f"by {_effect(conv['delta'])}. {_convergence_verdict(converged(conv, eff))}",
         *([_sweep_line(results["lr_sweep"])] if results.get("lr_sweep", {}).get("lrs") else []),
         _talking_heads_cost(results["overhead"]),
     ])
 
 
 def _convergence_verdict(conv: dict) -> str:
-    if conv.get("converged") is None:
+    """The rule's verdict in words (judged from the stored numbers when the text is drawn)."""
+    if conv["converged"] is None:
         return "No effect is resolved beyond 2 s.e., so no effect is smaller than this move."
     ok = conv["converged"]
     return (f"That is {'less' if ok else 'more'} than the smallest resolved effect ({conv['smallest_effect']}, "
