@@ -73,8 +73,8 @@ class Config:
 # narrow (dim 32, 2 heads of 16) so that deep stacks fit the CPU budget; CaiT-XXS has 4 heads of 48
 _NARROW = ViTConfig(patch_size=7, dim=32, heads=2, mlp_ratio=2.0)
 # No augmentation: with crops and flips this tiny ViT still gained 1.4-2.9 points at 1.5x the steps after
-# 100 epochs (probes on one thread), too slow to converge on the CPU budget; without it, 1,000 images are
-# fitted within the schedule and the test accuracy settles (the recorded convergence check says how much).
+# 100 epochs (probes on one thread), too slow to converge on the CPU budget; without it, 1,000 images should
+# be fitted within the schedule (not probed before recording: the recorded convergence check says whether).
 _PLAIN = Augment(crop_padding=0, flip=False)
 CONFIGS = {
     "smoke": Config(_NARROW, steps=150, depths=(2, 4), ca_depth=4, n_train=1000, n_test=1000, batch_size=128,
