@@ -136,6 +136,11 @@ def summarize(values: Sequence[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
 
 
+def paired(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Per-seed differences a - b (same seed, same data), summarised like `summarize`."""
+    return summarize([x - y for x, y in zip(a, b)])
+
+
 # Two-sided 95% Student t quantiles for 1-30 degrees of freedom (beyond: a Cornish-Fisher expansion).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,

@@ -173,11 +173,6 @@ def _grid(cfg: Config, seeds, progress: bool) -> tuple[dict, dict]:
     return acc, longer
 
 
-def paired(a: list[float], b: list[float]) -> dict:
-    """Per-seed differences a - b (same seed, same subset), summarized (mean, std, n)."""
-    return ledger.summarize([x - y for x, y in zip(a, b)])
-
-
 def best_setting(acc_n: dict, exclude=("none", REG)) -> str:
     """The augmentation setting with the highest mean accuracy (ties: the first in SETTINGS order)."""
     names = [s for s in SETTINGS if s in acc_n and s not in exclude]
@@ -195,15 +190,15 @@ def _comparisons(acc: dict, cfg: Config) -> list[dict]:
     where = f"Fashion-MNIST, small ViT, {k} seeds"
     best = best_setting(acc[small])
     strongest = max((s for s in cfg.settings if s != "none"), key=strength)
-    rows = [ledger.compare(PAPER, "augreg_worth_10x_data", paired(acc[small][best], acc[big]["none"]), where,
+    rows = [ledger.compare(PAPER, "augreg_worth_10x_data", ledger.paired(acc[small][best], acc[big]["none"]), where,
                            f"{best} on {small} images minus none on {big} (the best setting picked by its mean "
                            "over the same seeds, which favours it slightly)."),
             ledger.compare(PAPER, "less_data_more_aug",
-                           paired([a - b for a, b in zip(acc[small][strongest], acc[small]["none"])],
+                           ledger.paired([a - b for a, b in zip(acc[small][strongest], acc[small]["none"])],
                                   [a - b for a, b in zip(acc[big][strongest], acc[big]["none"])]), where,
                            f"Gain of {strongest} over none on {small} images minus the same gain on {big}.")]
     for n in cfg.reg_sizes:
-        rows.append(ledger.compare(PAPER, "regularization_hurts_small", paired(acc[n][REG], acc[n]["none"]),
+        rows.append(ledger.compare(PAPER, "regularization_hurts_small", ledger.paired(acc[n][REG], acc[n]["none"]),
                                    f"{where}, {n} images",
                                    f"dropout {cfg.regularization} + stochastic depth {cfg.regularization} "
                                    f"on a {cfg.model.dim}-wide, {cfg.model.depth}-block ViT, no augmentation."))
@@ -218,7 +213,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     acc, longer = _grid(cfg, seeds, progress)
     metrics = {f"test_acc/{v}/n={n}": ledger.summarize(a) for n, per in acc.items() for v, a in per.items()}
     conv = {str(n): {"base": acc[n]["none"], "longer": longer[n], "factor": cfg.longer,
-                     "change": paired(longer[n], acc[n]["none"])} for n in cfg.sizes}
+                     "change": ledger.paired(longer[n], acc[n]["none"])} for n in cfg.sizes}
     metrics.update({f"convergence/none/n={n}": c["change"] for n, c in conv.items()})
     ips = randaugment_throughput(cfg)
     metrics["randaugment_images_per_s"] = ledger.summarize([ips])

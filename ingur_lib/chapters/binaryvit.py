@@ -200,7 +200,7 @@ def learned_scales(model: BinaryViT) -> dict[str, list[float]]:
 
 def _paired(acc: dict, a: str, b: str) -> dict:
     """Per-seed difference acc[a] - acc[b] (same seed, same data, same teacher), summarised."""
-    return ledger.summarize([x - y for x, y in zip(acc[a], acc[b])])
+    return ledger.paired(acc[a], acc[b])
 
 
 def _train_all(cfg: Config, seeds, progress: bool):

@@ -234,7 +234,7 @@ CAIT_XXS24 = ViTConfig(image_size=224, patch_size=16, in_chans=3, num_classes=10
 
 def paired(a: list[float], b: list[float]) -> dict:
     """Per-seed differences a - b (same seed, same subset), summarised with their standard error."""
-    s = ledger.summarize([x - y for x, y in zip(a, b)])
+    s = ledger.paired(a, b)
     return {**s, "se": s["std"] / s["n"] ** 0.5}
 
 
