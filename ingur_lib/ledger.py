@@ -165,6 +165,24 @@ def interval(mean: float, std: float, n: int) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def resolved(effect: dict) -> bool:
+    """DESIGN.md's test for an effect (a `summarize`/`paired` dict): two seeds at least and a mean outside
+    2 standard errors of zero. A single-seed run is never an effect."""
+    n = effect.get("n", 1)
+    return n > 1 and abs(effect["mean"]) > 2 * effect["std"] / math.sqrt(n)
+
+
+def convergence(moved: float, effects: dict, default: float | None = None) -> dict:
+    """DESIGN.md's convergence rule, its one copy: the baseline trained 1.5x longer must move its metric by
+    less than the smallest effect the run resolves (`resolved`). With none resolved, a stated `default`
+    tolerance decides; without one the check decides nothing (`converged` None, the chapter says so)."""
+    sizes = {k: abs(e["mean"]) for k, e in effects.items() if resolved(e)}
+    name = min(sizes, key=sizes.get) if sizes else None
+    smallest = sizes[name] if name else default
+    return {"moved": abs(moved), "smallest_name": name, "smallest_effect": smallest,
+            "converged": None if smallest is None else abs(moved) < smallest}
+
+
 def seeds_to_decide(std: float, distance: float, n_now: int, most: int = 1000) -> int | None:
     """About how many seeds shrink the 95% interval's half-width below `distance` if the per-seed spread
     stays `std` (None when no number up to `most` would)."""

@@ -304,3 +304,21 @@ def test_a_chapter_without_a_recorded_run_lists_its_papers_claims(toy_root):
     assert len(ledger.table(chapter="07_other")) == 0
     assert "No claim" in ledger.to_markdown(rows.iloc[:0]) and "|" not in ledger.to_markdown(rows.iloc[:0])
     assert all(c.id.split("_", 1)[1] == c.paper for c in CHAPTERS if c.paper)   # the book's naming
+
+
+# ---------------------------------------------------------------- the convergence rule (one copy for every chapter)
+def test_resolved_needs_two_seeds_and_two_standard_errors():
+    assert ledger.resolved({"mean": 1.0, "std": 0.5, "n": 3})          # s.e. 0.29: 1.0 > 0.58
+    assert not ledger.resolved({"mean": 0.5, "std": 0.5, "n": 3})      # 0.5 < 0.58
+    assert not ledger.resolved({"mean": 9.0, "std": 0.0, "n": 1})      # one seed is never an effect
+
+
+def test_convergence_compares_the_move_with_the_smallest_resolved_effect():
+    eff = {"big": {"mean": -4.0, "std": 0.5, "n": 3}, "small": {"mean": 1.5, "std": 0.5, "n": 3},
+           "null": {"mean": 0.2, "std": 1.0, "n": 3}}
+    out = ledger.convergence(-1.0, eff)
+    assert (out["smallest_name"], out["smallest_effect"], out["moved"], out["converged"]) == ("small", 1.5, 1.0, True)
+    assert ledger.convergence(1.6, eff)["converged"] is False
+    assert ledger.convergence(0.1, {"null": eff["null"]})["converged"] is None      # nothing resolved, no default
+    assert ledger.convergence(0.1, {"null": eff["null"]}, default=0.3)["converged"] is True
+    assert ledger.convergence(0.4, {}, default=0.3)["converged"] is False
