@@ -3,7 +3,7 @@ switches, OPs counting, exercise checks, and a smoke training well above chance.
 import pytest
 import torch
 
-from ingur_lib import exercises
+from ingur_lib import exercises, ledger
 from ingur_lib.chapters import binaryvit as ch
 from ingur_lib.errors import IngurError
 from ingur_lib.models.binaryvit import BinaryViT, BinaryViTConfig, count_ops
@@ -149,11 +149,15 @@ def test_ops_count_multi_pool_as_pooling_adds():
     assert pools["flops"] - plain["flops"] == 49 * 16 * (3 + 3 + 5 + 5)
 
 
-def test_convergence_is_judged_against_the_smallest_effect():
+def test_convergence_is_judged_against_the_smallest_resolved_gain():
     conv = {"a": {"change": 0.3}, "b": {"change": -1.0}}
-    ch._judge_convergence(conv, [5.0, -0.4, 2.0])
-    assert conv["a"] == {"change": 0.3, "smallest_effect": 0.4, "converged": True}
+    gains = {"x": ledger.summarize([5.0, 5.2, 4.8]), "y": ledger.summarize([-0.4, -0.5, -0.3]),
+             "null": ledger.summarize([0.1, -0.2, 0.15])}       # the null decides nothing
+    ch._judge_convergence(conv, gains)
+    assert conv["a"] == {"change": 0.3, "smallest_effect": pytest.approx(0.4), "converged": True}
     assert conv["b"]["converged"] is False
+    ch._judge_convergence(conv, {"null": gains["null"]})   # none resolved: the ledger's default tolerance
+    assert conv["a"]["smallest_effect"] == ledger.DEFAULT_TOLERANCE and conv["a"]["converged"] is False
 
 
 def test_gains_are_effects_outside_two_standard_errors_else_nulls():

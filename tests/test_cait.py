@@ -224,7 +224,8 @@ def test_smoke_training_learns_well_above_chance():
 
 def test_convergence_rule_compares_the_move_with_the_smallest_resolved_effect():
     ch = _ch()
-    eff = {"big": {"mean": 3.0, "se": 0.5}, "null": {"mean": 0.2, "se": 0.5}, "small": {"mean": -1.5, "se": 0.3}}
+    eff = {"big": {"mean": 3.0, "std": 0.5, "n": 4}, "null": {"mean": 0.2, "std": 1.0, "n": 4},
+           "small": {"mean": -1.5, "std": 0.6, "n": 4}}
     out = ch.converged({"delta": {"mean": 1.0}}, eff)
     assert (out["smallest_effect"], out["smallest"], out["converged"]) == ("small", 1.5, True)
     assert ch.converged({"delta": {"mean": -1.6}}, eff)["converged"] is False

@@ -158,3 +158,15 @@ def test_config_rejects_finetuning_an_unpruned_ratio():
         replace(base, finetune_ratios=(0.0, 0.5))
     with pytest.raises(IngurError):
         replace(base, lrs=(-1e-3,))
+
+
+def test_convergence_is_judged_by_the_ledgers_rule_against_the_smallest_resolved_drop():
+    from ingur_lib import ledger
+    from ingur_lib.chapters import vtp
+    metrics = {"drop_20": ledger.summarize([-1.0, -1.2, -0.8]), "drop_40": ledger.summarize([-3.0, -3.3, -2.7]),
+               "drop_60": ledger.summarize([0.5, -0.6, 0.2]), "acc_before_20": ledger.summarize([80, 81, 79])}
+    out = vtp.judge_convergence({"change": 0.9}, metrics)
+    assert out["smallest_effect"] == pytest.approx(1.0) and out["converged"] is True
+    assert vtp.judge_convergence({"change": -1.1}, metrics)["converged"] is False
+    null = {"drop_60": metrics["drop_60"]}       # nothing resolved: the ledger's default tolerance decides
+    assert vtp.judge_convergence({"change": 0.2}, null)["smallest_effect"] == ledger.DEFAULT_TOLERANCE

@@ -252,11 +252,20 @@ def _lr_check(cfg: Config, data: ImageData, seed: int, runs: dict, progress: boo
     return out
 
 
-def _judge_convergence(conv: dict, effects: list[float]) -> None:
-    """Converged (DESIGN.md): 1.5x the steps moves the accuracy by less than the smallest effect reported."""
-    smallest = min(abs(e) for e in effects)
+def _judge_convergence(conv: dict, gains: dict) -> None:
+    """Converged (DESIGN.md, `ledger.convergence`): 1.5x the steps moves the accuracy by less than the smallest
+    rung gain resolved beyond 2 s.e. (with none resolved, the ledger's default tolerance)."""
     for v in conv.values():
-        v.update(smallest_effect=smallest, converged=abs(v["change"]) < smallest)
+        out = ledger.convergence(v["change"], gains, default=ledger.DEFAULT_TOLERANCE)
+        v.update(smallest_effect=out["smallest_effect"], converged=out["converged"])
+
+
+def _judged(results: dict) -> dict:
+    """The stored convergence runs judged now, against the stored per-seed gains (never a stored verdict)."""
+    acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
+    conv = {k: dict(v) for k, v in results.get("convergence", {}).items()}
+    _judge_convergence(conv, {b: _paired(acc, b, a) for a, b in zip(names, names[1:])})
+    return conv
 
 
 def _comparisons(acc: dict, costs: dict, cfg: Config) -> list[dict]:
@@ -288,7 +297,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     metrics = {f"test_acc/{k}": ledger.summarize(v) for k, v in acc.items()}
     metrics.update({f"gain/{b}": _paired(acc, b, a) for a, b in zip(names, names[1:])})
     metrics.update({f"gap_to_teacher/{k}": _paired(acc, TEACHER, k) for k in acc if k != TEACHER})
-    _judge_convergence(conv, [metrics[f"gain/{b}"]["mean"] for b in names[1:]])
+    _judge_convergence(conv, {b: metrics[f"gain/{b}"] for b in names[1:]})
     prov = provenance(profile, seeds, time.perf_counter() - t0, config=cfg,
                       dataset={"name": data.name, "source": data.source, "n_train": cfg.n_train,
                                "n_test": len(data.test_y)})
@@ -472,7 +481,7 @@ def summary_markdown(results: dict) -> str:
             f"{cfg['steps']} steps of batch {cfg['batch_size']} per model, learning rate {cfg['lr']:g}, "
             f"{results['provenance']['wall_time_s'] / 60:.0f} min in all). Test accuracy (%): {ladder}.\n\n"
             f"Paired gain of each rung over the one before (points): {gains}.\n\n"
-            f"Convergence check (first seed): {_convergence_markdown(results.get('convergence', {}))}.\n\n"
+            f"Convergence check (first seed): {_convergence_markdown(_judged(results))}.\n\n"
             f"Learning-rate check (first seed, test accuracy %): {lrs or 'not run'}.\n\n"
             f"Whole-model storage, float32 / packed: {size}; OPs per image: " +
             ", ".join(f"{k} {c[k]['ops'] / 1e6:.3f} M" for k in (TEACHER, *names)) + ".")
@@ -494,9 +503,7 @@ def takeaways_markdown(results: dict) -> str:
     out.append(f"* The last rung ({last}) stays {gap['mean']:.1f} points below its full-precision teacher, "
                f"with {c[TEACHER]['ops'] / c[last]['ops']:.0f}x fewer OPs and {c[last]['size_ratio']:.1f}x "
                f"less storage than in float32 ({c[last]['binary_layers_ratio']:.0f}x for its binary layers).")
-    conv = {k: dict(v) for k, v in results["convergence"].items()}
-    _judge_convergence(conv, [ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])["mean"]
-                              for a, b in zip(names, names[1:])])  # runs recorded before the flag existed
+    conv = _judged(results)
     late = [f"{k} ({v['change']:+.1f} points at 1.5x the steps)" for k, v in conv.items() if not v["converged"]]
     out.append("* Converged: the teacher and binary DeiT move less than the smallest effect at 1.5x the steps."
                if not late else f"* Not converged: {', '.join(late)} still move more than the smallest effect "

@@ -278,14 +278,11 @@ def _grid(cfg: Config, seeds, lrs: dict, progress: bool) -> tuple[dict, dict, di
 
 
 def converged(convergence: dict, eff: dict) -> dict:
-    """The rule of DESIGN.md: the baseline's move at 1.5x the steps must be smaller than the smallest effect
-    reported as an effect (outside 2 s.e.); nulls are reported with their intervals and decide nothing."""
-    resolved = {k: abs(s["mean"]) for k, s in eff.items() if abs(s["mean"]) > 2 * s["se"]}
-    moved = abs(convergence["delta"]["mean"])
-    if not resolved:
-        return {"smallest_effect": None, "moved": moved, "converged": None}
-    key = min(resolved, key=resolved.get)
-    return {"smallest_effect": key, "smallest": resolved[key], "moved": moved, "converged": moved < resolved[key]}
+    """DESIGN.md's rule, judged by `ledger.convergence`: the ViT's move at 1.5x the steps against the smallest
+    effect resolved beyond 2 s.e.; nulls are reported with their intervals and decide nothing."""
+    out = ledger.convergence(convergence["delta"]["mean"], eff)
+    return {"smallest_effect": out["smallest_name"], "smallest": out["smallest_effect"], "moved": out["moved"],
+            "converged": out["converged"]}
 
 
 def effects(acc: dict, cfg: Config) -> dict:

@@ -258,11 +258,12 @@ def convergence(cfg: Config, data: ImageData, prepare, runs: list, lrs: dict, se
             "acc": now, "acc_longer": 100 * hist.last("test_acc"), "change": 100 * hist.last("test_acc") - now}
 
 
-def smallest_resolved(metrics: dict, keys) -> float | None:
-    """The smallest |mean| among `keys`' effects outside 2 standard errors (None when none is)."""
-    m = [metrics[k] for k in keys if k in metrics]
-    sizes = [abs(e["mean"]) for e in m if e["n"] > 1 and abs(e["mean"]) > 2 * e["std"] / e["n"] ** 0.5]
-    return min(sizes) if sizes else None
+def judge_convergence(conv: dict, metrics: dict) -> dict:
+    """The control's move at 1.5x the epochs against the smallest drop resolved beyond 2 s.e. (with none
+    resolved, the ledger's default tolerance): DESIGN.md's rule, as `ledger.convergence` states it."""
+    drops = {k: e for k, e in metrics.items() if k.startswith("drop_")}
+    out = ledger.convergence(conv["change"], drops, default=ledger.DEFAULT_TOLERANCE)
+    return {**conv, "smallest_effect": out["smallest_effect"], "converged": out["converged"]}
 
 
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
@@ -283,9 +284,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     conv = {}
     if cfg.longer and cfg.control:
         conv = convergence(cfg, data, prepare, runs, lrs, seeds[0], progress)
-        # against the smallest resolved drop; with none resolved, the smallest effect a verdict counts
-        small = smallest_resolved(metrics, [f"drop_{_pct(r)}" for r in cfg.finetune_ratios]) or ledger.DEFAULT_TOLERANCE
-        conv.update(smallest_effect=small, converged=abs(conv["change"]) < small)
+        conv = judge_convergence(conv, metrics)
     first = runs[0]
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": data.name, "source": data.source, "splits": data.splits()},
@@ -312,6 +311,7 @@ def results_markdown(results: dict) -> str:
     """The recorded accuracies, drops, costs, rate sweep and convergence check as a Markdown table and
     sentences: the notebook renders its numbers from here, never types them."""
     m, conv = results["metrics"], results.get("convergence") or {}
+    conv = judge_convergence(conv, m) if conv else conv  # judged now, never a stored verdict
     if "reference_acc" not in m:
         return "This recorded run predates the dense-control design: record it again to see its table."
     n = m["reference_acc"]["n"]
