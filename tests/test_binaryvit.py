@@ -172,3 +172,12 @@ def test_teacher_takes_its_own_learning_rate():
     assert cfg.train_config(10, 0, teacher=True).lr == 1e-3
     assert cfg.train_config(10, 0).lr == 2e-3
     assert ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10).train_config(10, 0, True).lr == 2e-3
+
+
+def test_components_line_gives_each_gap_to_the_teacher_or_nothing_without_components():
+    acc = {"FP teacher": [80.0, 81.0], "MLP only binary": [77.0, 79.0], "attention only binary": [75.0, 76.0],
+           "+pyramid": [70.0, 71.0]}
+    line = ch._components_markdown(acc, "+pyramid")
+    assert "MLP only binary 2.5 ± 0.5" in line and "attention only binary 5.0 ± 0.0" in line
+    assert "+pyramid 10.0 ± 0.0 (both binary)" in line
+    assert ch._components_markdown({"FP teacher": [1.0], "+pyramid": [1.0]}, "+pyramid") == ""
