@@ -253,3 +253,15 @@ def test_budget_pair_matches_flops_and_bad_longer_settings_are_clear_errors():
         replace(cfg, longer_settings=("strong2",))
     with pytest.raises(IngurError, match="budget.size"):
         replace(cfg, budget=replace(cfg.budget, size=123))
+
+
+def test_more_steps_text_compares_the_augmented_gain_with_the_plain_gain():
+    from ingur_lib.chapters import augreg
+    acc = {200: {"none": [60.0, 61.0, 62.0], "medium2": [55.0, 56.0, 57.0]},
+           2000: {"none": [80.0, 81.0, 82.0], "medium2": [70.0, 71.0, 72.0]}}
+    longer = {200: {"none": [60.0, 61.5, 62.0], "medium2": [60.0, 62.0, 61.0]},
+              2000: {"none": [81.0, 81.0, 83.0], "medium2": [71.0, 71.5, 73.0]}}
+    conv = augreg.convergence_checks(acc, longer, {}, 1.5)
+    text = augreg.more_steps_text(conv)
+    assert "at 200 images `medium2` gained +4.83" in text and ": more steps than" in text
+    assert "at 2,000 images `medium2` gained +0.17" in text and "no resolved need" in text

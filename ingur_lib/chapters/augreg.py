@@ -384,6 +384,25 @@ def _checks(conv: dict) -> str:
     return "; ".join(out)
 
 
+def more_steps_text(conv: dict) -> str:
+    """Does augmentation want more steps than the plain recipe? Per size: the gain of the strongest checked
+    setting from 1.5x more training minus the plain recipe's gain, paired by seed (mean ± s.e.)."""
+    out = []
+    for n, per in conv.items():
+        aug = [s for s in per if s in SETTINGS and s != "none"]
+        if "change" in per or "none" not in per or not aug:
+            continue
+        s = max(aug, key=strength)
+        d = ledger.paired(per[s]["change"]["values"], per["none"]["change"]["values"])
+        if not ledger.resolved(d):
+            word = "no resolved need for more steps than the plain recipe"
+        else:
+            word = "more steps than the plain recipe" if d["mean"] > 0 else "fewer steps than the plain recipe"
+        out.append(f"at {int(n):,} images `{s}` gained {_se(d)} points more than `none` from the longer "
+                   f"schedule: {word}")
+    return ("**Does augmentation want more steps?** " + "; ".join(out) + ".") if out else ""
+
+
 def _budget_text(b: dict | None) -> list[str]:
     if not b:
         return ["Claim 4 (larger patch vs smaller model at fixed compute) was not run in this file."]
@@ -412,7 +431,7 @@ def results_text(results: dict) -> str:
         f"Best augmentation setting by mean: {best}. Convergence check, each checked setting trained "
         f"{factor}x longer minus as recorded (paired by seed, mean ± s.e.): {_checks(conv)}. "
         f"RandAugment(2, 20) ran at {results['randaugment_images_per_s']:,.0f} images/s on one thread.", "",
-        *_budget_text(results.get("budget"))])
+        more_steps_text(conv), "", *_budget_text(results.get("budget"))])
 
 
 # ---------------------------------------------------------------- looking inside
