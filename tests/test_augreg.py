@@ -223,3 +223,45 @@ def test_smoke_training_learns_with_randaugment_and_mixup():
     r = augreg.train_setting(cfg, "light2", data, 0, progress=False)
     assert r.test_acc > 0.4, r.test_acc     # chance is 0.1
     assert math.isfinite(r.history.last("train_loss"))
+
+
+def test_convergence_check_uses_the_ledger_rule_per_setting():
+    from ingur_lib.chapters import augreg
+    acc = {200: {"none": [60.0, 61.0, 62.0], "medium2": [55.0, 56.0, 57.0]}}
+    longer = {200: {"none": [60.5, 61.0, 62.5], "medium2": [58.0, 59.0, 60.0]}}
+    effects = {"reg": {"mean": -1.7, "std": 0.5, "n": 3}, "noise": {"mean": 0.1, "std": 1.0, "n": 3}}
+    conv = augreg.convergence_checks(acc, longer, effects, 1.5)["200"]
+    assert conv["none"]["change"]["mean"] == pytest.approx(1 / 3)
+    assert conv["none"]["rule"]["converged"] is True        # 0.33 < 1.7, the smallest resolved effect
+    assert conv["none"]["rule"]["smallest_name"] == "reg"    # the unresolved 0.1 does not count
+    assert conv["medium2"]["rule"]["converged"] is False     # +3.0 > 1.7: medium2 wanted more steps
+
+
+def test_budget_pair_matches_flops_and_bad_longer_settings_are_clear_errors():
+    from dataclasses import replace
+    from ingur_lib import measure
+    from ingur_lib.chapters import augreg
+    from ingur_lib.models.vit import ViT
+    cfg = augreg.config("standard")
+    data = augreg.load_data(replace(cfg, n_test=10), 200, 0)
+    ep = augreg.budget_epochs(cfg, data)
+    x = data.test_x[:1].float()
+    big, small = (ViT(augreg.model_config(cfg, data, model=m)) for m in (cfg.budget.big, cfg.budget.small))
+    assert big.cfg.patch_size > small.cfg.patch_size and big.cfg.dim > small.cfg.dim
+    assert ep["big"] * measure.count_flops(big, x) == pytest.approx(ep["small"] * measure.count_flops(small, x))
+    with pytest.raises(IngurError, match="longer_settings"):
+        replace(cfg, longer_settings=("strong2",))
+    with pytest.raises(IngurError, match="budget.size"):
+        replace(cfg, budget=replace(cfg.budget, size=123))
+
+
+def test_more_steps_text_compares_the_augmented_gain_with_the_plain_gain():
+    from ingur_lib.chapters import augreg
+    acc = {200: {"none": [60.0, 61.0, 62.0], "medium2": [55.0, 56.0, 57.0]},
+           2000: {"none": [80.0, 81.0, 82.0], "medium2": [70.0, 71.0, 72.0]}}
+    longer = {200: {"none": [60.0, 61.5, 62.0], "medium2": [60.0, 62.0, 61.0]},
+              2000: {"none": [81.0, 81.0, 83.0], "medium2": [71.0, 71.5, 73.0]}}
+    conv = augreg.convergence_checks(acc, longer, {}, 1.5)
+    text = augreg.more_steps_text(conv)
+    assert "at 200 images `medium2` gained +4.83" in text and ": more steps than" in text
+    assert "at 2,000 images `medium2` gained +0.17" in text and "no resolved need" in text

@@ -28,7 +28,7 @@ from ..models.vit import ViT, ViTConfig
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit
-from ..viz import curves_with_errors, heatmap_row, name_colors
+from ..viz import bar_with_errors, curves_with_errors, heatmap_row, name_colors
 
 CHAPTER, PAPER = "04_augreg", "augreg"
 REG = "none+reg"  # the plain recipe with dropout and stochastic depth on
@@ -42,6 +42,18 @@ def augreg_augment(name: str, **base) -> Augment:
 
 
 @dataclass
+class Budget:
+    """Claim 4 at a fixed compute budget: a larger patch on a wider model (`big`) against a smaller patch
+    on a narrower one (`small`), the small one given `epochs` x (big's FLOPs / small's FLOPs) so that
+    forward FLOPs x images seen match (`measure.count_flops`). A short budget by design: the claim is
+    about limited compute, so these models are not trained to convergence."""
+    big: ViTConfig
+    small: ViTConfig
+    size: int                       # training images (one of the grid's sizes)
+    epochs: float                   # the big model's epochs; the small one's follow from the FLOPs
+
+
+@dataclass
 class Config:
     model: ViTConfig
     sizes: tuple[int, ...]          # training-set sizes, smallest first (N, 10N for the 10x claim)
@@ -49,7 +61,9 @@ class Config:
     settings: tuple[str, ...]       # AugReg's named settings trained at every size
     reg_sizes: tuple[int, ...] = ()  # sizes where "none" also trains with dropout + stochastic depth
     regularization: float = 0.1     # the paper's dropout and stochastic-depth rate when "reg" is on
-    longer: float = 1.5             # the convergence check: "none" trained this many times longer
+    longer: float = 1.5             # the convergence check: `longer_settings` trained this much longer
+    longer_settings: tuple[str, ...] = ("none",)  # the plain recipe, and the strongest setting if given
+    budget: Budget | None = None    # claim 4 (larger patch vs smaller model at fixed compute), if run
     seeds: tuple[int, ...] = (0,)
     batch_size: int = 64
     lr: float = 2e-3                # the paper's 1e-3 (batch 4096) trains this small ViT too slowly
@@ -67,6 +81,11 @@ class Config:
             raise IngurError("settings must include 'none': every claim compares with the plain recipe.")
         if not set(self.reg_sizes) <= set(self.sizes):
             raise IngurError(f"reg_sizes {self.reg_sizes} must be among sizes {self.sizes}.")
+        if not set(self.longer_settings) <= set(self.settings):
+            raise IngurError(f"longer_settings {self.longer_settings} must be among settings "
+                             f"{self.settings}: the check trains a setting of the grid longer.")
+        if self.budget is not None and self.budget.size not in self.sizes:
+            raise IngurError(f"budget.size={self.budget.size} must be one of sizes {self.sizes}.")
 
     def train_config(self, n_train: int, seed: int, longer: float = 1.0) -> TrainConfig:
         """Adam(W), 10% linear warmup then cosine, clip 1.0, no label smoothing; one evaluation at the end."""
@@ -76,15 +95,20 @@ class Config:
 
 
 _SMALL = ViTConfig(patch_size=7, dim=48, depth=4, heads=4, mlp_ratio=2.0)
+# Claim 4's pair: 4.85 vs 4.61 MFLOPs per 28x28 image (measure.count_flops), 139k vs 37k parameters
+_BUDGET = Budget(big=replace(_SMALL, dim=64), small=replace(_SMALL, patch_size=4, dim=32), size=2000,
+                 epochs=25)
 CONFIGS = {
     "smoke": Config(_SMALL, sizes=(1000,), epochs=(25,), settings=("none", "light2")),
-    # 200 and 2,000 images (20 and 200 per class): ~750 and ~1,250 steps of 64; 3 seeds; ~14 min at 1 thread
-    "standard": Config(_SMALL, sizes=(200, 2000), epochs=(250, 40), settings=("none", "light2", "medium2"),
-                       reg_sizes=(2000,), seeds=(0, 1, 2)),
+    # 200 and 2,000 images (20 and 200 per class): ~780 and ~2,800 steps of 64; the plain recipe and
+    # medium2 also trained 1.5x longer (convergence); claim 4; 3 seeds; ~37 min at 1 thread
+    "standard": Config(_SMALL, sizes=(200, 2000), epochs=(250, 90), settings=("none", "light2", "medium2"),
+                       reg_sizes=(2000,), seeds=(0, 1, 2), longer_settings=("none", "medium2"),
+                       budget=_BUDGET),
     # The paper's grid on CIFAR-10 with a ViT-Ti-like model (GPU; not run on CPU).
     "full": Config(ViTConfig(image_size=32, patch_size=4, in_chans=3, dim=192, depth=12, heads=3, mlp_ratio=4.0),
                    sizes=(5000, 50000), epochs=(300, 100), settings=tuple(SETTINGS), reg_sizes=(5000, 50000),
-                   seeds=(0, 1, 2), n_test=None, dataset="cifar10"),
+                   seeds=(0, 1, 2), n_test=None, dataset="cifar10", longer_settings=("none", "strong2")),
 }
 
 
@@ -100,10 +124,10 @@ def load_data(cfg: Config, n_train: int, seed: int = 0) -> ImageData:
     return load_images(cfg.dataset).subset(n_train, cfg.n_test, seed=seed)
 
 
-def model_config(cfg: Config, data: ImageData, reg: bool = False) -> ViTConfig:
+def model_config(cfg: Config, data: ImageData, reg: bool = False, model: ViTConfig | None = None) -> ViTConfig:
     c, h, _ = data.image_shape
     rate = cfg.regularization if reg else 0.0
-    return replace(cfg.model, in_chans=c, image_size=h, num_classes=data.num_classes, dropout=rate,
+    return replace(model or cfg.model, in_chans=c, image_size=h, num_classes=data.num_classes, dropout=rate,
                    drop_path=rate)
 
 
@@ -119,10 +143,11 @@ class Run:
 
 
 def train_setting(cfg: Config, setting: str, data: ImageData, seed: int = 0, reg: bool = False,
-                  longer: float = 1.0, progress: bool = True) -> Run:
-    """Train the small ViT on `data` under a named AugReg setting (crop + flip always, as big_vision)."""
+                  longer: float = 1.0, progress: bool = True, model: ViTConfig | None = None) -> Run:
+    """Train the small ViT (or `model`) on `data` under a named AugReg setting (crop + flip always, as
+    big_vision); `longer` multiplies the size's epochs."""
     seed_everything(seed)
-    model = ViT(model_config(cfg, data, reg))
+    model = ViT(model_config(cfg, data, reg, model))
     aug = augreg_augment(setting, crop_padding=2, flip=True)
     prepare = image_prepare(data.mean, data.std, aug, data.num_classes)
     name = variant_name(setting, reg) + (f" x{longer:g}" if longer != 1 else "")
@@ -159,7 +184,8 @@ def randaugment_throughput(cfg: Config, batch: int = 128, reps: int = 20, settin
 # ---------------------------------------------------------------- reproduce
 
 def _grid(cfg: Config, seeds, progress: bool) -> tuple[dict, dict]:
-    """Test accuracy (%) per size and variant over seeds, and the convergence check's runs."""
+    """Test accuracy (%) per size and variant over seeds, and the convergence check's runs (per size,
+    per setting in `longer_settings`)."""
     acc, longer = {}, {}
     for n in cfg.sizes:
         for seed in seeds:
@@ -168,9 +194,37 @@ def _grid(cfg: Config, seeds, progress: bool) -> tuple[dict, dict]:
             for s, reg in jobs:
                 r = train_setting(cfg, s, data, seed, reg, progress=progress)
                 acc.setdefault(n, {}).setdefault(variant_name(s, reg), []).append(100 * r.test_acc)
-            r = train_setting(cfg, "none", data, seed, longer=cfg.longer, progress=progress)
-            longer.setdefault(n, []).append(100 * r.test_acc)
+            for s in cfg.longer_settings:
+                r = train_setting(cfg, s, data, seed, longer=cfg.longer, progress=progress)
+                longer.setdefault(n, {}).setdefault(s, []).append(100 * r.test_acc)
     return acc, longer
+
+
+def budget_epochs(cfg: Config, data: ImageData) -> dict[str, float]:
+    """Claim 4's epochs per model: the big one's, and the small one's scaled by the FLOPs ratio."""
+    from .. import measure
+    b = cfg.budget
+    x = data.test_x[:1].float()
+    flops = {k: measure.count_flops(ViT(model_config(cfg, data, model=m)), x)
+             for k, m in (("big", b.big), ("small", b.small))}
+    return {"big": b.epochs, "small": b.epochs * flops["big"] / flops["small"], "flops": flops}
+
+
+def budget_runs(cfg: Config, seeds, progress: bool) -> dict:
+    """Claim 4: accuracy (%) of the larger-patch model and the smaller model at matched FLOPs x images,
+    the plain recipe, per seed."""
+    b = cfg.budget
+    out = {"big": [], "small": []}
+    for seed in seeds:
+        data = load_data(cfg, b.size, seed)
+        ep = budget_epochs(cfg, data)
+        for k, m in (("big", b.big), ("small", b.small)):
+            budget_cfg = replace(cfg, sizes=(b.size,), epochs=(ep[k],), budget=None)
+            r = train_setting(budget_cfg, "none", data, seed, progress=progress, model=m)
+            out[k].append(100 * r.test_acc)
+    out["epochs"] = {k: ep[k] for k in ("big", "small")}
+    out["flops"] = ep["flops"]
+    return out
 
 
 def best_setting(acc_n: dict, exclude=("none", REG)) -> str:
@@ -184,7 +238,7 @@ def strength(name: str) -> int:
     return list(SETTINGS).index(name)
 
 
-def _comparisons(acc: dict, cfg: Config) -> list[dict]:
+def _comparisons(acc: dict, cfg: Config, budget: dict | None = None) -> list[dict]:
     small, big = cfg.sizes[0], cfg.sizes[-1]
     k = len(acc[small]["none"])
     where = f"Fashion-MNIST, small ViT, {k} seeds"
@@ -202,29 +256,57 @@ def _comparisons(acc: dict, cfg: Config) -> list[dict]:
                                    f"{where}, {n} images",
                                    f"dropout {cfg.regularization} + stochastic depth {cfg.regularization} "
                                    f"on a {cfg.model.dim}-wide, {cfg.model.depth}-block ViT, no augmentation."))
+    if budget is not None:
+        b = cfg.budget
+        rows.append(ledger.compare(
+            PAPER, "larger_patch_under_budget", ledger.paired(budget["big"], budget["small"]),
+            f"{where}, {b.size} images",
+            f"patch {b.big.patch_size} width {b.big.dim} ({budget['epochs']['big']:g} epochs) minus patch "
+            f"{b.small.patch_size} width {b.small.dim} ({budget['epochs']['small']:.2f} epochs), forward "
+            "FLOPs x images matched, plain recipe, a short budget (not converged by design)."))
     return rows
 
 
+def convergence_checks(acc: dict, longer: dict, effects: dict, factor: float) -> dict:
+    """Per size and setting: the runs, the paired change when trained `factor`x longer, and the book's
+    one rule (`ledger.convergence`) against the smallest effect the run resolves."""
+    out = {}
+    for n, per in longer.items():
+        for s, runs in per.items():
+            change = ledger.paired(runs, acc[n][s])
+            out.setdefault(str(n), {})[s] = {
+                "base": acc[n][s], "longer": runs, "factor": factor, "change": change,
+                "rule": ledger.convergence(change["mean"], effects)}
+    return out
+
+
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
-    """Train the grid and the convergence check, measure RandAugment; record with provenance."""
+    """Train the grid, the convergence check and claim 4's pair; measure RandAugment; record with
+    provenance."""
     t0 = time.perf_counter()
     cfg = config(profile)
     seeds = tuple(seeds or cfg.seeds)
     acc, longer = _grid(cfg, seeds, progress)
+    budget = budget_runs(cfg, seeds, progress) if cfg.budget else None
     metrics = {f"test_acc/{v}/n={n}": ledger.summarize(a) for n, per in acc.items() for v, a in per.items()}
-    conv = {str(n): {"base": acc[n]["none"], "longer": longer[n], "factor": cfg.longer,
-                     "change": ledger.paired(longer[n], acc[n]["none"])} for n in cfg.sizes}
-    metrics.update({f"convergence/none/n={n}": c["change"] for n, c in conv.items()})
+    rows = _comparisons(acc, cfg, budget)
+    # the check covers the grid's models: claim 4's pair trains on a short budget by design
+    effects = {f"{r['claim']}/{r['metric']}": {"mean": r["ours"], "std": r["ours_std"], "n": r["n_seeds"]}
+               for r in rows if r["claim"] != "larger_patch_under_budget"}
+    conv = convergence_checks(acc, longer, effects, cfg.longer)
+    metrics.update({f"convergence/{s}/n={n}": c["change"] for n, per in conv.items() for s, c in per.items()})
+    if budget:
+        metrics.update({f"budget/{k}/n={cfg.budget.size}": ledger.summarize(budget[k]) for k in ("big", "small")})
     ips = randaugment_throughput(cfg)
     metrics["randaugment_images_per_s"] = ledger.summarize([ips])
     data = load_data(cfg, cfg.sizes[0], seeds[0])
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": data.name, "source": data.source, "sizes": list(cfg.sizes),
                                "n_test": len(data.test_y)}, config=cfg)
-    extra = {"accuracy": {str(n): per for n, per in acc.items()}, "convergence": conv,
+    extra = {"accuracy": {str(n): per for n, per in acc.items()}, "convergence": conv, "budget": budget,
              "best_setting": {str(n): best_setting(per) for n, per in acc.items()},
              "randaugment_images_per_s": ips}
-    return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(acc, cfg), extra))
+    return str(ledger.record(CHAPTER, profile, prov, metrics, rows, extra))
 
 
 # ---------------------------------------------------------------- figures for the thesis
@@ -258,10 +340,77 @@ def fig_grid(results: dict):
                        [f"n={int(s):,}" for s in sizes], label="test accuracy (%)", texts=[texts], height=2.0)
 
 
+@figure("augreg_budget", CHAPTER)
+def fig_budget(results: dict):
+    """Claim 4: the two models at matched FLOPs x images, mean ± s.e. over seeds."""
+    import matplotlib.pyplot as plt
+    b = results.get("budget")
+    fig, ax = plt.subplots(figsize=(3.2, 2.4))
+    if not b:   # a results file from before claim 4 was run
+        ax.text(0.5, 0.5, "claim 4 not run in this results file", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    cfg = results["provenance"]["config"]["budget"]
+    labels = [f"patch {cfg[k]['patch_size']}, width {cfg[k]['dim']}" for k in ("big", "small")]
+    stats = [ledger.summarize(b[k]) for k in ("big", "small")]
+    bar_with_errors(ax, labels, [s["mean"] for s in stats], [s["std"] / s["n"] ** 0.5 for s in stats],
+                    ylabel="test accuracy (%)", n=stats[0]["n"], err="s.e.")
+    ax.set_title("same forward FLOPs x images", fontsize=8)
+    return fig
+
+
 def _pm(values) -> str:
     """mean ± s.e. of a list of per-seed numbers."""
     s = ledger.summarize(values)
     return f"{s['mean']:.1f} ± {s['std'] / max(s['n'], 1) ** 0.5:.1f}"
+
+
+def _se(c: dict) -> str:
+    """A paired change's mean ± s.e."""
+    return f"{c['mean']:+.2f} ± {c['std'] / max(c['n'], 1) ** 0.5:.2f}"
+
+
+def _checks(conv: dict) -> str:
+    """The convergence check, per size and setting, with the rule's verdict."""
+    out = []
+    for n, per in conv.items():
+        per = {"none": per} if "change" in per else per      # a file from before the per-setting check
+        for s, c in per.items():
+            rule = c.get("rule") or {}
+            verdict = {True: "converged", False: "NOT converged", None: "undecided"}[rule.get("converged")]
+            bar = (f", smallest resolved effect {rule['smallest_effect']:.2f}"
+                   if rule.get("smallest_effect") is not None else "")
+            out.append(f"`{s}` at {int(n):,} images: {_se(c['change'])} points ({verdict}{bar})")
+    return "; ".join(out)
+
+
+def more_steps_text(conv: dict) -> str:
+    """Does augmentation want more steps than the plain recipe? Per size: the gain of the strongest checked
+    setting from 1.5x more training minus the plain recipe's gain, paired by seed (mean ± s.e.)."""
+    out = []
+    for n, per in conv.items():
+        aug = [s for s in per if s in SETTINGS and s != "none"]
+        if "change" in per or "none" not in per or not aug:
+            continue
+        s = max(aug, key=strength)
+        d = ledger.paired(per[s]["change"]["values"], per["none"]["change"]["values"])
+        if not ledger.resolved(d):
+            word = "no resolved need for more steps than the plain recipe"
+        else:
+            word = "more steps than the plain recipe" if d["mean"] > 0 else "fewer steps than the plain recipe"
+        out.append(f"at {int(n):,} images `{s}` gained {_se(d)} points more than `none` from the longer "
+                   f"schedule: {word}")
+    return ("**Does augmentation want more steps?** " + "; ".join(out) + ".") if out else ""
+
+
+def _budget_text(b: dict | None) -> list[str]:
+    if not b:
+        return ["Claim 4 (larger patch vs smaller model at fixed compute) was not run in this file."]
+    f, e = b["flops"], b["epochs"]
+    return [f"**Claim 4 at a fixed budget**: the larger-patch model ({f['big'] / 1e6:.2f} MFLOPs per image, "
+            f"{e['big']:g} epochs) reached {_pm(b['big'])}%, the smaller model with the smaller patch "
+            f"({f['small'] / 1e6:.2f} MFLOPs, {e['small']:.2f} epochs) {_pm(b['small'])}% "
+            f"(mean ± s.e.); paired difference {_se(ledger.paired(b['big'], b['small']))} points."]
 
 
 def results_text(results: dict) -> str:
@@ -276,14 +425,13 @@ def results_text(results: dict) -> str:
     rows += [f"| {v} | " + " | ".join(_pm(acc[n][v]) if v in acc[n] else "–" for n in sizes) + " |"
              for v in names]
     best = ", ".join(f"`{results['best_setting'][n]}` at {int(n):,} images" for n in sizes)
-    checks = "; ".join(f"{int(n):,} images: {c['change']['mean']:+.2f} ± "
-                       f"{c['change']['std'] / len(c['change']['values']) ** 0.5:.2f} points"
-                       for n, c in conv.items())
+    factor = results["provenance"]["config"].get("longer", 1.5)
     return "\n".join([
         f"**The recorded grid** (test accuracy %, mean ± s.e. over {n_seeds} seeds):", "", *rows, "",
-        f"Best augmentation setting by mean: {best}. Convergence check, the plain recipe trained "
-        f"{next(iter(conv.values()))['factor']}x longer minus as recorded (paired by seed): {checks}. "
-        f"RandAugment(2, 20) ran at {results['randaugment_images_per_s']:,.0f} images/s on one thread."])
+        f"Best augmentation setting by mean: {best}. Convergence check, each checked setting trained "
+        f"{factor}x longer minus as recorded (paired by seed, mean ± s.e.): {_checks(conv)}. "
+        f"RandAugment(2, 20) ran at {results['randaugment_images_per_s']:,.0f} images/s on one thread.", "",
+        more_steps_text(conv), "", *_budget_text(results.get("budget"))])
 
 
 # ---------------------------------------------------------------- looking inside
