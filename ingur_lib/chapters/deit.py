@@ -94,7 +94,7 @@ CONFIGS = {
                        TrainConfig(epochs=120, batch_size=64, lr=6e-3, warmup_epochs=3, eval_every=30),
                        _SMALL_CNN, _VIT_TEACHER,
                        TrainConfig(epochs=20, batch_size=128, lr=2e-3, warmup_epochs=1, eval_every=2),
-                       n_student=1_000, n_teacher=10_000, teachers=("cnn",), seeds=(0, 1, 2, 3),
+                       n_student=1_000, n_teacher=10_000, teachers=("cnn",), seeds=(0, 1, 2),
                        lr_sweep=(3e-3, 6e-3, 1.2e-2), convergence_seeds=2, throughput_batches=3),
     "full": Config(replace(_STUDENT, patch_size=4, dim=192, depth=9, heads=6),
                    TrainConfig(epochs=100, batch_size=256, lr=1e-3, warmup_epochs=5),
