@@ -188,3 +188,11 @@ def test_reproduce_reuses_the_sweeps_students_and_records_the_convergence_checks
     assert conv["converged"] in (True, False) and conv["smallest_effect_points"] > 0
     assert rec["lr_sweep"]["lr_plain"] in (1e-3, 3e-3)
     assert "Convergence check" in deit.reading(rec)
+
+
+def test_reading_says_whether_the_sweep_brackets_each_winner():
+    acc = {"0.003": 0.7, "0.006": 0.8, "0.012": 0.6}
+    sweep = {"test_acc": {"none": acc, "hard + token": acc}, "lr_plain": 0.006, "lr_distilled": 0.006}
+    assert deit._bracketed(sweep) == "both inside the swept range"
+    assert deit._bracketed({**sweep, "lr_distilled": 0.012}) == "the token winner at the sweep's edge"
+    assert deit._bracketed({**sweep, "lr_plain": 0.003, "lr_distilled": 0.012}).endswith("winners at the sweep's edge")

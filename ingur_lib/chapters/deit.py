@@ -490,6 +490,16 @@ def effects_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _bracketed(sweep: dict) -> str:
+    """Whether each winning rate lies inside the swept range (bracketed) or at its edge."""
+    rates = sorted(float(r) for r in sweep["test_acc"]["none"])
+    edge = [w for w, r in (("undistilled", sweep["lr_plain"]), ("token", sweep["lr_distilled"]))
+            if r in (rates[0], rates[-1])]
+    if not edge:
+        return "both inside the swept range"
+    return f"the {' and '.join(edge)} {'winners' if len(edge) > 1 else 'winner'} at the sweep's edge"
+
+
 def _teacher_sentence(conv: dict) -> str:
     last, more = conv.get("teacher_last_two_evals") or {}, conv.get("teacher_longer") or {}
     text = [f"The {k} teacher's last two test evaluations: {a:.2f}% then {b:.2f}%"
@@ -514,11 +524,12 @@ def reading(results: dict) -> str:
     if sweep:
         text.append(f"The learning rate was swept over {', '.join(sweep['test_acc']['none'])} for the "
                     f"undistilled and the token student alike (seed {sweep['seed']}): "
-                    f"{sweep['lr_plain']:g} and {sweep['lr_distilled']:g} won.")
+                    f"{sweep['lr_plain']:g} and {sweep['lr_distilled']:g} won ({_bracketed(sweep)}).")
     if conv:
         ch, judged = conv["change_points"], judge_convergence(conv, results["comparisons"])
         name = judged["smallest_effect_name"]
-        against = f"the smallest resolved effect, {name}" if name else "no effect resolved: the default tolerance"
+        label = dict(EFFECTS).get(name, name)
+        against = f"the smallest resolved effect, {label}" if name else "no effect resolved: the default tolerance"
         text.append(f"Convergence check: trained {conv['epochs'][1]} instead of {conv['epochs'][0]} epochs, the "
                     f"undistilled student moves by {ch['mean']:+.2f} ± {ch['std'] / ch['n'] ** 0.5:.2f} points "
                     f"({ch['n']} seeds, paired), {'less' if judged['converged'] else 'more'} than "
