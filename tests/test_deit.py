@@ -146,15 +146,53 @@ def test_variants_follow_the_trained_teachers():
     assert "hard + token, ViT teacher" in [v[0] for v in deit.variants(deit.config("full"))]
 
 
-def test_smallest_effect_counts_only_resolved_accuracy_effects():
+def test_convergence_is_judged_by_the_shared_rule_on_resolved_student_effects():
     from ingur_lib import ledger
 
     def row(claim, values):
         s = ledger.summarize(values)
         return {"claim": claim, "ours": s["mean"], "ours_std": s["std"], "n_seeds": s["n"]}
     rows = [row("hard_vs_none", [3.0, 3.2, 2.8]), row("token_vs_hard", [1.0, 1.1, 0.9]),
-            row("soft_vs_none", [0.5, -0.4, 0.1]),            # interval spans 0: not resolved
-            row("dist_vs_class_head", [-0.3, 0.2, 0.05]),      # negative mean, spans 0: not resolved
+            row("soft_vs_none", [0.5, -0.4, 0.1]),            # within 2 s.e. of 0: not resolved
+            row("dist_vs_class_head", [0.2, 0.21, 0.19]),     # resolved, but inside one model: not counted
             row("throughput_ti_over_b", [0.2, 0.2, 0.21])]    # not an accuracy effect
-    assert deit.smallest_effect(rows) == pytest.approx(1.0)
-    assert deit.smallest_effect(rows[2:]) == ledger.DEFAULT_TOLERANCE
+    conv = {"change_points": ledger.summarize([0.8, 0.9, 1.0])}
+    out = deit.judge_convergence(conv, rows)
+    assert (out["smallest_effect_name"], out["smallest_effect_points"]) == ("token_vs_hard", pytest.approx(1.0))
+    assert out["converged"] is True
+    assert deit.judge_convergence({"change_points": ledger.summarize([-1.1, -1.2])}, rows)["converged"] is False
+    none = deit.judge_convergence(conv, rows[2:])
+    assert none["smallest_effect_points"] == ledger.DEFAULT_TOLERANCE and none["converged"] is False
+    assert not hasattr(deit, "smallest_effect")
+
+def test_reproduce_reuses_the_sweeps_students_and_records_the_convergence_checks(tmp_path, monkeypatch):
+    import json
+    from dataclasses import replace
+    from ingur_lib.train import TrainConfig
+    tiny = replace(deit.config("smoke"), n_student=96, n_teacher=192, n_test=96, seeds=(0, 1),
+                   student_train=TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5, eval_every=2),
+                   teacher_train=TrainConfig(epochs=2, batch_size=64, lr=2e-3, warmup_epochs=0.5),
+                   lr_sweep=(1e-3, 3e-3), convergence_seeds=1, throughput_batch=1, throughput_batches=1)
+    monkeypatch.setitem(deit.CONFIGS, "standard", tiny)
+    monkeypatch.setenv("INGUR_RESULTS", str(tmp_path))
+    trained = []
+    real = deit.train_student
+    monkeypatch.setattr(deit, "train_student", lambda v, c, *a, **k: trained.append((v[0], c.student_train.epochs))
+                        or real(v, c, *a, **k))
+    rec = json.loads(open(deit.reproduce("standard", progress=False)).read())
+    # 2 swept students x 2 rates, then seed 0's two other variants (the swept ones are reused), seed 1's four,
+    # then the 1.5x check of "none" on one seed: nothing is trained twice.
+    assert len(trained) == 4 + 2 + 4 + 1 and trained[-1] == ("none", 3)
+    conv = rec["convergence"]
+    assert conv["epochs"] == [2, 3] and conv["teacher_longer"]["cnn"]["epochs"] == [2, 3]
+    assert conv["converged"] in (True, False) and conv["smallest_effect_points"] > 0
+    assert rec["lr_sweep"]["lr_plain"] in (1e-3, 3e-3)
+    assert "Convergence check" in deit.reading(rec)
+
+
+def test_reading_says_whether_the_sweep_brackets_each_winner():
+    acc = {"0.003": 0.7, "0.006": 0.8, "0.012": 0.6}
+    sweep = {"test_acc": {"none": acc, "hard + token": acc}, "lr_plain": 0.006, "lr_distilled": 0.006}
+    assert deit._bracketed(sweep) == "both inside the swept range"
+    assert deit._bracketed({**sweep, "lr_distilled": 0.012}) == "the token winner at the sweep's edge"
+    assert deit._bracketed({**sweep, "lr_plain": 0.003, "lr_distilled": 0.012}).endswith("winners at the sweep's edge")
