@@ -304,6 +304,22 @@ def test_a_claims_own_tolerance_decides_what_counts_as_close():
     assert ledger.judge(0, 3.0, 0.1, form="none", n=3)[0] == "not reproduced"   # the default 0.3 rejects it
 
 
+def test_convergence_uses_the_ledgers_rule_with_the_claims_tolerance_as_default():
+    from ingur_lib.chapters import matmul_free as ch
+    noisy, clear = ledger_summary([-3.0, 1.0, -1.0]), ledger_summary([-2.0, -2.2, -1.8])
+    out = ch.judge_convergence({"change_pct": -4.0}, noisy)        # no gap resolved: 'close' means 5 %
+    assert out["smallest_name"] is None and out["smallest_effect_pct"] == 5.0 and out["converged"] is True
+    assert ch.judge_convergence({"change_pct": -6.0}, noisy)["converged"] is False
+    out = ch.judge_convergence({"change_pct": -3.0}, clear)        # a resolved 2 % gap: the move must stay below
+    assert out["smallest_effect_pct"] == pytest.approx(2.0) and out["converged"] is False
+    assert ch.judge_convergence({"change_pct": 1.5}, clear)["converged"] is True
+
+
+def ledger_summary(values):
+    from ingur_lib import ledger
+    return ledger.summarize(values)
+
+
 def test_lr_sweep_keeps_each_models_own_best_rate(monkeypatch):
     """Each model keeps the learning rate with its lowest validation loss, independently of the other."""
     from types import SimpleNamespace
