@@ -325,16 +325,16 @@ def test_lr_sweep_keeps_each_models_own_best_rate(monkeypatch):
     from types import SimpleNamespace
 
     from ingur_lib.chapters import matmul_free as ch
-    loss = {("Transformer++", 1e-3): 1.5, ("Transformer++", 3e-3): 1.2, ("Transformer++", 1e-2): 1.4,
-            ("MatMul-free LM", 1e-3): 1.6, ("MatMul-free LM", 3e-3): 1.5, ("MatMul-free LM", 1e-2): 1.3}
+    loss = {("Transformer++", 1.5e-3): 1.5, ("Transformer++", 3e-3): 1.2, ("Transformer++", 6e-3): 1.4,
+            ("MatMul-free LM", 1.5e-3): 1.6, ("MatMul-free LM", 3e-3): 1.5, ("MatMul-free LM", 6e-3): 1.3}
 
     def fake(name, cfg, data, seed, progress):
         return SimpleNamespace(metrics={"val_loss": loss[name, cfg.train.lr], "lr": cfg.train.lr})
     monkeypatch.setattr(ch, "train_one", fake)
     cfg = ch.config("standard")
     losses, best = ch.lr_sweep(cfg, None, 0, progress=False)
-    assert {n: r.metrics["lr"] for n, r in best.items()} == {"Transformer++": 3e-3, "MatMul-free LM": 1e-2}
-    assert losses["MatMul-free LM"]["0.001"] == 1.6 and set(cfg.lrs) == {1e-3, 3e-3, 1e-2}
+    assert {n: r.metrics["lr"] for n, r in best.items()} == {"Transformer++": 3e-3, "MatMul-free LM": 6e-3}
+    assert losses["MatMul-free LM"]["0.0015"] == 1.6 and set(cfg.lrs) == {1.5e-3, 3e-3, 6e-3}
     assert ch.with_lr(cfg, 1e-2, 1.5).train.epochs == 1.5 * cfg.train.epochs
     assert ch.with_lr(cfg, 1e-2).train.min_lr == pytest.approx(1e-2 / 30)
 

@@ -56,11 +56,14 @@ CONFIGS = {
                     TrainConfig(epochs=3, batch_size=128, lr=3e-3, warmup_epochs=0.5, **PAPER_OPT),
                     n_eval=300, target_acc=0.9),
     # standard: 600 training numbers (of 8,500): with 1,500 the Transformer still reached 98.3% exact match
-    # and the GRU 99.8% (seed 0, 24 epochs), a ceiling again. 30 epochs of batch 32 (~570 steps); the
-    # convergence check (1.5x the epochs) says whether exact match still moves.
+    # and the GRU 99.8% (seed 0, 24 epochs), a ceiling again. 75 epochs of batch 32 (~1,400 steps): at 30
+    # epochs the Transformer's exact match still rose from 89.5 to 96.7% at 45 (the recorded check at
+    # 75de736); its error fell ~3x per 15 epochs there, so by 75 the 1.5x check should move it by well under
+    # a point. The 16-head row is left out to pay for it (the slowest variant, a null at 30 epochs).
     "standard": Config(BASE, Seq2SeqConfig(arch="gru", d_model=96, dropout=0.1),
-                       TrainConfig(epochs=30, batch_size=32, lr=3e-3, warmup_epochs=1, **PAPER_OPT),
-                       n_train=600, target_acc=0.9, ablations=TABLE3, main_seeds=(0, 1, 2)),
+                       TrainConfig(epochs=75, batch_size=32, lr=3e-3, warmup_epochs=1, **PAPER_OPT),
+                       n_train=600, target_acc=0.9, main_seeds=(0, 1, 2),
+                       ablations={k: v for k, v in TABLE3.items() if k != "16 heads (d_k 4)"}),
     "full": Config(replace(BASE, d_model=256, heads=8, layers=4, d_ff=1024), Seq2SeqConfig(arch="gru", d_model=384),
                    TrainConfig(epochs=20, batch_size=128, lr=1e-3, warmup_epochs=2, **PAPER_OPT),
                    ablations=TABLE3, main_seeds=(0, 1, 2)),
