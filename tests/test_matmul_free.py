@@ -315,6 +315,21 @@ def test_convergence_uses_the_ledgers_rule_with_the_claims_tolerance_as_default(
     assert ch.judge_convergence({"change_pct": 1.5}, clear)["converged"] is True
 
 
+def test_the_reading_follows_the_numbers():
+    from ingur_lib.chapters import matmul_free as ch
+    sweep = {"losses": {n: {"0.0015": 1.2, "0.003": 1.1, "0.006": 1.3} for n in ch.MODELS},
+             "best_lr": {ch.BASE: 0.003, ch.MMF: 0.006}}
+    res = {"metrics": {"loss gap (% of Transformer++)": ledger_summary([2.0, 2.2, 1.8])}, "lr_sweep": sweep,
+           "convergence": {"converged": True}}
+    text = ch.reading(res)
+    assert "different rates" in text and "MatMul-free LM at its edge" in text
+    assert "Transformer++ is ahead" in text and "a resolved difference" in text and "converged models" in text
+    res["metrics"]["loss gap (% of Transformer++)"] = ledger_summary([-3.0, 1.0, -1.0])
+    res["convergence"]["converged"] = False
+    text = ch.reading(res)
+    assert "MatMul-free LM is ahead" in text and "do not tell" in text and "fixed budget" in text
+
+
 def ledger_summary(values):
     from ingur_lib import ledger
     return ledger.summarize(values)

@@ -548,4 +548,33 @@ def standard_summary(results: dict) -> str:
                    + (f"the resolved gap's {conv['smallest_effect_pct']:.1f} %" if conv.get("smallest_name")
                       else f"the claim's {conv['smallest_effect_pct']:g} % for 'close' (no gap resolved)")
                    + f": {'converged' if conv['converged'] else 'not converged'} by the ledger's rule.")
+    return "\n".join(out + [reading(results)])
+
+
+def reading(results: dict) -> str:
+    """The recorded run in words, each sentence chosen from its numbers (so prose cannot contradict them):
+    where each model's rate fell in the sweep, which model is ahead and whether two s.e. resolve the gap,
+    and what the convergence check says about comparing the two."""
+    m, sw, conv = results["metrics"], results.get("lr_sweep") or {}, results.get("convergence") or {}
+    gap, out = m["loss gap (% of Transformer++)"], []
+    rates = sorted(float(k) for k in next(iter(sw["losses"].values()))) if sw else []
+    if len(rates) == 1:
+        out.append("- **Tuning.** One learning rate only in this profile: no sweep to read.")
+    elif rates:
+        edge = [n for n, lr in sw["best_lr"].items() if lr in (rates[0], rates[-1])]
+        same = len(set(sw["best_lr"].values())) == 1
+        where = (f"; {' and '.join(edge)} at its edge, so a wider sweep might still help there." if edge
+                 else ", each inside it (not at an edge).")
+        out.append("- **Tuning.** " + ("Both models land on the same rate of the sweep" if same
+                                       else "The two models prefer different rates of the sweep") + where)
+    ahead = MMF if gap["mean"] < 0 else BASE
+    out.append(f"- **Loss.** {ahead} is ahead on average; " + (
+        "the paired gap is outside two standard errors, a resolved difference." if ledger.resolved(gap)
+        else "the paired gap is within two standard errors, so three seeds do not tell which is ahead."))
+    if conv.get("converged") is not None:
+        out.append("- **Convergence.** " + (
+            "Trained 1.5x longer, Transformer++ moves less than the rule allows: the gap compares converged "
+            "models." if conv["converged"] else
+            "Trained 1.5x longer, Transformer++ still moves more than the rule allows: the gap is measured "
+            "at a fixed budget, not at convergence."))
     return "\n".join(out)
