@@ -304,21 +304,52 @@ def test_a_claims_own_tolerance_decides_what_counts_as_close():
     assert ledger.judge(0, 3.0, 0.1, form="none", n=3)[0] == "not reproduced"   # the default 0.3 rejects it
 
 
+def test_convergence_uses_the_ledgers_rule_with_the_claims_tolerance_as_default():
+    from ingur_lib.chapters import matmul_free as ch
+    noisy, clear = ledger_summary([-3.0, 1.0, -1.0]), ledger_summary([-2.0, -2.2, -1.8])
+    out = ch.judge_convergence({"change_pct": -4.0}, noisy)        # no gap resolved: 'close' means 5 %
+    assert out["smallest_name"] is None and out["smallest_effect_pct"] == 5.0 and out["converged"] is True
+    assert ch.judge_convergence({"change_pct": -6.0}, noisy)["converged"] is False
+    out = ch.judge_convergence({"change_pct": -3.0}, clear)        # a resolved 2 % gap: the move must stay below
+    assert out["smallest_effect_pct"] == pytest.approx(2.0) and out["converged"] is False
+    assert ch.judge_convergence({"change_pct": 1.5}, clear)["converged"] is True
+
+
+def test_the_reading_follows_the_numbers():
+    from ingur_lib.chapters import matmul_free as ch
+    sweep = {"losses": {n: {"0.0015": 1.2, "0.003": 1.1, "0.006": 1.3} for n in ch.MODELS},
+             "best_lr": {ch.BASE: 0.003, ch.MMF: 0.006}}
+    res = {"metrics": {"loss gap (% of Transformer++)": ledger_summary([2.0, 2.2, 1.8])}, "lr_sweep": sweep,
+           "convergence": {"converged": True}}
+    text = ch.reading(res)
+    assert "different rates" in text and "MatMul-free LM at its edge" in text
+    assert "Transformer++ is ahead" in text and "a resolved difference" in text and "converged models" in text
+    res["metrics"]["loss gap (% of Transformer++)"] = ledger_summary([-3.0, 1.0, -1.0])
+    res["convergence"]["converged"] = False
+    text = ch.reading(res)
+    assert "MatMul-free LM is ahead" in text and "do not tell" in text and "fixed budget" in text
+
+
+def ledger_summary(values):
+    from ingur_lib import ledger
+    return ledger.summarize(values)
+
+
 def test_lr_sweep_keeps_each_models_own_best_rate(monkeypatch):
     """Each model keeps the learning rate with its lowest validation loss, independently of the other."""
     from types import SimpleNamespace
 
     from ingur_lib.chapters import matmul_free as ch
-    loss = {("Transformer++", 1e-3): 1.5, ("Transformer++", 3e-3): 1.2, ("Transformer++", 1e-2): 1.4,
-            ("MatMul-free LM", 1e-3): 1.6, ("MatMul-free LM", 3e-3): 1.5, ("MatMul-free LM", 1e-2): 1.3}
+    loss = {("Transformer++", 1.5e-3): 1.5, ("Transformer++", 3e-3): 1.2, ("Transformer++", 6e-3): 1.4,
+            ("MatMul-free LM", 1.5e-3): 1.6, ("MatMul-free LM", 3e-3): 1.5, ("MatMul-free LM", 6e-3): 1.3}
 
     def fake(name, cfg, data, seed, progress):
         return SimpleNamespace(metrics={"val_loss": loss[name, cfg.train.lr], "lr": cfg.train.lr})
     monkeypatch.setattr(ch, "train_one", fake)
     cfg = ch.config("standard")
     losses, best = ch.lr_sweep(cfg, None, 0, progress=False)
-    assert {n: r.metrics["lr"] for n, r in best.items()} == {"Transformer++": 3e-3, "MatMul-free LM": 1e-2}
-    assert losses["MatMul-free LM"]["0.001"] == 1.6 and set(cfg.lrs) == {1e-3, 3e-3, 1e-2}
+    assert {n: r.metrics["lr"] for n, r in best.items()} == {"Transformer++": 3e-3, "MatMul-free LM": 6e-3}
+    assert losses["MatMul-free LM"]["0.0015"] == 1.6 and set(cfg.lrs) == {1.5e-3, 3e-3, 6e-3}
     assert ch.with_lr(cfg, 1e-2, 1.5).train.epochs == 1.5 * cfg.train.epochs
     assert ch.with_lr(cfg, 1e-2).train.min_lr == pytest.approx(1e-2 / 30)
 

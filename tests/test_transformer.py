@@ -231,14 +231,17 @@ def test_transformer_learns_number_words_quickly():
     assert res.history.last("test_acc") > 0.3
 
 
-def test_ablation_effects_are_paired_by_seed_and_the_smallest_resolved_one_is_found():
+def test_ablation_effects_are_paired_by_seed_and_convergence_uses_the_ledgers_rule():
     from ingur_lib.chapters import transformer as ch
     per = {"Transformer": [{"exact": 80.0}, {"exact": 70.0}, {"exact": 90.0}],
            "1 layer": [{"exact": 75.0}, {"exact": 66.0}, {"exact": 84.0}],     # -5, -4, -6: resolved
            "learned positions": [{"exact": 81.0}, {"exact": 69.0}, {"exact": 90.5}]}  # +1, -1, +0.5: noise
     d = ch._delta(per, "1 layer", "Transformer")
     assert d["values"] == [-5.0, -4.0, -6.0] and d["mean"] == -5.0 and d["std"] == pytest.approx(1.0)
-    assert ch.smallest_effect(per) == 5.0
-    assert ch.smallest_effect({"Transformer": per["Transformer"], "x": per["learned positions"]}) is None
+    conv = ch.judge_convergence({"Transformer": {"change": 4.0}, "GRU": {"change": 0.5}}, per)
+    assert (conv["smallest_name"], conv["smallest_effect"], conv["converged"]) == ("1 layer", 5.0, True)
+    assert ch.judge_convergence({"Transformer": {"change": -5.5}}, per)["converged"] is False
+    noise = {"Transformer": per["Transformer"], "x": per["learned positions"]}
+    assert ch.judge_convergence({"Transformer": {"change": 0.1}}, noise)["converged"] is None
     cfg = ch.config("standard")
     assert len(cfg.main_seeds) >= 3 and cfg.longer == 1.5 and cfg.n_train

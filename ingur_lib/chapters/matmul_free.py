@@ -61,11 +61,12 @@ def _train(epochs, lr, batch=32):
 CONFIGS = {
     # smoke: ~45% of the corpus, two small blocks, 5 epochs: well below the uniform loss in under a minute.
     "smoke": Config(LMConfig(dim=64, depth=2, heads=4), _train(5, 4e-3), max_chars=200_000),
-    # standard: 300k characters of the corpus, three blocks of width 96, 4 epochs; each model at its own
-    # best learning rate of the same sweep (first seed), then three seeds; Transformer++ also 1.5x longer.
-    # Measured at one thread (whole corpus, lr 3e-3): 85 s per Transformer++ run, 143 s per MatMul-free run.
-    "standard": Config(LMConfig(dim=96, depth=3, heads=4), _train(4, 3e-3), max_chars=300_000,
-                       seeds=(0, 1, 2), lrs=(1e-3, 3e-3, 1e-2)),
+    # standard: 300k characters of the corpus, two blocks of width 64, 16 epochs (cosine); each model at its
+    # own best learning rate of the same sweep (first seed), then three seeds; Transformer++ also 1.5x longer.
+    # At width 96, depth 3 and 4 epochs (75de736) Transformer++ still fell 8.1% at 1.5x: the narrower model
+    # costs about half per epoch, which pays for 4x the epochs inside the budget.
+    "standard": Config(LMConfig(dim=64, depth=2, heads=4), _train(16, 3e-3), max_chars=300_000,
+                       seeds=(0, 1, 2), lrs=(1.5e-3, 3e-3, 6e-3)),
     # full (a GPU): tiny Shakespeare from the Hub, a wider, deeper model and longer windows.
     "full": Config(LMConfig(dim=384, depth=8, heads=6), _train(20, 1.5e-3, 64), corpus="shakespeare", context=256,
                    seeds=(0, 1, 2)),
@@ -286,6 +287,14 @@ def convergence(cfg: Config, best: dict, data: LMData, seed: int, progress: bool
             "val_loss": a, "val_loss_longer": b, "change_pct": 100 * (b / a - 1)}
 
 
+def judge_convergence(conv: dict, gap: dict) -> dict:
+    """The ledger's one rule on Transformer++'s move (% of its loss): below the gap if the gap is resolved,
+    else below the 'close' claim's tolerance."""
+    tol = ledger.claim(PAPER, "loss_close")["tolerance"]
+    rule = ledger.convergence(conv["change_pct"], {"loss gap": gap}, default=tol)
+    return {**conv, **rule, "smallest_effect_pct": rule["smallest_effect"]}
+
+
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
     """The learning-rate sweep (first seed), both models at their best rate for every seed, the
     convergence check; the first seed's MatMul-free model is also looked inside."""
@@ -310,8 +319,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
                       dataset={"name": data.name, "source": data.source, "splits": data.splits(),
                                "characters": data.text_chars, "context": cfg.context, "vocab": len(data.vocab)},
                       config=cfg)
-    tol = ledger.claim(PAPER, "loss_close")["tolerance"]
-    conv.update(smallest_effect_pct=tol, converged=abs(conv["change_pct"]) < tol)
+    conv = judge_convergence(conv, metrics["loss gap (% of Transformer++)"])
     sweep = {"losses": sweep, "best_lr": {n: r.metrics["lr"] for n, r in best.items()}, "seed": seeds[0]}
     return str(ledger.record(CHAPTER, profile, prov, metrics, _comparisons(per_seed, art, cfg, data),
                              {"histories": histories, "artifacts": art, "lr_sweep": sweep,
@@ -367,7 +375,8 @@ def fig_ternary(results: dict):
         a.axvline(t, color="gray", ls="--", lw=1)
     for v, label in zip((-1, 0, 1), ("-1", "0", "+1")):
         a.text(v, max(h["counts"]) * 1.02, label, ha="center", fontsize=7)
-    a.set_xlabel("W / mean|W|  (dashed: rounding thresholds)")
+    a.set_xlabel("W / mean|W|")
+    a.set_title("dashed: rounding thresholds", fontsize=7)
     a.set_ylabel("weights")
     fr = art["ternary_fractions"]
     names = [_short(n) for n in fr]
@@ -535,7 +544,37 @@ def standard_summary(results: dict) -> str:
     if conv:
         out.append(f"- **Convergence check**: {conv['model']} at lr {conv['lr']:g}, {conv['epochs']:g} -> "
                    f"{conv['epochs_longer']:g} epochs: validation loss {conv['val_loss']:.3f} -> "
-                   f"{conv['val_loss_longer']:.3f} ({conv['change_pct']:+.1f} %), against the claim's "
-                   f"{conv['smallest_effect_pct']:g} % for 'close': "
-                   f"{'converged' if conv['converged'] else 'not converged'} by this rule.")
+                   f"{conv['val_loss_longer']:.3f} ({conv['change_pct']:+.1f} %), against "
+                   + (f"the resolved gap's {conv['smallest_effect_pct']:.1f} %" if conv.get("smallest_name")
+                      else f"the claim's {conv['smallest_effect_pct']:g} % for 'close' (no gap resolved)")
+                   + f": {'converged' if conv['converged'] else 'not converged'} by the ledger's rule.")
+    return "\n".join(out + [reading(results)])
+
+
+def reading(results: dict) -> str:
+    """The recorded run in words, each sentence chosen from its numbers (so prose cannot contradict them):
+    where each model's rate fell in the sweep, which model is ahead and whether two s.e. resolve the gap,
+    and what the convergence check says about comparing the two."""
+    m, sw, conv = results["metrics"], results.get("lr_sweep") or {}, results.get("convergence") or {}
+    gap, out = m["loss gap (% of Transformer++)"], []
+    rates = sorted(float(k) for k in next(iter(sw["losses"].values()))) if sw else []
+    if len(rates) == 1:
+        out.append("- **Tuning.** One learning rate only in this profile: no sweep to read.")
+    elif rates:
+        edge = [n for n, lr in sw["best_lr"].items() if lr in (rates[0], rates[-1])]
+        same = len(set(sw["best_lr"].values())) == 1
+        where = (f"; {' and '.join(edge)} at its edge, so a wider sweep might still help there." if edge
+                 else ", each inside it (not at an edge).")
+        out.append("- **Tuning.** " + ("Both models land on the same rate of the sweep" if same
+                                       else "The two models prefer different rates of the sweep") + where)
+    ahead = MMF if gap["mean"] < 0 else BASE
+    out.append(f"- **Loss.** {ahead} is ahead on average; " + (
+        "the paired gap is outside two standard errors, a resolved difference." if ledger.resolved(gap)
+        else "the paired gap is within two standard errors, so three seeds do not tell which is ahead."))
+    if conv.get("converged") is not None:
+        out.append("- **Convergence.** " + (
+            "Trained 1.5x longer, Transformer++ moves less than the rule allows: the gap compares converged "
+            "models." if conv["converged"] else
+            "Trained 1.5x longer, Transformer++ still moves more than the rule allows: the gap is measured "
+            "at a fixed budget, not at convergence."))
     return "\n".join(out)

@@ -23,7 +23,7 @@ from ..nn.transformer import attention_kinds, causal_mask, sinusoidal_positions
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, Trained, fit, warmup_rsqrt
-from ..viz import attention_matrices, learning_curves, lines_with_bands
+from ..viz import attention_matrices, learning_curves, lines_with_bands, matrix_heatmap
 
 CHAPTER, PAPER = "01_transformer", "transformer"
 # The paper's optimizer: Adam(0.9, 0.98, 1e-9), no weight decay, warmup then 1/sqrt(step) (Sec. 5.3).
@@ -56,11 +56,14 @@ CONFIGS = {
                     TrainConfig(epochs=3, batch_size=128, lr=3e-3, warmup_epochs=0.5, **PAPER_OPT),
                     n_eval=300, target_acc=0.9),
     # standard: 600 training numbers (of 8,500): with 1,500 the Transformer still reached 98.3% exact match
-    # and the GRU 99.8% (seed 0, 24 epochs), a ceiling again. 30 epochs of batch 32 (~570 steps); the
-    # convergence check (1.5x the epochs) says whether exact match still moves.
+    # and the GRU 99.8% (seed 0, 24 epochs), a ceiling again. 75 epochs of batch 32 (~1,400 steps): at 30
+    # epochs the Transformer's exact match still rose from 89.5 to 96.7% at 45 (the recorded check at
+    # 75de736); its error fell ~3x per 15 epochs there, so by 75 the 1.5x check should move it by well under
+    # a point. The 16-head row is left out to pay for it (the slowest variant, a null at 30 epochs).
     "standard": Config(BASE, Seq2SeqConfig(arch="gru", d_model=96, dropout=0.1),
-                       TrainConfig(epochs=30, batch_size=32, lr=3e-3, warmup_epochs=1, **PAPER_OPT),
-                       n_train=600, target_acc=0.9, ablations=TABLE3, main_seeds=(0, 1, 2)),
+                       TrainConfig(epochs=75, batch_size=32, lr=3e-3, warmup_epochs=1, **PAPER_OPT),
+                       n_train=600, target_acc=0.9, main_seeds=(0, 1, 2),
+                       ablations={k: v for k, v in TABLE3.items() if k != "16 heads (d_k 4)"}),
     "full": Config(replace(BASE, d_model=256, heads=8, layers=4, d_ff=1024), Seq2SeqConfig(arch="gru", d_model=384),
                    TrainConfig(epochs=20, batch_size=128, lr=1e-3, warmup_epochs=2, **PAPER_OPT),
                    ablations=TABLE3, main_seeds=(0, 1, 2)),
@@ -253,14 +256,20 @@ def convergence(cfg: Config, task: Task, seed: int, per: dict, progress: bool = 
     return out
 
 
-def smallest_effect(per: dict) -> float | None:
-    """The smallest |mean| among the chapter's resolved exact-match effects (outside 2 s.e.), or None."""
-    sizes = []
-    for name in [k for k in per if k != "Transformer"]:
-        d = _delta(per, name, "Transformer")
-        if d["n"] > 1 and abs(d["mean"]) > 2 * d["std"] / d["n"] ** 0.5:
-            sizes.append(abs(d["mean"]))
-    return min(sizes) if sizes else None
+def effects(per: dict) -> dict:
+    """Every paired per-seed exact-match effect of the run: each other model minus the base Transformer."""
+    return {name: _delta(per, name, "Transformer") for name in per if name != "Transformer"}
+
+
+def judge_convergence(conv: dict, per: dict) -> dict:
+    """`conv` with the ledger's one rule applied to each model's move: below the smallest resolved effect?"""
+    eff = effects(per)
+    for name, v in [(k, v) for k, v in conv.items() if isinstance(v, dict)]:
+        v.update(ledger.convergence(v["change"], eff))
+    judged = [v for v in conv.values() if isinstance(v, dict)]
+    conv.update(smallest_effect=judged[0]["smallest_effect"], smallest_name=judged[0]["smallest_name"],
+                converged=None if judged[0]["converged"] is None else all(v["converged"] for v in judged))
+    return conv
 
 
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
@@ -284,15 +293,11 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
             res = train_one(name, model_config(cfg.transformer, task, **over), task, cfg.train, s, ls, progress)
             per.setdefault(name, []).append(evaluate_result(res, task, cfg))
             histories[f"{name} (seed {s})"] = res.history.to_dict()
-    conv = convergence(cfg, task, seeds[0], per, progress)
-    small = smallest_effect(per)
-    conv["smallest_effect"] = small
-    conv["converged"] = all(abs(v["change"]) < (small or float("inf")) for k, v in conv.items()
-                            if isinstance(v, dict))
+    conv = judge_convergence(convergence(cfg, task, seeds[0], per, progress), per)
     metrics = {f"{name} / {k}": ledger.summarize([r.get(k) for r in rs]) for name, rs in per.items()
                for k in rs[0] if all(r.get(k) is not None for r in rs)}
-    for name in [k for k in per if k != "Transformer"]:  # paired per-seed effects on exact match
-        metrics[f"{name} minus Transformer / exact"] = _delta(per, name, "Transformer")
+    for name, d in effects(per).items():  # paired per-seed effects on exact match
+        metrics[f"{name} minus Transformer / exact"] = d
     comparisons = _comparisons(per, cfg)
     examples = [attention_maps(first.model, task, i) for i in example_numbers(task)]
     prov = provenance(profile, seeds, time.perf_counter() - t0,
@@ -364,10 +369,8 @@ def positions_and_schedule(d_model: int, lr: float, warmup: int, total: int):
     """The sinusoidal position matrix (Sec. 3.5) beside the warmup / inverse-sqrt learning rate (Eq. 3)."""
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(6.3, 2.4))
-    a.imshow(sinusoidal_positions(48, d_model).T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
-    a.set_xlabel("position")
-    a.set_ylabel("dimension")
-    a.set_title("sinusoidal positions", fontsize=8)
+    matrix_heatmap(a, sinusoidal_positions(48, d_model).T, "position", "dimension", "PE value", cmap="RdBu",
+                   title="sinusoidal positions")
     steps = list(range(total))
     lrs = [warmup_rsqrt(s, warmup, lr) for s in steps]
     lines_with_bands(steps, {"noam": (lrs, None)}, "step", "learning rate", ax=b)
@@ -512,7 +515,8 @@ def standard_summary(results: dict) -> str:
                        if isinstance(v, dict))
         small = conv.get("smallest_effect")
         verdict = ("no effect is resolved, so there is nothing for the change to stay below" if small is None
-                   else f"smallest resolved effect {small:.1f} points: "
+                   else f"smallest resolved effect {small:.1f} points"
+                   + (f" ({conv['smallest_name']})" if conv.get("smallest_name") else "") + ": "
                    f"{'converged' if conv.get('converged') else 'not converged by this rule'}")
         out.append(f"- **Convergence check** (1.5x the epochs, first seed): {ch}; {verdict}.")
     return "\n".join(out)
