@@ -255,13 +255,18 @@ def class_balance(splits: Mapping[str, torch.Tensor], classes: Sequence[str]):
 def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "test_acc")):
     """One panel per metric, one line per run. `histories` maps run name -> History or its dict.
 
+    A metric may be a panel `(metric, y label, run names)` instead of a name: runs whose same-named
+    metric is another quantity (a teacher's cross-entropy, its students' KL) get panels of their own.
     A metric scored once per run (e.g. test accuracy at the end only) is drawn as bars from zero,
     not as lone dots; the legend sits right of the panels.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(TEXT_WIDTH_IN, 2.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        metric, ylabel, only = metric if isinstance(metric, tuple) else (metric, None, None)
         pts = {}
         for name, h in histories.items():
+            if only is not None and name not in only:
+                continue
             epochs = h["epochs"] if isinstance(h, dict) else h.epochs
             pts[name] = [(e["epoch"], e[metric]) for e in epochs if e.get(metric) is not None]
         if all(len(p) <= 1 for p in pts.values()):
@@ -278,7 +283,7 @@ def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "tes
                             ls=seed_style(name))
             ax.set_xlabel("epoch")
             whole_ticks(ax)  # no epoch 1.5
-        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_ylabel(ylabel or metric.replace("_", " "))
     fig.tight_layout()
     legend_outside(fig)
     return fig
@@ -655,15 +660,19 @@ def matrix_heatmap(ax, values, xlabel: str, ylabel: str, cbar_label: str, cmap: 
     return im
 
 def matrix_heatmaps(mats: Mapping[str, object], xlabel: str, ylabel: str, cbar_label: str,
-                    cmap: str = "viridis", height: float = 2.4):
+                    cmap: str = "viridis", height: float = 2.4, first_row: int = 0):
     """Dense matrices side by side (name -> rows x cols, e.g. LayerScale |lambda| of the attention and
-    the MLP branches) on one colour scale with one colour bar, so equal colours mean equal values."""
+    the MLP branches) on one colour scale with one colour bar, so equal colours mean equal values.
+    Rows are numbered from `first_row` (1 for blocks, as the book's other per-block figures count)."""
     fig, axes = plt.subplots(1, len(mats), figsize=(TEXT_WIDTH_IN, height), squeeze=False,
                              layout="constrained")
     ims = []
     for ax, (name, m) in zip(axes[0], mats.items()):
         v = np.asarray(torch.as_tensor(m, dtype=torch.float32))
-        ims.append(ax.imshow(v, cmap=cmap, aspect="auto", interpolation="nearest"))
+        top = first_row - 0.5
+        ims.append(ax.imshow(v, cmap=cmap, aspect="auto", interpolation="nearest",
+                             extent=(-0.5, v.shape[1] - 0.5, top + v.shape[0], top)))
+        whole_ticks(ax, "y")
         ax.set_title(name, fontsize=8)
         ax.set_xlabel(xlabel)
     axes[0, 0].set_ylabel(ylabel)

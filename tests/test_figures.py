@@ -243,6 +243,18 @@ def test_dense_heatmaps_side_by_side_share_a_scale():
     plt.close(fig)
 
 
+def test_heatmap_blocks_count_from_one_like_the_other_block_axes():
+    """03's LayerScale heatmap numbered blocks 0-7 beside a branch-norm figure numbering them 1-8."""
+    fig = viz.matrix_heatmaps({"a": np.zeros((8, 3)), "b": np.ones((8, 3))}, "channel", "block", "|λ|",
+                              first_row=1)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = sorted(ax.get_ylim())
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    assert (lo, hi) == (0.5, 8.5) and min(ticks) >= 1 and all(float(t).is_integer() for t in ticks)
+    plt.close(fig)
+
+
 def test_seeds_of_a_variant_share_its_colour():
     """02's thesis curves named runs 'none (seed 0)': a new name, so the chapter's colours were lost
     (the undistilled student came out yellow, the last colour, instead of its blue in the ablation)."""

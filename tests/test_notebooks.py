@@ -64,6 +64,30 @@ def test_code_lines_fit_the_text_column(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_wrapped_prose_does_not_turn_into_a_list(path):
+    """03's exercise 3 wrapped before `+ b[g]`: the line rendered as a bullet (the book's lists use - or *)."""
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "markdown":
+            for line in "".join(c["source"]).splitlines():
+                assert not re.match(r"\s*\+\s", line), f"{path.name} cell {i}: a line starts with '+': {line[:50]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_plots_are_drawn_by_the_library(path):
+    """03 called plt.subplots itself: a notebook's plots come from viz or its chapter's figure functions."""
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "code":
+            assert "matplotlib" not in "".join(c["source"]), f"{path.name} cell {i}: plot through viz/the chapter"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ledger_rows_use_the_compact_table(path):
+    """03 printed six ledger columns (one word per line): chapters show `ledger.chapter_markdown`."""
+    code = "".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
+    assert not re.search(r"ledger\.(table|to_markdown)\(", code), f"{path.name}: use ledger.chapter_markdown"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_glyphs_the_book_font_lacks(path):
     assert "\U0001f917" not in path.read_text(encoding="utf-8"), f"{path.name}: write 'Hugging Face'"
 

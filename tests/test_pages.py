@@ -25,6 +25,15 @@ def test_counts_print_as_counts_and_tables_are_tidy():
     assert df["loss"].tolist() == [1.23, 2.0]
 
 
+def test_a_missing_value_shows_as_a_dash():
+    """07's table printed NaN where a model was not fine-tuned (0% pruned)."""
+    df = pages.tidy(pd.DataFrame({"pruned": ["0%", "20%"], "acc after FT": [None, 81.234],
+                                  "params": [146984.0, None]}))
+    assert df["acc after FT"].tolist() == [pages.NONE, "81.23"]
+    assert df["params"].tolist() == ["146,984", pages.NONE] and df["pruned"].tolist() == ["0%", "20%"]
+    assert "nan" not in df.to_string().lower() and "None" not in df.to_string()
+
+
 def test_say_wraps_to_the_column(capsys):
     pages.say("word " * 60)
     assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= pages.WIDTH
