@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.patches import Patch
 import numpy as np
 import torch
 
@@ -408,12 +409,16 @@ def mask_panels(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str],
             if i == len(rows) - 1:
                 ax.set_xlabel(f"{xlabel} (0-{m.shape[1] - 1})")
     fig.tight_layout()
+    # the key: without it a reader cannot tell whether black is kept or pruned
+    key = [Patch(facecolor="black", label="kept"), Patch(facecolor="white", edgecolor="0.4", label="pruned")]
+    fig.legend(handles=key, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
     return fig
 
 
 def overlaid_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, bins: int = 50, ax=None,
-                        vline: float | None = None):
-    """Overlaid step histograms of several samples (e.g. importance scores with and without L1)."""
+                        vline: float | None = None, vline_label: str | None = None):
+    """Overlaid step histograms of several samples (e.g. importance scores with and without L1);
+    `vline` marks a value (dashed), named in the legend by `vline_label`."""
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.4))
@@ -423,7 +428,7 @@ def overlaid_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, bins
         ax.hist(np.asarray(v, dtype=float), bins=edges, histtype="stepfilled", alpha=0.45, label=name,
                 color=colour_of(name))
     if vline is not None:
-        ax.axvline(vline, color="gray", ls="--", lw=1)
+        ax.axvline(vline, color="gray", ls="--", lw=1, label=vline_label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     legend_outside(ax)

@@ -303,3 +303,32 @@ def test_a_registered_figure_starts_from_its_chapters_colours():
         assert draw_toy(None) == viz.PALETTE[1]
     finally:
         FIGURES.pop("toy_colours_figure")
+
+
+# ---------------------------------------------------------------- the chapter pass (issue 18, look 6)
+
+def test_an_axis_label_says_what_the_error_bars_are_once(drawn):
+    """06's bars were labelled 'test AUC, mean ± std' and then '(error bars: ± std)' under it."""
+    name, fig = drawn
+    for ax in fig.axes:
+        label = ax.get_ylabel()
+        assert label.count("±") <= 1, f"{name}: {label!r} says what the error bars are twice"
+
+
+def test_masks_carry_a_key():
+    """07's masks were black and white with no word on which is kept."""
+    fig = viz.mask_panels([[np.eye(3), np.ones((3, 5))]], ["20%"], ["attention", "MLP"])
+    assert {t.get_text() for leg in legends(fig) for t in leg.get_texts()} == {"kept", "pruned"}
+    plt.close(fig)
+
+
+def test_different_losses_get_their_own_panels():
+    """08 drew the teacher's cross-entropy and the students' KL on one 'train loss' axis."""
+    h = lambda a: {"epochs": [{"epoch": e, "train_loss": a / e, "train_acc": 0.1 * e} for e in (1, 2, 3)]}
+    hist = {"teacher": h(2.0), "s1": h(0.5), "s2": h(0.3)}
+    fig = viz.learning_curves(hist, metrics=(("train_loss", "cross-entropy", ["teacher"]),
+                                             ("train_loss", "KL to teacher", ["s1", "s2"]), "train_acc"))
+    lines = [[line.get_label() for line in ax.get_lines()] for ax in fig.axes]
+    assert lines == [["teacher"], ["s1", "s2"], ["teacher", "s1", "s2"]]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "KL to teacher", "train acc"]
+    plt.close(fig)

@@ -88,6 +88,14 @@ def test_ledger_rows_use_the_compact_table(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_printed_floats_are_rounded_in_python(path):
+    """06 printed `ratio.round(decimals=2).tolist()`: float32 rounding, then float64 digits (0.6899999976)."""
+    code = "".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
+    assert not re.search(r"\.round\(decimals=\d+\)\.tolist\(\)", code), \
+        f"{path.name}: round after .tolist() ([round(v, 2) for v in t.tolist()])"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_glyphs_the_book_font_lacks(path):
     assert "\U0001f917" not in path.read_text(encoding="utf-8"), f"{path.name}: write 'Hugging Face'"
 
