@@ -253,6 +253,11 @@ def class_balance(splits: Mapping[str, torch.Tensor], classes: Sequence[str]):
     return fig
 
 
+# History keys as an axis says them (the pages wrote 'train acc', 'test acc')
+METRIC_LABELS = {"train_loss": "training loss", "train_acc": "training accuracy", "test_acc": "test accuracy",
+                 "test_loss": "test loss"}
+
+
 def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "test_acc")):
     """One panel per metric, one line per run. `histories` maps run name -> History or its dict.
 
@@ -284,7 +289,7 @@ def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "tes
                             ls=seed_style(name))
             ax.set_xlabel("epoch")
             whole_ticks(ax)  # no epoch 1.5
-        ax.set_ylabel(ylabel or metric.replace("_", " "))
+        ax.set_ylabel(ylabel or METRIC_LABELS.get(metric, metric.replace("_", " ")))
     fig.tight_layout()
     legend_outside(fig)
     return fig

@@ -330,5 +330,5 @@ def test_different_losses_get_their_own_panels():
                                              ("train_loss", "KL to teacher", ["s1", "s2"]), "train_acc"))
     lines = [[line.get_label() for line in ax.get_lines()] for ax in fig.axes]
     assert lines == [["teacher"], ["s1", "s2"], ["teacher", "s1", "s2"]]
-    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "KL to teacher", "train acc"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "KL to teacher", "training accuracy"]
     plt.close(fig)
