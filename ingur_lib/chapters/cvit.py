@@ -448,7 +448,9 @@ def fig_crop(results: dict):
 
 @figure("cvit_roc", CHAPTER)
 def fig_roc(results: dict):
-    return roc_curves({m: (c["fpr"], c["tpr"]) for m, c in results["roc"].items()})
+    fig = roc_curves({m: (c["fpr"], c["tpr"]) for m, c in results["roc"].items()})
+    fig.axes[0].set_title(f"every test frame, seed {results['provenance']['seeds'][0]}", fontsize=8)
+    return fig
 
 
 @figure("cvit_attention", CHAPTER)
