@@ -527,7 +527,16 @@ def thin_tick_labels(ax, font_pt: float = 6.0) -> None:
                          (ax.yaxis, pos.height * fig.get_figheight() * 72)):
         labels = [t.get_text() for t in axis.get_ticklabels()]
         k = thin_labels(len(labels), length, font_pt)
-        if k > 1 and labels:
+        if k > 1 and labels and all(len(t) == 1 or t[:1] + t[-1:] == "<>" for t in labels):
+            # characters: every k-th one reads as another word ('<bos> e a e s h u'), so the ticks
+            # number the positions and the axis spells the sequence once
+            need = thin_labels(len(labels), length, font_pt * len(str(len(labels) - 1)))  # numbers are wider
+            step = next((m for m in (1, 2, 5, 10, 20, 50, 100) if m >= need), need)
+            kept = list(range(0, len(labels), step))
+            axis.set_ticks(kept, [str(i) for i in kept], rotation=0)
+            if not axis.get_label_text():
+                axis.set_label_text("".join(labels), fontsize=font_pt)
+        elif k > 1 and labels:
             axis.set_ticklabels([t if i % k == 0 else "" for i, t in enumerate(labels)])
 
 

@@ -332,3 +332,13 @@ def test_different_losses_get_their_own_panels():
     assert lines == [["teacher"], ["s1", "s2"], ["teacher", "s1", "s2"]]
     assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "KL to teacher", "training accuracy"]
     plt.close(fig)
+
+
+def test_a_thinned_character_axis_numbers_positions_and_spells_the_word():
+    """01's causal attention thinned its German characters to '<bos> e a e s h u u e e u d d i g'."""
+    word = ["<bos>"] + list("dreitausendsechshunderteinunddreissig")
+    fig = viz.attention_matrix(np.random.rand(5, len(word)), list("abcde"), word, figsize=(2.0, 1.5))
+    ax = fig.axes[0]
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert shown and all(t.isdigit() for t in shown) and ax.get_xlabel() == "".join(word)
+    plt.close(fig)
