@@ -187,3 +187,16 @@ def test_setup_reads_the_seed_beside_the_profile(monkeypatch):
     assert setup("smoke", seed=1, quiet=True).seed == 1    # an explicit seed wins
     monkeypatch.delenv("INGUR_SEED")
     assert setup("smoke", quiet=True).seed == 0
+
+
+def test_nbval_outputs_keep_ipythons_semicolon_rule():
+    """nbval runs cells with store_history=False, so IPython cannot see a final ';' and returns the figure
+    as a value too: the book built from nbval's outputs (make test) showed every figure twice."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("nb_conftest", ROOT / "notebooks" / "conftest.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    assert plugin.quiet("viz.sample_grid(x, y);")
+    assert plugin.quiet("fig = f()\nviz.class_balance(s);  # the split\n")
+    assert not plugin.quiet("table.round(2)") and not plugin.quiet("x = ';'")
+    assert not plugin.quiet("for i in range(2):\n    f(i);\nprint(1)")
