@@ -559,6 +559,12 @@ def to_markdown(df, cols=("claim", "reported", "source", "ours", "our setting", 
 PROVENANCE_WIDTH = 88  # the book's text column, in characters
 
 
+def _cache_relative(source: str) -> str:
+    """A recorded data source as the page shows it: the cache path from the checkout's root
+    (runs recorded the recording machine's folder, e.g. /work/wt-ch03/data/cache/fashion_mnist)."""
+    return re.sub(r"/\S*?/(data/cache/)", r"\1", source)
+
+
 def provenance_lines(chapter: str | None = None) -> list[str]:
     """One entry per recorded run: where, when and how it ran. Plain text (chapters print it), each
     entry wrapped to the book's 88-character column with indented continuation lines, so neither a
@@ -572,7 +578,7 @@ def provenance_lines(chapter: str | None = None) -> list[str]:
         text = (f"{res['chapter']}/{res['profile']}: commit {p['commit'][:10]}"
                 f"{' (dirty)' if p['dirty'] else ''}, {p['date']}, {p['machine']}, torch {p['torch']}, "
                 f"seeds {p['seeds']}, {p['wall_time_s'] / 60:.1f} min, "
-                f"data: {p['dataset'].get('source', '?')}")
+                f"data: {_cache_relative(p['dataset'].get('source', '?'))}")
         out.append(textwrap.fill(text, PROVENANCE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
                                  break_long_words=False))
     return out

@@ -116,3 +116,11 @@ def test_code_blocks_of_the_book_pages_fit_the_column():
                 info = line[3:].strip() if info is None else None
             elif info is not None and not info.startswith("{"):   # code, not a {directive}'s prose
                 assert len(line) <= 80, f"{page.name}: a {info or 'code'} line of {len(line)} characters"
+
+
+def test_provenance_shows_the_cache_from_the_checkout():
+    """Recorded runs name the recording machine's folder (/work/wt-ch03/data/cache/...): pages show
+    data/cache/... (the record itself is left as it was written)."""
+    src = "offline: Debian package (/usr/share/datasets/fashion-mnist); read from cache /work/x/data/cache/fm"
+    assert ledger._cache_relative(src).endswith("(/usr/share/datasets/fashion-mnist); read from cache data/cache/fm")
+    assert not any("/work/" in line for line in ledger.provenance_lines())
