@@ -30,7 +30,7 @@ def count(n) -> str:
 def tidy(df, digits: int = 2):
     """A results table for display: columns holding whole numbers (counts) as counts with thousands
     separators (`113,984`; pandas printed a float column of counts as `113984.000`), the rest rounded
-    to `digits`, and a cell with no value (no fine-tuning at 0% pruned) as a dash, never `NaN`.
+    to `digits`, and a cell with no value (a ratio the profile does not fine-tune) as a dash, never `NaN`.
     For display only: count columns and columns with a dash become text."""
     import pandas as pd
     out = df.copy()

@@ -26,7 +26,7 @@ def test_counts_print_as_counts_and_tables_are_tidy():
 
 
 def test_a_missing_value_shows_as_a_dash():
-    """07's table printed NaN where a model was not fine-tuned (0% pruned)."""
+    """07's table printed NaN at the ratios its profile does not fine-tune."""
     df = pages.tidy(pd.DataFrame({"pruned": ["0%", "20%"], "acc after FT": [None, 81.234],
                                   "params": [146984.0, None]}))
     assert df["acc after FT"].tolist() == [pages.NONE, "81.23"]
