@@ -451,6 +451,11 @@ def _mean_se(values) -> str:
     return f"{s['mean']:.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
 
 
+def _signed_mean_se(values) -> str:
+    s = ledger.summarize(values)
+    return f"{s['mean']:+.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
+
+
 def _gain_markdown(name: str, diffs: list[float]) -> str:
     """A paired gain as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its +-2 s.e. interval."""
     s = ledger.summarize(diffs)
@@ -466,9 +471,10 @@ def _components_markdown(acc: dict, last: str) -> str:
     attention, or both are binary (paired per seed); empty when the run trained no components."""
     if not all(k in acc for k in COMPONENTS):
         return ""
-    gaps = ", ".join(f"{k} {_mean_se([t - x for t, x in zip(acc[TEACHER], acc[k])])}"
+    gaps = ", ".join(f"{k} {_signed_mean_se([x - t for t, x in zip(acc[TEACHER], acc[k])])}"
                      for k in (*COMPONENTS, last))
-    return (f"Where binarisation hurts (every enhancement on; gap to the FP teacher, points, mean ± s.e.): "
+    return (f"Binarising only part of the model (every enhancement on; accuracy minus the FP teacher's, points, "
+            f"mean ± s.e.): "
             f"{gaps} (both binary).\n\n")
 
 
@@ -516,7 +522,9 @@ def takeaways_markdown(results: dict) -> str:
            f"{', '.join(said['gain']) or 'none'}; nulls: {', '.join(said['null']) or 'none'}; "
            f"losses: {', '.join(said['loss']) or 'none'}. The paper's ladder gains at every rung."]
     gap, c = ledger.summarize([t - x for t, x in zip(acc[TEACHER], acc[last])]), results["cost"]
-    out.append(f"* The last rung ({last}) stays {gap['mean']:.1f} points below its full-precision teacher, "
+    where = f"stays {gap['mean']:.1f} points below" if gap["mean"] > 0 else f"ends {-gap['mean']:.1f} points above"
+    out.append(f"* The last rung ({last}) {where} its full-precision teacher (a plain ViT; distillation and the "
+               f"pyramid together can pass it), "
                f"with {c[TEACHER]['ops'] / c[last]['ops']:.0f}x fewer OPs and {c[last]['size_ratio']:.1f}x "
                f"less storage than in float32 ({c[last]['binary_layers_ratio']:.0f}x for its binary layers).")
     conv = _judged(results)
