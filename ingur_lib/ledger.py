@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -515,17 +516,22 @@ def table(chapter: str | None = None, paper: str | None = None):
 
 
 def _fmt(c: dict) -> str:
-    """The paper's number as the ledger shows it, in its form."""
-    where = f"{c['unit']} ({c['dataset']})"
+    """The paper's number as the ledger shows it, in its form: `-22% (ImageNet-1K)`, `+8.68x`, `85.7% less`
+    (a unit that says the direction takes no sign), `no effect: 0 points (ImageNet)` (never `+0`)."""
+    unit = c["unit"]
+    worded = bool(re.search(r"\b(less|more|fewer)\b", unit))   # "% less": the word is the sign
+    where = f"{'' if unit.startswith('%') or unit == 'x' else ' '}{unit} ({c['dataset']})"
     form = c.get("form", "effect") if c["kind"] == "relative" else None
+
+    def num(v: float, sign: bool = True) -> str:
+        return "0" if v == 0 else f"{v:+g}" if sign and not worded else f"{v:g}"
     if form == "bound":
-        return f"no worse than {c['value']:+g} {where}"
+        return f"no worse than {num(c['value'])}{where}"
     if form == "none":
-        return f"no effect: {c['value']:+g} {where}"
+        return f"no effect: {num(c['value'])}{where}"
     if form == "sign":
-        return f"{'a gain' if c['value'] > 0 else 'a loss'} (no size stated), {where}"
-    sign = "+" if form == "effect" and c["value"] > 0 else ""
-    return f"{sign}{c['value']:g} {where}"
+        return f"{'a gain' if c['value'] > 0 else 'a loss'} (no size stated), {unit} ({c['dataset']})"
+    return f"{num(c['value'], sign=form == 'effect' and c['value'] > 0)}{where}"
 
 
 def to_latex(df, path: str | Path | None = None) -> str:
@@ -553,6 +559,12 @@ def to_markdown(df, cols=("claim", "reported", "source", "ours", "our setting", 
 PROVENANCE_WIDTH = 88  # the book's text column, in characters
 
 
+def _cache_relative(source: str) -> str:
+    """A recorded data source as the page shows it: the cache path from the checkout's root
+    (runs recorded the recording machine's folder, e.g. /work/wt-ch03/data/cache/fashion_mnist)."""
+    return re.sub(r"/\S*?/(data/cache/)", r"\1", source)
+
+
 def provenance_lines(chapter: str | None = None) -> list[str]:
     """One entry per recorded run: where, when and how it ran. Plain text (chapters print it), each
     entry wrapped to the book's 88-character column with indented continuation lines, so neither a
@@ -566,7 +578,7 @@ def provenance_lines(chapter: str | None = None) -> list[str]:
         text = (f"{res['chapter']}/{res['profile']}: commit {p['commit'][:10]}"
                 f"{' (dirty)' if p['dirty'] else ''}, {p['date']}, {p['machine']}, torch {p['torch']}, "
                 f"seeds {p['seeds']}, {p['wall_time_s'] / 60:.1f} min, "
-                f"data: {p['dataset'].get('source', '?')}")
+                f"data: {_cache_relative(p['dataset'].get('source', '?'))}")
         out.append(textwrap.fill(text, PROVENANCE_WIDTH, subsequent_indent="  ", break_on_hyphens=False,
                                  break_long_words=False))
     return out

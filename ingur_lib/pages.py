@@ -3,7 +3,8 @@
 
 * `value(chapter, key, ...)`: one recorded number, formatted, for a sentence built in a code cell
   (`display(Markdown(f"... {pages.value(...)} ..."))`) instead of typed into the prose;
-* `count(n)`: integer counts printed as counts (`113,984`, never `113984.000`).
+* `count(n)`: integer counts printed as counts (`113,984`, never `113984.000`);
+* `tidy(df)`: a table of counts, rounded numbers and dashes where a value does not exist.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from . import ledger
 
 WIDTH = 88  # the book's text column, in characters
 MISSING = "(not recorded yet)"
+NONE = "–"  # a table cell with no value
 
 
 def say(text: str, indent: str = "  ") -> None:
@@ -28,14 +30,20 @@ def count(n) -> str:
 def tidy(df, digits: int = 2):
     """A results table for display: columns holding whole numbers (counts) as counts with thousands
     separators (`113,984`; pandas printed a float column of counts as `113984.000`), the rest rounded
-    to `digits`. For display only: count columns become text."""
+    to `digits`, and a cell with no value (a ratio the profile does not fine-tune) as a dash, never `NaN`.
+    For display only: count columns and columns with a dash become text."""
     import pandas as pd
     out = df.copy()
     for col in out.columns:
         v = pd.to_numeric(out[col], errors="coerce")
-        if v.notna().all() and (v == v.round()).all() and (v.abs() >= 1000).any():
-            out[col] = v.astype("int64").map(count)
-        elif v.notna().all():
+        known = v.dropna()
+        if known.empty or v.isna().sum() > out[col].isna().sum():
+            continue  # a text column
+        if (known == known.round()).all() and (known.abs() >= 1000).any():
+            out[col] = v.map(lambda x: NONE if pd.isna(x) else count(x))
+        elif v.isna().any():
+            out[col] = v.map(lambda x: NONE if pd.isna(x) else f"{x:.{digits}f}")
+        else:
             out[col] = v.round(digits)
     return out
 

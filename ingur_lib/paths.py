@@ -22,6 +22,16 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A path as a page prints it: relative to the checkout when inside it, so the book shows
+    `data/cache/fashion_mnist`, not the build machine's home folder."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(repo_root()))
+    except ValueError:
+        return str(p)
+
+
 def cache_dir() -> Path:
     """Downloads and derived datasets (git-ignored). `INGUR_CACHE` overrides it."""
     path = Path(os.environ.get("INGUR_CACHE", repo_root() / "data" / "cache"))

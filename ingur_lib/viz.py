@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.patches import Patch
 import numpy as np
 import torch
 
@@ -252,16 +253,26 @@ def class_balance(splits: Mapping[str, torch.Tensor], classes: Sequence[str]):
     return fig
 
 
+# History keys as an axis says them (the pages wrote 'train acc', 'test acc')
+METRIC_LABELS = {"train_loss": "training loss", "train_acc": "training accuracy", "test_acc": "test accuracy",
+                 "test_loss": "test loss"}
+
+
 def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "test_acc")):
     """One panel per metric, one line per run. `histories` maps run name -> History or its dict.
 
+    A metric may be a panel `(metric, y label, run names)` instead of a name: runs whose same-named
+    metric is another quantity (a teacher's cross-entropy, its students' KL) get panels of their own.
     A metric scored once per run (e.g. test accuracy at the end only) is drawn as bars from zero,
     not as lone dots; the legend sits right of the panels.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(TEXT_WIDTH_IN, 2.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        metric, ylabel, only = metric if isinstance(metric, tuple) else (metric, None, None)
         pts = {}
         for name, h in histories.items():
+            if only is not None and name not in only:
+                continue
             epochs = h["epochs"] if isinstance(h, dict) else h.epochs
             pts[name] = [(e["epoch"], e[metric]) for e in epochs if e.get(metric) is not None]
         if all(len(p) <= 1 for p in pts.values()):
@@ -278,7 +289,7 @@ def learning_curves(histories: Mapping[str, object], metrics=("train_loss", "tes
                             ls=seed_style(name))
             ax.set_xlabel("epoch")
             whole_ticks(ax)  # no epoch 1.5
-        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_ylabel(ylabel or METRIC_LABELS.get(metric, metric.replace("_", " ")))
     fig.tight_layout()
     legend_outside(fig)
     return fig
@@ -403,12 +414,16 @@ def mask_panels(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str],
             if i == len(rows) - 1:
                 ax.set_xlabel(f"{xlabel} (0-{m.shape[1] - 1})")
     fig.tight_layout()
+    # the key: without it a reader cannot tell whether black is kept or pruned
+    key = [Patch(facecolor="black", label="kept"), Patch(facecolor="white", edgecolor="0.4", label="pruned")]
+    fig.legend(handles=key, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
     return fig
 
 
 def overlaid_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, bins: int = 50, ax=None,
-                        vline: float | None = None):
-    """Overlaid step histograms of several samples (e.g. importance scores with and without L1)."""
+                        vline: float | None = None, vline_label: str | None = None):
+    """Overlaid step histograms of several samples (e.g. importance scores with and without L1);
+    `vline` marks a value (dashed), named in the legend by `vline_label`."""
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN / 2, 2.4))
@@ -418,7 +433,7 @@ def overlaid_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, bins
         ax.hist(np.asarray(v, dtype=float), bins=edges, histtype="stepfilled", alpha=0.45, label=name,
                 color=colour_of(name))
     if vline is not None:
-        ax.axvline(vline, color="gray", ls="--", lw=1)
+        ax.axvline(vline, color="gray", ls="--", lw=1, label=vline_label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     legend_outside(ax)
@@ -512,7 +527,16 @@ def thin_tick_labels(ax, font_pt: float = 6.0) -> None:
                          (ax.yaxis, pos.height * fig.get_figheight() * 72)):
         labels = [t.get_text() for t in axis.get_ticklabels()]
         k = thin_labels(len(labels), length, font_pt)
-        if k > 1 and labels:
+        if k > 1 and labels and all(len(t) == 1 or t[:1] + t[-1:] == "<>" for t in labels):
+            # characters: every k-th one reads as another word ('<bos> e a e s h u'), so the ticks
+            # number the positions and the axis spells the sequence once
+            need = thin_labels(len(labels), length, font_pt * len(str(len(labels) - 1)))  # numbers are wider
+            step = next((m for m in (1, 2, 5, 10, 20, 50, 100) if m >= need), need)
+            kept = list(range(0, len(labels), step))
+            axis.set_ticks(kept, [str(i) for i in kept], rotation=0)
+            if not axis.get_label_text():
+                axis.set_label_text("".join(labels), fontsize=font_pt)
+        elif k > 1 and labels:
             axis.set_ticklabels([t if i % k == 0 else "" for i, t in enumerate(labels)])
 
 
@@ -655,15 +679,19 @@ def matrix_heatmap(ax, values, xlabel: str, ylabel: str, cbar_label: str, cmap: 
     return im
 
 def matrix_heatmaps(mats: Mapping[str, object], xlabel: str, ylabel: str, cbar_label: str,
-                    cmap: str = "viridis", height: float = 2.4):
+                    cmap: str = "viridis", height: float = 2.4, first_row: int = 0):
     """Dense matrices side by side (name -> rows x cols, e.g. LayerScale |lambda| of the attention and
-    the MLP branches) on one colour scale with one colour bar, so equal colours mean equal values."""
+    the MLP branches) on one colour scale with one colour bar, so equal colours mean equal values.
+    Rows are numbered from `first_row` (1 for blocks, as the book's other per-block figures count)."""
     fig, axes = plt.subplots(1, len(mats), figsize=(TEXT_WIDTH_IN, height), squeeze=False,
                              layout="constrained")
     ims = []
     for ax, (name, m) in zip(axes[0], mats.items()):
         v = np.asarray(torch.as_tensor(m, dtype=torch.float32))
-        ims.append(ax.imshow(v, cmap=cmap, aspect="auto", interpolation="nearest"))
+        top = first_row - 0.5
+        ims.append(ax.imshow(v, cmap=cmap, aspect="auto", interpolation="nearest",
+                             extent=(-0.5, v.shape[1] - 0.5, top + v.shape[0], top)))
+        whole_ticks(ax, "y")
         ax.set_title(name, fontsize=8)
         ax.set_xlabel(xlabel)
     axes[0, 0].set_ylabel(ylabel)

@@ -31,9 +31,26 @@ def pytest_runtest_makereport(item, call):
     if outcome.get_result().failed or item.test_outputs is None:
         _FAILED.add(str(notebook.fspath))
         return
-    item.cell.outputs = item.test_outputs
-    counts = [o["execution_count"] for o in item.test_outputs if "execution_count" in o]
+    outputs = item.test_outputs
+    if quiet(item.cell.source):
+        # nbval runs cells without storing them in IPython's history, so IPython cannot see a final ';'
+        # and shows the value anyway: every `viz.figure(...);` came out twice in the book (issue 18)
+        outputs = [o for o in outputs if o.get("output_type") != "execute_result"]
+    item.cell.outputs = outputs
+    counts = [o["execution_count"] for o in outputs if "execution_count" in o]
     item.cell.execution_count = counts[0] if counts else None
+
+
+def quiet(source: str) -> bool:
+    """IPython's rule: a cell whose last token (comments aside) is ';' shows no value."""
+    import io
+    import tokenize
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT}
+    try:
+        toks = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return bool(toks) and toks[-1].string == ";"
 
 
 def pytest_sessionfinish(session, exitstatus):

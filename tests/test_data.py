@@ -105,3 +105,10 @@ def test_prepare_normalizes_uint8():
     x = torch.full((2, 1, 4, 4), 255, dtype=torch.uint8)
     out = prep((x, torch.zeros(2, dtype=torch.long)), False, None)[0]
     torch.testing.assert_close(out, torch.full((2, 1, 4, 4), 2.0))
+
+
+def test_pages_show_cache_paths_relative_to_the_checkout(tmp_path):
+    """The book printed '/work/wt-look/data/cache/fashion_mnist': the build machine's folder."""
+    from ingur_lib.paths import repo_root, shown
+    assert shown(repo_root() / "data" / "cache" / "fashion_mnist") == "data/cache/fashion_mnist"
+    assert shown(tmp_path) == str(tmp_path.resolve())  # outside the checkout: the full path

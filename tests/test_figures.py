@@ -243,6 +243,18 @@ def test_dense_heatmaps_side_by_side_share_a_scale():
     plt.close(fig)
 
 
+def test_heatmap_blocks_count_from_one_like_the_other_block_axes():
+    """03's LayerScale heatmap numbered blocks 0-7 beside a branch-norm figure numbering them 1-8."""
+    fig = viz.matrix_heatmaps({"a": np.zeros((8, 3)), "b": np.ones((8, 3))}, "channel", "block", "|λ|",
+                              first_row=1)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = sorted(ax.get_ylim())
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    assert (lo, hi) == (0.5, 8.5) and min(ticks) >= 1 and all(float(t).is_integer() for t in ticks)
+    plt.close(fig)
+
+
 def test_seeds_of_a_variant_share_its_colour():
     """02's thesis curves named runs 'none (seed 0)': a new name, so the chapter's colours were lost
     (the undistilled student came out yellow, the last colour, instead of its blue in the ablation)."""
@@ -291,3 +303,42 @@ def test_a_registered_figure_starts_from_its_chapters_colours():
         assert draw_toy(None) == viz.PALETTE[1]
     finally:
         FIGURES.pop("toy_colours_figure")
+
+
+# ---------------------------------------------------------------- the chapter pass (issue 18, look 6)
+
+def test_an_axis_label_says_what_the_error_bars_are_once(drawn):
+    """06's bars were labelled 'test AUC, mean ± std' and then '(error bars: ± std)' under it."""
+    name, fig = drawn
+    for ax in fig.axes:
+        label = ax.get_ylabel()
+        assert label.count("±") <= 1, f"{name}: {label!r} says what the error bars are twice"
+
+
+def test_masks_carry_a_key():
+    """07's masks were black and white with no word on which is kept."""
+    fig = viz.mask_panels([[np.eye(3), np.ones((3, 5))]], ["20%"], ["attention", "MLP"])
+    assert {t.get_text() for leg in legends(fig) for t in leg.get_texts()} == {"kept", "pruned"}
+    plt.close(fig)
+
+
+def test_different_losses_get_their_own_panels():
+    """08 drew the teacher's cross-entropy and the students' KL on one 'train loss' axis."""
+    h = lambda a: {"epochs": [{"epoch": e, "train_loss": a / e, "train_acc": 0.1 * e} for e in (1, 2, 3)]}
+    hist = {"teacher": h(2.0), "s1": h(0.5), "s2": h(0.3)}
+    fig = viz.learning_curves(hist, metrics=(("train_loss", "cross-entropy", ["teacher"]),
+                                             ("train_loss", "KL to teacher", ["s1", "s2"]), "train_acc"))
+    lines = [[line.get_label() for line in ax.get_lines()] for ax in fig.axes]
+    assert lines == [["teacher"], ["s1", "s2"], ["teacher", "s1", "s2"]]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "KL to teacher", "training accuracy"]
+    plt.close(fig)
+
+
+def test_a_thinned_character_axis_numbers_positions_and_spells_the_word():
+    """01's causal attention thinned its German characters to '<bos> e a e s h u u e e u d d i g'."""
+    word = ["<bos>"] + list("dreitausendsechshunderteinunddreissig")
+    fig = viz.attention_matrix(np.random.rand(5, len(word)), list("abcde"), word, figsize=(2.0, 1.5))
+    ax = fig.axes[0]
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert shown and all(t.isdigit() for t in shown) and ax.get_xlabel() == "".join(word)
+    plt.close(fig)

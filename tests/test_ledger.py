@@ -322,3 +322,15 @@ def test_convergence_compares_the_move_with_the_smallest_resolved_effect():
     assert ledger.convergence(0.1, {"null": eff["null"]})["converged"] is None      # nothing resolved, no default
     assert ledger.convergence(0.1, {"null": eff["null"]}, default=0.3)["converged"] is True
     assert ledger.convergence(0.4, {}, default=0.3)["converged"] is False
+
+
+def test_the_papers_numbers_read_as_written():
+    """The ledger page showed '+85.7 % less', 'no effect: +0 points' and '+8.68 x'."""
+    from ingur_lib.ledger import _fmt
+    rel = dict(kind="relative", dataset="D")
+    assert _fmt({**rel, "unit": "% less", "value": 85.7}) == "85.7% less (D)"
+    assert _fmt({**rel, "unit": "%", "value": -22}) == "-22% (D)"
+    assert _fmt({**rel, "unit": "x", "value": 8.68}) == "+8.68x (D)"
+    assert _fmt({**rel, "unit": "points", "value": 0, "form": "none"}) == "no effect: 0 points (D)"
+    assert _fmt({**rel, "unit": "points", "value": -0.5, "form": "bound"}) == "no worse than -0.5 points (D)"
+    assert _fmt({"kind": "absolute", "dataset": "D", "unit": "M", "value": 12}) == "12 M (D)"

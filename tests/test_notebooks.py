@@ -64,6 +64,38 @@ def test_code_lines_fit_the_text_column(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_wrapped_prose_does_not_turn_into_a_list(path):
+    """03's exercise 3 wrapped before `+ b[g]`: the line rendered as a bullet (the book's lists use - or *)."""
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "markdown":
+            for line in "".join(c["source"]).splitlines():
+                assert not re.match(r"\s*\+\s", line), f"{path.name} cell {i}: a line starts with '+': {line[:50]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_plots_are_drawn_by_the_library(path):
+    """03 called plt.subplots itself: a notebook's plots come from viz or its chapter's figure functions."""
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "code":
+            assert "matplotlib" not in "".join(c["source"]), f"{path.name} cell {i}: plot through viz/the chapter"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ledger_rows_use_the_compact_table(path):
+    """03 printed six ledger columns (one word per line): chapters show `ledger.chapter_markdown`."""
+    code = "".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
+    assert not re.search(r"ledger\.(table|to_markdown)\(", code), f"{path.name}: use ledger.chapter_markdown"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_printed_floats_are_rounded_in_python(path):
+    """06 printed `ratio.round(decimals=2).tolist()`: float32 rounding, then float64 digits (0.6899999976)."""
+    code = "".join("".join(c["source"]) for c in cells(path) if c["cell_type"] == "code")
+    assert not re.search(r"\.round\(decimals=\d+\)\.tolist\(\)", code), \
+        f"{path.name}: round after .tolist() ([round(v, 2) for v in t.tolist()])"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_glyphs_the_book_font_lacks(path):
     assert "\U0001f917" not in path.read_text(encoding="utf-8"), f"{path.name}: write 'Hugging Face'"
 
@@ -155,3 +187,16 @@ def test_setup_reads_the_seed_beside_the_profile(monkeypatch):
     assert setup("smoke", seed=1, quiet=True).seed == 1    # an explicit seed wins
     monkeypatch.delenv("INGUR_SEED")
     assert setup("smoke", quiet=True).seed == 0
+
+
+def test_nbval_outputs_keep_ipythons_semicolon_rule():
+    """nbval runs cells with store_history=False, so IPython cannot see a final ';' and returns the figure
+    as a value too: the book built from nbval's outputs (make test) showed every figure twice."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("nb_conftest", ROOT / "notebooks" / "conftest.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    assert plugin.quiet("viz.sample_grid(x, y);")
+    assert plugin.quiet("fig = f()\nviz.class_balance(s);  # the split\n")
+    assert not plugin.quiet("table.round(2)") and not plugin.quiet("x = ';'")
+    assert not plugin.quiet("for i in range(2):\n    f(i);\nprint(1)")

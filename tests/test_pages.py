@@ -25,6 +25,15 @@ def test_counts_print_as_counts_and_tables_are_tidy():
     assert df["loss"].tolist() == [1.23, 2.0]
 
 
+def test_a_missing_value_shows_as_a_dash():
+    """07's table printed NaN at the ratios its profile does not fine-tune."""
+    df = pages.tidy(pd.DataFrame({"pruned": ["0%", "20%"], "acc after FT": [None, 81.234],
+                                  "params": [146984.0, None]}))
+    assert df["acc after FT"].tolist() == [pages.NONE, "81.23"]
+    assert df["params"].tolist() == ["146,984", pages.NONE] and df["pruned"].tolist() == ["0%", "20%"]
+    assert "nan" not in df.to_string().lower() and "None" not in df.to_string()
+
+
 def test_say_wraps_to_the_column(capsys):
     pages.say("word " * 60)
     assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= pages.WIDTH
@@ -107,3 +116,11 @@ def test_code_blocks_of_the_book_pages_fit_the_column():
                 info = line[3:].strip() if info is None else None
             elif info is not None and not info.startswith("{"):   # code, not a {directive}'s prose
                 assert len(line) <= 80, f"{page.name}: a {info or 'code'} line of {len(line)} characters"
+
+
+def test_provenance_shows_the_cache_from_the_checkout():
+    """Recorded runs name the recording machine's folder (/work/wt-ch03/data/cache/...): pages show
+    data/cache/... (the record itself is left as it was written)."""
+    src = "offline: Debian package (/usr/share/datasets/fashion-mnist); read from cache /work/x/data/cache/fm"
+    assert ledger._cache_relative(src).endswith("(/usr/share/datasets/fashion-mnist); read from cache data/cache/fm")
+    assert not any("/work/" in line for line in ledger.provenance_lines())

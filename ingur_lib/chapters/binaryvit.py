@@ -364,8 +364,10 @@ def draw_scales(scales: dict):
     """One bar panel per learned quantity, a bar per block."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(scales), figsize=(1.7 * len(scales), 2.0), squeeze=False)
+    words = {"affine attn |a|": "|a|, attention affine", "affine MLP |a|": "|a|, MLP affine",
+             "alpha x N": "α·N, binary attention", "fc1 |shift|": "|shift| before fc1"}
     for ax, (name, v) in zip(axes[0], scales.items()):
-        bar_with_errors(ax, [str(i + 1) for i in range(len(v))], v, ylabel=name)
+        bar_with_errors(ax, [str(i + 1) for i in range(len(v))], v, ylabel=words.get(name, name))
         ax.set_xlabel("block")
     fig.tight_layout()
     return fig

@@ -31,7 +31,7 @@ from ..nn.talking_heads import TalkingHeadsAttention
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit
-from ..viz import attention_grid, curves_with_errors, lines_with_bands, matrix_heatmap
+from ..viz import attention_grid, curves_with_errors, lines_with_bands, matrix_heatmaps
 
 CHAPTER, PAPER = "03_cait", "cait"
 # name -> (LayerScale on, class-attention layers, attention)
@@ -351,18 +351,25 @@ def fig_depth(results: dict):
     return fig
 
 
-@figure("cait_branch_norms", CHAPTER)
-def fig_branch_norms(results: dict):
+def branch_norm_figure(norms: dict, depth: int, note: str = ""):
+    """‖branch‖ / ‖stream‖ per block, attention and feed-forward branch side by side, one line per run
+    (`norms` maps "ViT/8" or "ViT" to `branch_norms`' output)."""
     import matplotlib.pyplot as plt
-    d = _deepest(results)
-    norms = results["inside"]["branch_norms"]
     fig, axes = plt.subplots(1, 2, figsize=(6.3, 2.4), sharey=True)
     for ax, (branch, label) in zip(axes, (("sa", "attention branch"), ("ffn", "feed-forward branch"))):
-        series = {k.split("/")[0]: (norms[k][branch], None) for k in (f"ViT/{d}", f"ViT+LS/{d}")}
-        lines_with_bands(range(1, d + 1), series, "block", "‖branch‖ / ‖stream‖", ax=ax, logy=True)
-        ax.set_title(f"{label}, depth {d}, seed 0", fontsize=8)
+        series = {k.split("/")[0]: (n[branch], None) for k, n in norms.items()}
+        lines_with_bands(range(1, depth + 1), series, "block", "‖branch‖ / ‖stream‖", ax=ax, logy=True)
+        ax.set_title(f"{label}, depth {depth}{note}", fontsize=8)
+    axes[1].set_ylabel("")  # shared with the left panel
     fig.tight_layout()
     return fig
+
+
+@figure("cait_branch_norms", CHAPTER)
+def fig_branch_norms(results: dict):
+    d = _deepest(results)
+    norms = results["inside"]["branch_norms"]
+    return branch_norm_figure({k: norms[k] for k in (f"ViT/{d}", f"ViT+LS/{d}")}, d, ", seed 0")
 
 
 @figure("cait_losses", CHAPTER)
@@ -377,16 +384,17 @@ def fig_losses(results: dict):
     return fig
 
 
+def layer_scale_figure(gammas: dict, name: str):
+    """|λ| per block and channel of one run's two LayerScale branches, on one colour scale."""
+    mats = {f"{name}: {label}": torch.as_tensor(gammas[key], dtype=torch.float32).abs()
+            for key, label in (("ls1", "attention"), ("ls2", "feed-forward"))}
+    return matrix_heatmaps(mats, "channel", "block", "|λ|", first_row=1)
+
+
 @figure("cait_layer_scale", CHAPTER)
 def fig_layer_scale(results: dict):
-    import matplotlib.pyplot as plt
     name = f"ViT+LS/{_deepest(results)}"
-    gammas = results["inside"]["layer_scale"][name]
-    fig, axes = plt.subplots(1, 2, figsize=(6.3, 2.6))
-    for ax, (key, label) in zip(axes, (("ls1", "attention"), ("ls2", "feed-forward"))):
-        matrix_heatmap(ax, torch.tensor(gammas[key]).abs(), "channel", "block", "|λ|", title=f"{name}: {label}")
-    fig.tight_layout()
-    return fig
+    return layer_scale_figure(results["inside"]["layer_scale"][name], name)
 
 
 def attention_rows(inside_: dict, depth: int) -> tuple[torch.Tensor, list[str]]:

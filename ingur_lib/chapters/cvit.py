@@ -406,10 +406,10 @@ def _series(results: dict, *path) -> list[float]:
 def fig_hybrid_vs_vit(results: dict):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(6.0, 2.4))
-    for ax, k, name in zip(axes, ("auc", "acc"), ("frame AUC", "frame accuracy (%)")):
+    for ax, k, name in zip(axes, ("auc", "acc"), ("frame AUC (%)", "frame accuracy (%)")):
         vals = [_series(results, m, "frame", k) for m in MODELS]
         bar_with_errors(ax, list(MODELS), [np.mean(v) for v in vals], [np.std(v, ddof=1) for v in vals],
-                        reference=50, ylabel=f"{name}, mean ± std")
+                        reference=50, ylabel=name, n=len(vals[0]))  # the note says mean ± std, n
         ax.set_ylim(0, 100)
     fig.tight_layout()
     return fig
@@ -420,7 +420,7 @@ def fig_frames(results: dict):
     ns = sorted(int(n) for n in results["per_seed"][0]["CViT"]["video"])
     series = {m: [_series(results, m, "video", str(n), "acc") for n in ns] for m in MODELS}
     return curves_with_errors(ns, series, xlabel="frames averaged per video (N)",
-                              ylabel="video accuracy (%), mean ± std")
+                              ylabel="video accuracy (%)")
 
 
 @figure("cvit_held_out", CHAPTER)
@@ -431,8 +431,9 @@ def fig_held_out(results: dict):
     held = results["provenance"]["config"]["held_out"]
     labels = [f"{v}\n(held out)" if v == held else v for v in VARIANTS]
     bar_with_errors(ax, labels, [np.mean(v) for v in vals], [np.std(v, ddof=1) for v in vals],
-                    reference=50, ylabel="test AUC, mean ± std")
+                    reference=50, ylabel="test AUC (%)", n=len(vals[0]))
     ax.set_ylim(0, 100)
+    ax.set_title(f"CViT trained without {held}, tested on each", fontsize=8)
     return fig
 
 
@@ -442,12 +443,14 @@ def fig_crop(results: dict):
     shifts = sorted(int(k.split("=")[1]) for k in crop if k.startswith("shift="))
     series = {m: [_series(results, m, "crop", f"shift={s}", "acc") for s in shifts] for m in MODELS}
     return curves_with_errors(shifts, series, xlabel="test crop shifted by (pixels)",
-                              ylabel="frame accuracy (%), mean ± std")
+                              ylabel="frame accuracy (%)")
 
 
 @figure("cvit_roc", CHAPTER)
 def fig_roc(results: dict):
-    return roc_curves({m: (c["fpr"], c["tpr"]) for m, c in results["roc"].items()})
+    fig = roc_curves({m: (c["fpr"], c["tpr"]) for m, c in results["roc"].items()})
+    fig.axes[0].set_title(f"every test frame, seed {results['provenance']['seeds'][0]}", fontsize=8)
+    return fig
 
 
 @figure("cvit_attention", CHAPTER)

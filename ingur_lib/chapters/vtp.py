@@ -411,10 +411,11 @@ def fig_scores(results: dict):
     from ..viz import TEXT_WIDTH_IN, overlaid_histograms
     fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.4))
     for ax, kind in zip(axes, ("attn", "mlp")):
-        groups = {f"lambda = {results['lam']:g}": _flat(results["scores"], kind)}
+        groups = {f"λ = {results['lam']:g}": _flat(results["scores"], kind)}
         if results.get("control_scores"):
-            groups = {"lambda = 0": _flat(results["control_scores"], kind), **groups}
-        overlaid_histograms(groups, f"|a|, {'attention' if kind == 'attn' else 'MLP'} gates", ax=ax, vline=1.0)
+            groups = {"λ = 0": _flat(results["control_scores"], kind), **groups}
+        overlaid_histograms(groups, f"|a|, {'attention' if kind == 'attn' else 'MLP'} gates", ax=ax, vline=1.0,
+                            vline_label="initial gate (1)")
     fig.tight_layout()
     return fig
 
@@ -440,24 +441,28 @@ def fig_accuracy(results: dict):
     from ..viz import TEXT_WIDTH_IN, colour_of, legend_outside, lines_with_bands
     rows = _mean_rows(results)
     x = [100 * r["ratio"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.5))
-    series = {"before fine-tuning": ([100 * r["acc_before"] for r in rows], None)}
+    # two rows, each with its own legend: accuracy and cost are different quantities, and one legend
+    # beside both panels took a third of the column
+    fig, axes = plt.subplots(2, 1, figsize=(TEXT_WIDTH_IN, 4.4), sharex=True)
+    series = {"λ > 0, before fine-tuning": ([100 * r["acc_before"] for r in rows], None)}
     if results.get("control_rows"):
-        series["lambda = 0, before fine-tuning"] = ([100 * r["acc_before"] for r in _mean_rows(results, "control_rows")],
-                                                    None)
+        series["λ = 0, before fine-tuning"] = ([100 * r["acc_before"] for r in _mean_rows(results, "control_rows")],
+                                               None)
     ft = [r for r in rows if "acc_after" in r]
     ref = [r for r in _mean_rows(results, "control_rows") if "acc_after" in r] if results.get("control_rows") else []
     if ref:  # the reference of every drop: the unpruned lambda = 0 control, fine-tuned as long
-        series["lambda = 0, unpruned, fine-tuned"] = ([100 * ref[0]["acc_after"]] * len(x), None)
-    lines_with_bands(x, series, "dimensions pruned (%)", "test accuracy (%)", ax=axes[0])
-    axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-", label="after fine-tuning",
-                 color=colour_of("after fine-tuning"))
+        series["λ = 0, unpruned, fine-tuned"] = ([100 * ref[0]["acc_after"]] * len(x), None)
+    lines_with_bands(x, series, "", "test accuracy (%)", ax=axes[0])
+    axes[0].plot([100 * r["ratio"] for r in ft], [100 * r["acc_after"] for r in ft], "s-",
+                 label="λ > 0, after fine-tuning", color=colour_of("λ > 0, after fine-tuning"))
     base = rows[0]
     cost = {k: ([100 * r[key] / base[key] for r in rows], None)
             for k, key in (("params", "params"), ("FLOPs", "flops"), ("CPU latency", "latency_ms"))}
     lines_with_bands(x, cost, "dimensions pruned (%)", "% of the unpruned model", ax=axes[1])
+    fig.align_ylabels(axes)
     fig.tight_layout()
-    legend_outside(fig)  # one legend right of both panels: one above panel 1 squeezed it
+    for ax in axes:
+        legend_outside(ax, "right")
     return fig
 
 

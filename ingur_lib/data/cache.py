@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic import atomic_dir, clean_stale
-from ..paths import cache_dir
+from ..paths import cache_dir, shown
 
 MANIFEST = "ingur_manifest.json"
 
@@ -59,13 +59,13 @@ def cached(name: str, build: Callable[[], tuple["datasets.DatasetDict", str]]):
     clean_stale(folder.parent)
     _clean_legacy(folder)
     manifest = verify(folder)
-    where = f"read from cache {folder}"
+    where = f"read from cache {shown(folder)}"
     if manifest is None and folder.exists():
         warnings.warn(f"The cache {folder} was corrupt or incomplete; rebuilding it from its source.")
         shutil.rmtree(folder, ignore_errors=True)
     if manifest is None:
         dsd, source = build()
-        where = f"built and cached in {folder}"
+        where = f"built and cached in {shown(folder)}"
         with atomic_dir(folder) as tmp:
             dsd.save_to_disk(str(tmp))
             sizes = {k: len(v) for k, v in dsd.items()}

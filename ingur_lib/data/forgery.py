@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..atomic import atomic_path
 from ..errors import DataUnavailableError, IngurError
-from ..paths import cache_dir
+from ..paths import cache_dir, shown
 
 VARIANTS = ("color", "resolution", "warp", "swap")
 SIZE = 24
@@ -255,12 +255,12 @@ def load(cfg: ForgeryConfig) -> ForgeryData:
     if path.exists():
         try:
             d = torch.load(path, weights_only=False)
-            print(f"forgery data: read from cache {path}")
+            print(f"forgery data: read from cache {shown(path)}")
             return d
         except Exception:
-            print(f"forgery data: cache {path} unreadable; rebuilding it")
+            print(f"forgery data: cache {shown(path)} unreadable; rebuilding it")
     d = build(cfg)
     with atomic_path(path) as tmp:
         torch.save(d, tmp)
-    print(f"forgery data: built from {d.source} and cached in {path}")
+    print(f"forgery data: built from {d.source} and cached in {shown(path)}")
     return d
