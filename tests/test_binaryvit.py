@@ -172,3 +172,23 @@ def test_teacher_takes_its_own_learning_rate():
     assert cfg.train_config(10, 0, teacher=True).lr == 1e-3
     assert cfg.train_config(10, 0).lr == 2e-3
     assert ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10).train_config(10, 0, True).lr == 2e-3
+
+
+def test_components_line_gives_each_gap_to_the_teacher_or_nothing_without_components():
+    acc = {"FP teacher": [80.0, 81.0], "MLP only binary": [77.0, 79.0], "attention only binary": [75.0, 76.0],
+           "+pyramid": [70.0, 71.0]}
+    line = ch._components_markdown(acc, "+pyramid")
+    assert "MLP only binary -2.5 ± 0.5" in line and "attention only binary -5.0 ± 0.0" in line
+    assert "+pyramid -10.0 ± 0.0 (both binary)" in line
+    assert ch._components_markdown({"FP teacher": [1.0], "+pyramid": [1.0]}, "+pyramid") == ""
+
+
+def test_takeaways_say_above_when_the_last_rung_beats_its_teacher():
+    import json
+    from ingur_lib.paths import results_dir
+    r = json.loads((results_dir() / "08_binaryvit" / "standard.json").read_text())
+    last = [k for k in ch.RUNGS if k in r["accuracy"]][-1]
+    r["accuracy"][last] = [a + 50.0 for a in r["accuracy"]["FP teacher"]]
+    assert "ends 50.0 points above its full-precision teacher" in ch.takeaways_markdown(r)
+    r["accuracy"][last] = [a - 2.0 for a in r["accuracy"]["FP teacher"]]
+    assert "stays 2.0 points below its full-precision teacher" in ch.takeaways_markdown(r)
