@@ -177,3 +177,12 @@ def test_the_rate_sweep_extends_until_it_brackets_the_best(peak, expect):
 
     got = ch.bracketed(accuracy, (4e-3, 8e-3, 1.6e-2))
     assert list(got) == expect and len(calls) == len(expect)
+
+
+def test_results_sentences_say_where_the_best_rate_lies_and_what_is_resolved():
+    sweep = {"ViT": {"0.004": 70.0, "0.008": 72.0, "0.016": 71.0}, "SL-ViT": {"0.004": 73.0, "0.008": 72.0}}
+    text = ch.bracket_markdown(sweep)
+    assert "ViT's best rate, 0.008, is inside" in text and "SL-ViT's best rate, 0.004, is **at the edge**" in text
+    eff = {"gain/a": ledger.summarize([1.0, 1.2, 0.9]), "gain/b": ledger.summarize([2.0, -1.0, 0.5])}
+    assert ch.resolved_markdown(eff) == ("Resolved beyond 2 s.e.: gain a. Not resolved (a null at this number "
+                                         "of seeds, read with its interval): gain b.")

@@ -369,6 +369,25 @@ def convergence_markdown(conv: dict, eff: dict) -> str:
             f"{j['smallest_effect']:.2f}: {verdict}.")
 
 
+def bracket_markdown(sweep: dict) -> str:
+    """Whether each tuned variant's best rate lies inside its sweep (else the sweep did not bracket it)."""
+    words = []
+    for v, per in sweep.items():
+        rates = sorted(per, key=float)
+        best = max(per, key=per.get)
+        where = "inside the sweep" if best not in (rates[0], rates[-1]) else "**at the edge** of the sweep"
+        words.append(f"{v}'s best rate, {float(best):g}, is {where}")
+    return "; ".join(words) + "."
+
+
+def resolved_markdown(eff: dict) -> str:
+    """Which paired effects are resolved (mean outside 2 s.e., `ledger.resolved`) and which are not."""
+    yes = [k.replace("/", " ") for k, e in eff.items() if ledger.resolved(e)]
+    no = [k.replace("/", " ") for k, e in eff.items() if not ledger.resolved(e)]
+    return (f"Resolved beyond 2 s.e.: {', '.join(yes) or 'none'}. Not resolved (a null at this number of "
+            f"seeds, read with its interval): {', '.join(no) or 'none'}.")
+
+
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
@@ -395,8 +414,10 @@ def results_markdown(results: dict) -> str:
                           for v, per in results["lr_sweep"].items())
         text.append(f"Learning-rate sweep on the tuning seed: {sweep}. Rates used: "
                     + ", ".join(f"{v} {lr:g}" for v, lr in results["lr"].items()) + ".")
+        text.append(bracket_markdown(results["lr_sweep"]))
     if conv:
         text.append("\n" + convergence_markdown(conv, {k: e for k, e in m.items() if k.startswith("gain")}))
+    text.append("\n" + resolved_markdown({k: e for k, e in m.items() if k.startswith("gain")}))
     return "\n".join(text)
 
 
