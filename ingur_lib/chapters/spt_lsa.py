@@ -415,7 +415,9 @@ def results_markdown(results: dict) -> str:
         text.append(f"Learning-rate sweep on the tuning seed: {sweep}. Rates used: "
                     + ", ".join(f"{v} {lr:g}" for v, lr in results["lr"].items()) + ".")
         text.append(bracket_markdown(results["lr_sweep"]))
-    if conv:
+    if conv and "seeds" not in conv:  # recorded before the check kept per-seed moves
+        text.append("\nThis run's convergence check predates the per-seed record: re-record it.")
+    elif conv:
         text.append("\n" + convergence_markdown(conv, {k: e for k, e in m.items() if k.startswith("gain")}))
     text.append("\n" + resolved_markdown({k: e for k, e in m.items() if k.startswith("gain")}))
     return "\n".join(text)
