@@ -1,8 +1,11 @@
 """SPT and LSA mechanics (Lee, Lee & Song 2021; official code aanna0701/SPT_LSA_ViT) and chapter 05."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from ingur_lib import ledger
 from ingur_lib.chapters import spt_lsa as ch
 from ingur_lib.errors import IngurError
 from ingur_lib.models.vit import ViT, ViTConfig
@@ -146,5 +149,40 @@ def test_effects_are_paired_per_seed():
     assert eff["gain/SL-ViT/n=100"]["values"] == [5.0, 2.0, 6.0]
     assert eff["gain/+LSA/n=400"]["values"] == [-1.0, 0.0, 0.0]
     assert eff["gain_small_minus_large/n=100-400"]["values"] == [4.0, 2.0, 4.0]
-    # +SPT's gain (1, 1, 1) is resolved with no spread; SL-ViT at 100 (mean 4.33) too; +LSA's is not
-    assert ch.smallest_resolved(eff) == 1.0
+    # +SPT's gain (1, 1, 1) is resolved with no spread; SL-ViT at 100 (mean 4.33) too; +LSA's is not: the
+    # shared rule (ledger.convergence) judges the ViT's mean move against the smallest resolved, +SPT's
+    conv = {"factor": 1.5, "seeds": [0, 1],
+            "n=100": {"change": ledger.summarize([0.4, 0.6])}, "n=400": {"change": ledger.summarize([-1.2, -1.0])}}
+    judged = ch.judge_convergence(conv, eff)
+    assert (judged["smallest_name"], judged["smallest_effect"]) == ("gain/+SPT/n=400", 1.0)
+    assert judged["moved"] == pytest.approx(1.1) and judged["converged"] is False
+    conv["n=400"]["change"] = ledger.summarize([-0.8, -1.0])
+    assert ch.judge_convergence(conv, eff)["converged"] is True
+    # no effect resolved: the ledger's default tolerance decides
+    none = {"gain/+LSA/n=400": eff["gain/+LSA/n=400"]}
+    assert ch.judge_convergence(conv, none)["smallest_effect"] == ledger.DEFAULT_TOLERANCE
+    assert ch.judge_convergence(conv, none)["converged"] is False
+
+
+@pytest.mark.parametrize("peak,expect", [(8e-3, ["0.004", "0.008", "0.016"]),
+                                          (1e-1, ["0.004", "0.008", "0.016", "0.032", "0.064"]),
+                                          (3e-3, ["0.002", "0.004", "0.008", "0.016"])])
+def test_the_rate_sweep_extends_until_it_brackets_the_best(peak, expect):
+    """An edge winner adds one rate a factor 2 beyond it (at most twice); an inside winner stops."""
+    calls = []
+
+    def accuracy(lr):
+        calls.append(lr)
+        return -abs(math.log(lr / peak))
+
+    got = ch.bracketed(accuracy, (4e-3, 8e-3, 1.6e-2))
+    assert list(got) == expect and len(calls) == len(expect)
+
+
+def test_results_sentences_say_where_the_best_rate_lies_and_what_is_resolved():
+    sweep = {"ViT": {"0.004": 70.0, "0.008": 72.0, "0.016": 71.0}, "SL-ViT": {"0.004": 73.0, "0.008": 72.0}}
+    text = ch.bracket_markdown(sweep)
+    assert "ViT's best rate, 0.008, is inside" in text and "SL-ViT's best rate, 0.004, is **at the edge**" in text
+    eff = {"gain/a": ledger.summarize([1.0, 1.2, 0.9]), "gain/b": ledger.summarize([2.0, -1.0, 0.5])}
+    assert ch.resolved_markdown(eff) == ("Resolved beyond 2 s.e.: gain a. Not resolved (a null at this number "
+                                         "of seeds, read with its interval): gain b.")
