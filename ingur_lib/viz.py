@@ -362,9 +362,10 @@ def attention_heads(image, layer_maps: torch.Tensor, grid: int, num_prefix: int 
 
 
 def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel="", n: int | None = None,
-                    err: str = "std", reference_label: str | None = None):
+                    err: str = "std", reference_label: str | None = None, one_colour: bool = False):
     """Bars from zero, one colour per label, and error bars only where they mean something.
 
+    `one_colour`: the bars are differences of one quantity (effects), not variants: one colour for all.
     `stds` are the half-widths of the error bars (of kind `err`: "std" or "s.e.") over `n` seeds;
     with n < 2 (or a zero spread) no error bar is drawn, and the kind is written under the axis.
     """
@@ -377,7 +378,7 @@ def bar_with_errors(ax, labels, means, stds=None, reference=None, ylabel="", n: 
     numbered = all(lab.lstrip("+-").replace(".", "", 1).isdigit() for lab in labels)
     # Numbered bars (block 1, 2, 3...) are one quantity along an axis, not variants: one colour, and
     # short labels stay upright.
-    colours = PALETTE[0] if numbered else [colour_of(lab) for lab in labels]
+    colours = PALETTE[0] if numbered or one_colour else [colour_of(lab) for lab in labels]
     ax.bar(x, means, yerr=yerr, capsize=3, color=colours)
     long = max((len(lab) for lab in labels), default=0) > 3
     ax.set_xticks(x, labels, rotation=20 if long else 0, ha="right" if long else "center")
@@ -487,7 +488,8 @@ def lines_with_bands(x: Sequence[float], series: Mapping[str, tuple], xlabel: st
 
 def attention_matrix(weights, row_labels: Sequence[str], col_labels: Sequence[str], ax=None,
                      title: str | None = None, cmap: str = "viridis", colorbar: bool = True,
-                     figsize: tuple[float, float] | None = None, vmax: float | None = None):
+                     figsize: tuple[float, float] | None = None, vmax: float | None = None,
+                     colorbar_label: str | None = None):
     """One attention matrix (queries down, keys across) with its tokens as tick labels.
 
     weights: (Nq, Nk); row_labels/col_labels: the query and key tokens. Draws on `ax` if given
@@ -514,7 +516,10 @@ def attention_matrix(weights, row_labels: Sequence[str], col_labels: Sequence[st
     if fig is None:
         return ax
     if colorbar:
-        fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
+        bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+        bar.ax.tick_params(labelsize=6)
+        if colorbar_label:
+            bar.set_label(colorbar_label, fontsize=6)
     thin_tick_labels(ax)
     return fig
 

@@ -42,3 +42,15 @@ def test_attention_explorer_builds():
     assert len(w.children) == 2
     w.children[0].children[1].value = 1          # move the layer slider: the callback redraws
     plt.close("all")
+
+
+def test_effect_bars_share_one_colour_and_variant_bars_do_not():
+    import matplotlib.pyplot as plt
+    from ingur_lib import viz
+    fig, ax = plt.subplots()
+    viz.bar_with_errors(ax, ["soft - none", "hard - none"], [-0.9, 0.3], [0.7, 0.3], n=3, one_colour=True)
+    assert len({tuple(p.get_facecolor()) for p in ax.patches}) == 1
+    ax.clear()
+    viz.bar_with_errors(ax, ["ViT", "SL-ViT"], [70.0, 71.0], [0.5, 0.5], n=3)
+    assert len({tuple(p.get_facecolor()) for p in ax.patches}) == 2
+    plt.close(fig)

@@ -628,7 +628,7 @@ def effects_figure(rows: dict[str, dict]):
     n = min(r["n_seeds"] for _, r in shown)
     bar_with_errors(ax, [lab for lab, _ in shown], [r["ours"] for _, r in shown],
                     [r["ours_std"] / r["n_seeds"] ** 0.5 for _, r in shown], ylabel="effect (points)",
-                    n=n, err="s.e.")
+                    n=n, err="s.e.", one_colour=True)
     ax.axhline(0, color="gray", lw=0.8)
     return fig
 

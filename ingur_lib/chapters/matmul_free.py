@@ -401,11 +401,11 @@ def fig_forget_gates(results: dict):
     from ..viz import attention_matrix
     fg = results["artifacts"]["forget_gates"]
     mat = torch.tensor(fg["mean"])
-    labels = [f"layer {i + 1}" + (f" (lb {lb:.2f})" if fg["lower_bound_mean"] else "")
+    labels = [f"layer {i + 1}" + (f" (lower bound {lb:.2f})" if fg["lower_bound_mean"] else "")
               for i, lb in enumerate(fg["lower_bound_mean"] or [0] * len(mat))]
     fig = attention_matrix(mat, labels, [t if t != " " else "␣" for t in fg["tokens"]],
                            title="mean forget gate f_t per layer (1 = keep the past, 0 = overwrite)",
-                           figsize=(6.3, 0.35 * len(mat) + 1.0))
+                           figsize=(6.3, 0.35 * len(mat) + 1.0), colorbar_label="forget gate")
     fig.axes[0].tick_params(axis="x", labelrotation=0, labelsize=6)
     return fig
 

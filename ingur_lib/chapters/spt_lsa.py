@@ -460,7 +460,7 @@ def fig_temperature(results: dict):
     temps = {f"{v}: learned temperature per head": torch.tensor(t)
              for v, t in results["inside"]["temperature"].items()}
     t = next(iter(temps.values()))
-    return heatmap_row(temps, [f"h{h}" for h in range(t.shape[1])], [f"L{i + 1}" for i in range(t.shape[0])],
+    return heatmap_row(temps, [f"h{h + 1}" for h in range(t.shape[1])], [f"L{i + 1}" for i in range(t.shape[0])],
                        label="temperature")
 
 
