@@ -345,8 +345,11 @@ def _comparisons(per: dict, cfg: Config) -> list[dict]:
 
 @figure("transformer_curves", CHAPTER)
 def fig_curves(results: dict):
-    hs = {k: v for k, v in results["histories"].items() if k.startswith(("Transformer", "GRU"))}
-    return learning_curves(hs, metrics=("train_loss", "test_acc"))
+    # the first seed's two main models (the other seeds' curves lie on top of them: one legend entry per model)
+    first = f" (seed {results['provenance']['seeds'][0]})"
+    hs = {k[: -len(first)]: v for k, v in results["histories"].items()
+          if k.endswith(first) and k.startswith(("Transformer", "GRU"))}
+    return learning_curves(hs, metrics=("train_loss", ("test_acc", f"test token accuracy{first}", list(hs))))
 
 
 @figure("transformer_cross_attention", CHAPTER)
