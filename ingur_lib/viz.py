@@ -577,9 +577,11 @@ def attention_matrices(mats: Sequence, row_labels: Sequence, col_labels: Sequenc
 
 
 def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", ylabel: str = "",
-                       logx: bool = False, baseline: str | None = None, err: str = "std"):
+                       logx: bool = False, baseline: str | None = None, err: str = "std", dodge: float = 0.0):
     """Mean ± std (or s.e.) lines: `series` maps a name to one list of values (e.g. seeds) per x, or None
     where not run. Error bars only where there are >= 2 values; what they are is written under the axes.
+    `dodge` shifts the series apart along x (a fraction of x on a log axis, else of the smallest x step), so
+    points at one x do not hide each other; the ticks stay at the true x.
 
     With `baseline`, a second panel shows each series minus the baseline, paired value by value (same seed).
     """
@@ -598,11 +600,17 @@ def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", yla
             ax.errorbar(x, m, yerr=yerr, marker="o", markersize=3, capsize=2, label=name,
                         color=colour_of(colour_name))
 
-    for name, vals in series.items():
-        draw(axes[0, 0], name, [(x, v) for x, v in zip(xs, vals) if v], name)
+    step = min((b - a for a, b in zip(xs, xs[1:])), default=1.0)
+
+    def shifted(x, i):
+        k = (i - (len(series) - 1) / 2) * dodge
+        return x * (1 + k) if logx else x + k * step
+
+    for i, (name, vals) in enumerate(series.items()):
+        draw(axes[0, 0], name, [(shifted(x, i), v) for x, v in zip(xs, vals) if v], name)
         if baseline and name != baseline:
-            diff = [(x, [a - b for a, b in zip(v, base)]) for x, v, base in zip(xs, vals, series[baseline])
-                    if v and base]
+            diff = [(shifted(x, i), [a - b for a, b in zip(v, base)])
+                    for x, v, base in zip(xs, vals, series[baseline]) if v and base]
             draw(axes[0, 1], name, diff, name)
     for ax in axes[0]:
         ax.set_xlabel(xlabel)

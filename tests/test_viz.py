@@ -54,3 +54,13 @@ def test_effect_bars_share_one_colour_and_variant_bars_do_not():
     viz.bar_with_errors(ax, ["ViT", "SL-ViT"], [70.0, 71.0], [0.5, 0.5], n=3)
     assert len({tuple(p.get_facecolor()) for p in ax.patches}) == 2
     plt.close(fig)
+
+
+def test_dodge_moves_series_apart_but_keeps_the_ticks_at_the_true_x():
+    from ingur_lib import viz
+    fig = viz.curves_with_errors([200, 2000], {"a": [[1.0, 2.0], [3.0, 4.0]], "b": [[1.5, 2.5], [3.5, 4.5]]},
+                                 logx=True, dodge=0.06)
+    ax = fig.axes[0]
+    xs = [line.get_xdata()[-1] for line in ax.get_lines() if len(line.get_xdata()) == 2]
+    assert len(set(xs)) == 2 and all(1900 < x < 2100 for x in xs)
+    assert list(ax.get_xticks()) == [200, 2000]

@@ -431,7 +431,7 @@ def fig_gain_vs_size(results: dict):
     sizes = sorted(acc)
     series = {v: [acc[n].get(v) for n in sizes] for v in VARIANTS}
     return curves_with_errors(sizes, series, xlabel="training images (log scale)", ylabel="test accuracy (%)",
-                              logx=True, baseline="ViT")
+                              logx=True, baseline="ViT", dodge=0.06)
 
 
 @figure("spt_lsa_ablation", CHAPTER)
