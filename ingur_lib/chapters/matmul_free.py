@@ -373,8 +373,10 @@ def fig_ternary(results: dict):
     a.stairs(h["counts"], edges, fill=True, alpha=0.5, label="latent W / gamma")
     for t in (-0.5, 0.5):
         a.axvline(t, color="gray", ls="--", lw=1)
-    for v, label in zip((-1, 0, 1), ("-1", "0", "+1")):
-        a.text(v, max(h["counts"]) * 1.02, label, ha="center", fontsize=7)
+    top = max(h["counts"])
+    a.set_ylim(0, top * 1.18)  # headroom: the region labels sit above the bars, clear of the threshold lines
+    for v, label in zip((-1.6, 0, 1.6), ("→ -1", "→ 0", "→ +1")):  # each region's centre, not its value
+        a.text(v, top * 1.06, label, ha="center", fontsize=7, backgroundcolor="white")
     a.set_xlabel("W / mean|W|")
     a.set_title("dashed: rounding thresholds", fontsize=7)
     a.set_ylabel("weights")
