@@ -446,14 +446,10 @@ def _check_masked_dot(student_fn):
 
 # ---------------------------------------------------------------- the notebook's summary of a recorded run
 
-def _mean_se(values) -> str:
+def _mean_se(values, sign: str = "") -> str:
+    """mean ± s.e. over seeds, one decimal; sign="+" writes the sign of a difference."""
     s = ledger.summarize(values)
-    return f"{s['mean']:.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
-
-
-def _signed_mean_se(values) -> str:
-    s = ledger.summarize(values)
-    return f"{s['mean']:+.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
+    return f"{s['mean']:{sign}.1f} ± {s['std'] / s['n'] ** 0.5:.1f}"
 
 
 def _gain_markdown(name: str, diffs: list[float]) -> str:
@@ -467,12 +463,12 @@ def _gain_markdown(name: str, diffs: list[float]) -> str:
 
 
 def _components_markdown(acc: dict, last: str) -> str:
-    """Where binarisation hurts: the gap to the teacher with every enhancement on, when only the MLP, only the
-    attention, or both are binary (paired per seed); empty when the run trained no components."""
+    """Binarising part of the model: accuracy minus the teacher's with every enhancement on, when only the MLP,
+    only the attention, or both are binary (paired per seed); empty when the run trained no components."""
     if not all(k in acc for k in COMPONENTS):
         return ""
-    gaps = ", ".join(f"{k} {_signed_mean_se([x - t for t, x in zip(acc[TEACHER], acc[k])])}"
-                     for k in (*COMPONENTS, last))
+    diffs = {k: [x - t for t, x in zip(acc[TEACHER], acc[k])] for k in (*COMPONENTS, last)}
+    gaps = ", ".join(f"{k} {_mean_se(d, sign='+')}" for k, d in diffs.items())
     return (f"Binarising only part of the model (every enhancement on; accuracy minus the FP teacher's, points, "
             f"mean ± s.e.): "
             f"{gaps} (both binary).\n\n")
