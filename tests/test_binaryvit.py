@@ -205,3 +205,15 @@ def test_convergence_models_are_named_and_checked():
     with pytest.raises(IngurError, match="names no model"):
         ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, converge=("+pyrmaid",))
     assert ch.config("standard").converge == (ch.TEACHER, "binary DeiT", "+pyramid")
+
+
+def test_takeaways_say_when_the_unconverged_models_fall():
+    import json
+    from ingur_lib.paths import results_dir
+    r = json.loads((results_dir() / "08_binaryvit" / "standard.json").read_text())
+    r["convergence"] = {k: {"steps": 1, "acc": 80.0, "acc_1.5x": 80.0 + d, "change": d}
+                        for k, d in ((ch.TEACHER, -3.0), ("binary DeiT", 0.0))}
+    assert "FP teacher (-3.00 points" in ch.takeaways_markdown(r)
+    assert "Each falls rather than rises" in ch.takeaways_markdown(r)
+    r["convergence"][ch.TEACHER].update(change=3.0)
+    assert "Each falls" not in ch.takeaways_markdown(r)

@@ -488,8 +488,8 @@ def _convergence_markdown(conv: dict) -> str:
     said = []
     for k, v in conv.items():
         verdict = "" if "converged" not in v else (f", {'converged' if v['converged'] else 'NOT converged'}: "
-                                                   f"the smallest effect is {v['smallest_effect']:.1f}")
-        said.append(f"{k} {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.1f}{verdict})")
+                                                   f"the smallest effect is {v['smallest_effect']:.2f}")
+        said.append(f"{k} {v['acc']:.1f} -> {v['acc_1.5x']:.1f} at 1.5x the steps ({v['change']:+.2f}{verdict})")
     return "; ".join(said) or "not run"
 
 
@@ -542,9 +542,13 @@ def takeaways_markdown(results: dict) -> str:
                f"with {c[TEACHER]['ops'] / c[last]['ops']:.0f}x fewer OPs and {c[last]['size_ratio']:.1f}x "
                f"less storage than in float32 ({c[last]['binary_layers_ratio']:.0f}x for its binary layers).")
     conv = _judged(results)
-    late = [f"{k} ({v['change']:+.1f} points at 1.5x the steps)" for k, v in conv.items() if not v["converged"]]
+    late = [f"{k} ({v['change']:+.2f} points at 1.5x the steps)" for k, v in conv.items() if not v["converged"]]
+    # a fall is not under-training, but the rule reads |change|: say the direction beside the verdict
+    falls = all(v["change"] < 0 for v in conv.values() if not v["converged"])
     out.append(f"* Converged: {', '.join(conv)} move less than the smallest effect at 1.5x the steps."
                if not late else f"* Not converged: {', '.join(late)} still move more than the smallest effect "
-               f"({conv[TEACHER]['smallest_effect']:.1f}); the gains are those of this "
-               "training length, not of converged models.")
+               f"({conv[TEACHER]['smallest_effect']:.2f}); the gains are those of this "
+               "training length, not of converged models." + (
+                   " Each falls rather than rises: more steps do not raise it (one seed: overfitting the "
+                   "training subset, or noise)." if falls else ""))
     return "\n".join(out)
