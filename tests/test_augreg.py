@@ -265,3 +265,26 @@ def test_more_steps_text_compares_the_augmented_gain_with_the_plain_gain():
     text = augreg.more_steps_text(conv)
     assert "at 200 images `medium2` gained +4.83" in text and ": more steps than" in text
     assert "at 2,000 images `medium2` gained +0.17" in text and "no resolved need" in text
+
+
+def test_convergence_runs_cover_the_regularized_twin_and_smallest_size_settings(monkeypatch):
+    from types import SimpleNamespace
+    from ingur_lib.chapters import augreg
+    calls = []
+
+    def fake_train(cfg, setting, data, seed=0, reg=False, longer=1.0, progress=True, model=None):
+        calls.append((len(data.train_y), setting, reg, longer))
+        return SimpleNamespace(test_acc=0.5 + 0.1 * reg + 0.01 * longer)
+
+    monkeypatch.setattr(augreg, "train_setting", fake_train)
+    monkeypatch.setattr(augreg, "load_data", lambda cfg, n, seed=0: SimpleNamespace(train_y=[0] * n))
+    cfg = augreg.Config(augreg.config("smoke").model, sizes=(20, 200), epochs=(1, 1),
+                        settings=("none", "light2", "medium2"), reg_sizes=(200,), seeds=(0, 1),
+                        longer_settings=("none", "medium2", augreg.REG), longer_smallest=("light2",))
+    acc, longer = augreg._grid(cfg, cfg.seeds, progress=False)
+    assert {n: sorted(per) for n, per in longer.items()} == {
+        20: ["light2", "medium2", "none"], 200: ["medium2", "none", augreg.REG]}
+    assert (200, "none", True, 1.5) in calls and (20, "none", True, 1.5) not in calls
+    assert longer[200][augreg.REG] == pytest.approx([61.5, 61.5]) and acc[200][augreg.REG] == [61.0, 61.0]
+    with pytest.raises(IngurError, match="longer_settings"):
+        augreg.Config(cfg.model, sizes=(20,), epochs=(1,), settings=("none",), longer_settings=(augreg.REG,))

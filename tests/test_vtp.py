@@ -170,3 +170,14 @@ def test_convergence_is_judged_by_the_ledgers_rule_against_the_smallest_resolved
     assert vtp.judge_convergence({"change": -1.1}, metrics)["converged"] is False
     null = {"drop_60": metrics["drop_60"]}       # nothing resolved: the ledger's default tolerance decides
     assert vtp.judge_convergence({"change": 0.2}, null)["smallest_effect"] == ledger.DEFAULT_TOLERANCE
+
+
+def test_the_recorded_drop_splits_into_the_penalty_price_and_the_cut_paired_per_seed():
+    from ingur_lib import ledger
+    from ingur_lib.chapters import vtp
+    m = {"drop_00": ledger.summarize([-1.0, -2.0, -3.0]), "drop_40": ledger.summarize([-1.5, -2.5, -3.5]),
+         "speedup_00": ledger.summarize([1.0] * 3), "speedup_40": ledger.summarize([0.9, 1.0, 0.95]),
+         "flops_change_40": ledger.summarize([-28.0] * 3)}
+    assert "-0.50 ± 0.00 at 40%" in vtp._split(m)          # the cut's own cost, not the spread of the drops
+    assert "-2.00 ± 0.58" in vtp._split(m)                  # the penalty's price: drop at 0%
+    assert "0.95x at 40% (FLOPs -28%)" in vtp._latency(m) and "no faster" in vtp._latency(m)
