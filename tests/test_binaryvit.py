@@ -192,3 +192,28 @@ def test_takeaways_say_above_when_the_last_rung_beats_its_teacher():
     assert "ends 50.0 points above its full-precision teacher" in ch.takeaways_markdown(r)
     r["accuracy"][last] = [a - 2.0 for a in r["accuracy"]["FP teacher"]]
     assert "stays 2.0 points below its full-precision teacher" in ch.takeaways_markdown(r)
+
+
+def test_rate_check_says_whether_the_best_rate_is_bracketed():
+    inside = ch._lr_markdown("x", {"0.008": 77.2, "0.004": 75.0, "0.016": 76.5})
+    assert inside == "x: lr 0.004 75.0, lr 0.008 77.2, lr 0.016 76.5 (best 0.008, inside the range)"
+    assert "best 0.016, at an edge: not bracketed" in ch._lr_markdown("x", {"0.008": 75.6, "0.004": 73.5,
+                                                                              "0.016": 77.0})
+
+
+def test_convergence_models_are_named_and_checked():
+    with pytest.raises(IngurError, match="names no model"):
+        ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, converge=("+pyrmaid",))
+    assert ch.config("standard").converge == (ch.TEACHER, "binary DeiT", "+pyramid")
+
+
+def test_takeaways_say_when_the_unconverged_models_fall():
+    import json
+    from ingur_lib.paths import results_dir
+    r = json.loads((results_dir() / "08_binaryvit" / "standard.json").read_text())
+    r["convergence"] = {k: {"steps": 1, "acc": 80.0, "acc_1.5x": 80.0 + d, "change": d}
+                        for k, d in ((ch.TEACHER, -3.0), ("binary DeiT", 0.0))}
+    assert "FP teacher (-3.00 points" in ch.takeaways_markdown(r)
+    assert "Each falls rather than rises" in ch.takeaways_markdown(r)
+    r["convergence"][ch.TEACHER].update(change=3.0)
+    assert "Each falls" not in ch.takeaways_markdown(r)
