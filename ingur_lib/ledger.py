@@ -468,9 +468,12 @@ def _rows_of(res: dict, reported: dict, paper: str | None) -> list[dict]:
                                           f"one measurement cannot test two claims")
         else:
             verdict, rule = judge_row(rc, row)
+        ours, setting = _ours(rc, row), row["metric"]
+        if verdict == NOT_TESTABLE:  # another quantity never sits in the column beside the paper's number
+            ours, setting = "", f"{_sentence(setting)} Measured: {ours}"
         rows.append({"ref": reported[row["paper"]]["ref"], "paper": row["paper"], "claim": rc["claim"],
-                     "reported": _fmt(rc), "source": rc["source"], "ours": _ours(rc, row),
-                     "our setting": row["metric"], "profile": res["profile"], "seeds": row.get("n_seeds", 1),
+                     "reported": _fmt(rc), "source": rc["source"], "ours": ours,
+                     "our setting": setting, "profile": res["profile"], "seeds": row.get("n_seeds", 1),
                      "verdict": verdict, "reason": _join(rule, _note(row)),
                      "commit": res["provenance"]["commit"][:8], "_id": (row["paper"], row["claim"])})
     return rows

@@ -126,6 +126,12 @@ def test_cait_xxs24_has_the_papers_12_million_parameters():
     assert n == pytest.approx(12.0e6, abs=0.05e6), n  # paper Table 3: 12.0M (timm's cait_xxs24_224: 11.96M)
 
 
+def test_the_count_comparison_is_judged_against_table_3_within_its_rounding():
+    from ingur_lib.chapters import cait
+    assert cait.params_comparison(11.956)["verdict"] == "reproduced"      # -0.37%, inside the 1% rounding
+    assert cait.params_comparison(13.0)["verdict"] == "not reproduced"    # +8%: another model
+
+
 def test_bad_cait_options_name_the_fix():
     with pytest.raises(IngurError, match="layer_scale"):
         ViTConfig(layer_scale=0.0)

@@ -177,6 +177,8 @@ def test_the_table_judges_against_the_current_yaml_not_a_stored_verdict(toy_root
     _write_claims(toy_root, _claim(not_testable="we measure another quantity"))
     t = ledger.table(chapter="toy_ch")
     assert t["verdict"][0] == "not testable at this scale" and "another quantity" in t["reason"][0]
+    # another quantity never sits in the "ours" column beside the paper's number; the details keep it
+    assert t["ours"][0] == "" and "Measured: +3.50" in t["our setting"][0]
 
 
 def test_one_measurement_does_not_fill_two_claims(toy_root):
