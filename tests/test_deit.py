@@ -138,11 +138,22 @@ def test_config_rejects_unknown_teacher_and_too_many_convergence_seeds():
         deit.Config(**{**base.__dict__, "teachers": ("regnet",)})
     with pytest.raises(IngurError, match="convergence_seeds"):
         deit.Config(**{**base.__dict__, "seeds": (0,), "convergence_seeds": 2})
+    with pytest.raises(IngurError, match="students"):
+        deit.Config(**{**base.__dict__, "students": ("hard", "hard + token")})  # no baseline
+    with pytest.raises(IngurError, match="swept"):
+        deit.Config(**{**base.__dict__, "swept": ("none", "hard+token")})  # a misspelt variant
+
+
+def test_students_keeps_the_named_variants_only():
+    from dataclasses import replace
+    cfg = replace(deit.config("smoke"), students=("none", "hard", "hard + token"))
+    assert [v[0] for v in deit.variants(cfg)] == ["none", "hard", "hard + token"]
 
 
 def test_variants_follow_the_trained_teachers():
     names = [v[0] for v in deit.variants(deit.config("standard"))]
-    assert names == ["none", "soft", "hard", "hard + token"]
+    assert names == ["none", "hard", "hard + token"]  # the standard profile drops the soft student
+    assert "soft" in [v[0] for v in deit.variants(deit.config("smoke"))]
     assert "hard + token, ViT teacher" in [v[0] for v in deit.variants(deit.config("full"))]
 
 
@@ -189,6 +200,17 @@ def test_reproduce_reuses_the_sweeps_students_and_records_the_convergence_checks
     assert rec["lr_sweep"]["lr_plain"] in (1e-3, 3e-3)
     assert "Convergence check" in deit.reading(rec)
 
+    # the standard profile's shape: the soft student dropped, only the baseline swept
+    monkeypatch.setitem(deit.CONFIGS, "standard", replace(tiny, students=("none", "hard", "hard + token"),
+                                                           swept=("none",)))
+    trained.clear()
+    rec = json.loads(open(deit.reproduce("standard", progress=False)).read())
+    # none x 2 rates; seed 0's hard and token; seed 1's three; the check: still nothing trained twice
+    assert len(trained) == 2 + 2 + 3 + 1 and "soft" not in [name for name, _ in trained]
+    assert rec["lr_sweep"]["lr_distilled"] == rec["lr_sweep"]["lr_plain"]
+    assert "soft_vs_none" not in {c["claim"] for c in rec["comparisons"]}
+    assert "the distilled students train at the baseline's rate" in deit.reading(rec)
+
 
 def test_reading_says_whether_the_sweep_brackets_each_winner():
     acc = {"0.003": 0.7, "0.006": 0.8, "0.012": 0.6}
@@ -196,3 +218,6 @@ def test_reading_says_whether_the_sweep_brackets_each_winner():
     assert deit._bracketed(sweep) == "both inside the swept range"
     assert deit._bracketed({**sweep, "lr_distilled": 0.012}) == "the token winner at the sweep's edge"
     assert deit._bracketed({**sweep, "lr_plain": 0.003, "lr_distilled": 0.012}).endswith("winners at the sweep's edge")
+    plain = {**sweep, "test_acc": {"none": acc}}  # only the baseline swept
+    assert deit._bracketed(plain) == "inside the swept range"
+    assert deit._bracketed({**plain, "lr_plain": 0.012}) == "the undistilled winner at the sweep's edge"
