@@ -184,6 +184,19 @@ def convergence(moved: float, effects: dict, default: float | None = None) -> di
             "converged": None if smallest is None else abs(moved) < smallest}
 
 
+def bracketed(best: float, rates) -> bool:
+    """A tuned learning rate is bracketed when it lies strictly inside the swept range: a best rate at
+    either edge may have a better neighbour beyond it, so the sweep did not show the baseline tuned."""
+    rates = sorted(float(r) for r in rates)
+    return rates[0] < float(best) < rates[-1]
+
+
+def best_rate(accs: dict) -> tuple[str, bool]:
+    """The winning rate of one sweep ({rate: accuracy}, the lowest of any tie) and whether it is bracketed."""
+    best = max(sorted(accs, key=float), key=accs.get)
+    return best, bracketed(best, accs)
+
+
 def seeds_to_decide(std: float, distance: float, n_now: int, most: int = 1000) -> int | None:
     """About how many seeds shrink the 95% interval's half-width below `distance` if the per-seed spread
     stays `std` (None when no number up to `most` would)."""

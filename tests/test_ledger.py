@@ -336,3 +336,12 @@ def test_the_papers_numbers_read_as_written():
     assert _fmt({**rel, "unit": "points", "value": 0, "form": "none"}) == "no effect: 0 points (D)"
     assert _fmt({**rel, "unit": "points", "value": -0.5, "form": "bound"}) == "no worse than -0.5 points (D)"
     assert _fmt({"kind": "absolute", "dataset": "D", "unit": "M", "value": 12}) == "12 M (D)"
+
+
+def test_a_tuned_rate_is_bracketed_only_strictly_inside_its_sweep():
+    assert ledger.bracketed(0.006, ["0.003", "0.006", "0.012"])
+    assert not ledger.bracketed(0.012, ["0.003", "0.006", "0.012"])        # top edge
+    assert not ledger.bracketed("0.003", [0.012, 0.003, 0.006])            # bottom edge, unsorted sweep
+    assert ledger.best_rate({"0.008": 77.4, "0.004": 76.2, "0.016": 78.0}) == ("0.016", False)
+    assert ledger.best_rate({"0.008": 79.0, "0.004": 76.2, "0.016": 78.0}) == ("0.008", True)
+    assert ledger.best_rate({"0.008": 78.0, "0.004": 78.0, "0.016": 70.0}) == ("0.004", False)  # tie: lowest

@@ -495,10 +495,10 @@ def _convergence_markdown(conv: dict) -> str:
 
 def _lr_markdown(name: str, accs: dict) -> str:
     """One model's rate check, rates in order, saying whether the best lies strictly inside the range."""
-    rates = sorted(accs, key=float)
-    best = max(rates, key=accs.get)
-    where = "inside the range" if best not in (rates[0], rates[-1]) else "at an edge: not bracketed"
-    return f"{name}: " + ", ".join(f"lr {r} {accs[r]:.1f}" for r in rates) + f" (best {best}, {where})"
+    best, inside = ledger.best_rate(accs)
+    where = "inside the range" if inside else "at an edge: not bracketed"
+    return (f"{name}: " + ", ".join(f"lr {r} {accs[r]:.1f}" for r in sorted(accs, key=float))
+            + f" (best {best}, {where})")
 
 
 def summary_markdown(results: dict) -> str:

@@ -501,10 +501,10 @@ def effects_table(results: dict) -> str:
 
 def _bracketed(sweep: dict) -> str:
     """Whether each winning rate lies inside the swept range (bracketed) or at its edge."""
-    rates = sorted(float(r) for r in sweep["test_acc"]["none"])
+    rates = sweep["test_acc"]["none"]
     winners = (("undistilled", sweep["lr_plain"]), ("token", sweep["lr_distilled"]))
     winners = winners if "hard + token" in sweep["test_acc"] else winners[:1]
-    edge = [w for w, r in winners if r in (rates[0], rates[-1])]
+    edge = [w for w, r in winners if not ledger.bracketed(r, rates)]
     if not edge:
         return "both inside the swept range" if len(winners) > 1 else "inside the swept range"
     return f"the {' and '.join(edge)} {'winners' if len(edge) > 1 else 'winner'} at the sweep's edge"

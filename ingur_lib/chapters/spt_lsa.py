@@ -373,9 +373,8 @@ def bracket_markdown(sweep: dict) -> str:
     """Whether each tuned variant's best rate lies inside its sweep (else the sweep did not bracket it)."""
     words = []
     for v, per in sweep.items():
-        rates = sorted(per, key=float)
-        best = max(per, key=per.get)
-        where = "inside the sweep" if best not in (rates[0], rates[-1]) else "**at the edge** of the sweep"
+        best, inside = ledger.best_rate(per)
+        where = "inside the sweep" if inside else "**at the edge** of the sweep"
         words.append(f"{v}'s best rate, {float(best):g}, is {where}")
     return "; ".join(words) + "."
 
