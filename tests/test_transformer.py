@@ -245,3 +245,15 @@ def test_ablation_effects_are_paired_by_seed_and_convergence_uses_the_ledgers_ru
     assert ch.judge_convergence({"Transformer": {"change": 0.1}}, noise)["converged"] is None
     cfg = ch.config("standard")
     assert len(cfg.main_seeds) >= 3 and cfg.longer == 1.5 and cfg.n_train
+
+
+def test_unseen_counts_test_numbers_no_model_can_translate():
+    from ingur_lib.chapters import transformer as ch
+    from ingur_lib.data.text import word_tokens
+    task = ch.load_task("de", n_train=150, verbose=False)
+    seen = {w for s in task.texts["train"]["src"] for w in word_tokens(s)}
+    want = sum(any(w not in seen for w in word_tokens(s)) for s in task.texts["test"]["src"][:1000])
+    assert want > 0 and ch.unseen(task, 1000) == want
+    assert ch.unseen(ch.load_task("de", n_train=600, verbose=False), 1000) == 0
+    line = ch._ceiling({"task": {"n_eval": 1000, "unseen": 9}})
+    assert "9 of the 1,000" in line and "99.1%" in line and ch._ceiling({}) == ""
