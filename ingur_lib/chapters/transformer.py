@@ -59,7 +59,7 @@ CONFIGS = {
     # where Table 3's ablations can show (issue 11): with 600 it reached 98.5% (the 436dfaa recording), a
     # ceiling. Probes, seed 0, exact match at 1x -> 1.5x the epochs: 600 pairs, 75 epochs 97.8 -> 98.4;
     # 300 pairs, 140 epochs 96.1 -> 96.9; 200 pairs, 200 epochs 93.1 -> 93.9 (GRU 98.3 -> 98.3). Epochs
-    # scale so the run keeps ~1,400 optimizer steps, and warmup keeps ~17 steps: a warmup of one epoch
+    # scale so the run keeps ~1,400 optimizer steps, and warmup keeps ~18 steps: a warmup of one epoch
     # (6 steps) decays the 1/sqrt schedule 3x sooner, and 200 pairs for 110 such epochs stalled at 82.5%.
     # 9 of the 1,000 test numbers hold a word no training number has (recorded as `unseen`): a 99.1% ceiling.
     # The 16-head row is left out (the slowest variant, a null at 30 epochs).
