@@ -311,10 +311,15 @@ def _pm(e: dict) -> str:
     return f"{e['mean']:+.2f} ± {e['std'] / e['n'] ** 0.5:.2f}"
 
 
+def _ratios(m: dict, prefix: str) -> list[str]:
+    """The pruning ratios ("00", "20", ...) that have a `<prefix><ratio>` metric, in order."""
+    return sorted({k.rsplit("_", 1)[1] for k in m if k.startswith(prefix)})
+
+
 def _split(m: dict) -> str:
     """Each drop split in two, paired per seed: the l1 term's price (the unpruned l1-trained model, 0%)
     and what the cut itself adds on top of it (ratio r minus 0%)."""
-    ratios = sorted(k.rsplit("_", 1)[1] for k in m if k.startswith("drop_") and k != "drop_00")
+    ratios = [r for r in _ratios(m, "drop_") if r != "00"]
     cut = {r: ledger.summarize([a - b for a, b in zip(m[f"drop_{r}"]["values"], m["drop_00"]["values"])])
            for r in ratios}
     return (f"Of every drop, the unpruned ℓ1-trained model (0%) already carries {_pm(m['drop_00'])}: the "
@@ -324,7 +329,7 @@ def _split(m: dict) -> str:
 
 def _latency(m: dict) -> str:
     """Where measured CPU latency follows the FLOPs and where it does not."""
-    ratios = sorted(k.rsplit("_", 1)[1] for k in m if k.startswith("speedup_") and k != "speedup_00")
+    ratios = [r for r in _ratios(m, "speedup_") if r != "00"]
     slower = [r for r in ratios if m[f"speedup_{r}"]["mean"] <= 1.0]
     pairs = ", ".join(f"{m[f'speedup_{r}']['mean']:.2f}x at {int(r)}% (FLOPs {m[f'flops_change_{r}']['mean']:+.0f}%)"
                       for r in ratios)
@@ -346,7 +351,7 @@ def results_markdown(results: dict) -> str:
     head = ("| pruned | acc before FT | acc after FT | drop vs control (points, ± s.e.) | FLOPs change | "
             "CPU speedup | lambda = 0 before FT |")
     rows = [head, "|---" * 7 + "|"]
-    for r in sorted({k.rsplit("_", 1)[1] for k in m if k.startswith("acc_before_")}):
+    for r in _ratios(m, "acc_before_"):
         get = lambda k, f="{:.2f}": f.format(m[k]["mean"]) if k in m else ""  # noqa: E731
         rows.append(f"| {int(r)}% | {get(f'acc_before_{r}')} | {get(f'acc_after_{r}')} | "
                     f"{_pm(m[f'drop_{r}']) if f'drop_{r}' in m else ''} | {get(f'flops_change_{r}', '{:+.1f}%')} | "
