@@ -263,3 +263,13 @@ def test_takeaways_say_when_the_unconverged_models_fall():
     assert "Each falls rather than rises" in ch.takeaways_markdown(r)
     r["convergence"][ch.TEACHER].update(change=3.0)
     assert "Each falls" not in ch.takeaways_markdown(r)
+
+
+def test_recorded_figures_draw():
+    import json
+    import matplotlib.pyplot as plt
+    from ingur_lib.paths import results_dir
+    r = json.loads((results_dir() / "08_binaryvit" / "standard.json").read_text())
+    for draw in (ch.fig_ladder, ch.fig_ops, ch.fig_curves, ch.fig_attention):
+        assert draw(r) is not None
+    plt.close("all")

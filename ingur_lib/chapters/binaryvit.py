@@ -424,7 +424,7 @@ def fig_curves(results: dict):
     conv = results["convergence"]
     names = list(conv)
     return curves_with_errors([1.0, 1.5], {k: [conv[k]["acc"], conv[k]["acc_1.5x"]] for k in names},
-                              xlabel="training length (x standard)", ylabel="test accuracy (%)", err="se",
+                              xlabel="training length (x standard)", ylabel="test accuracy (%)", err="s.e.",
                               dodge=0.02)
 
 
