@@ -142,6 +142,13 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict:
     return summarize([x - y for x, y in zip(a, b)])
 
 
+def mean_se(s: dict, digits: int = 1, sign: str = "") -> str:
+    """'mean ± s.e.' of a `summarize` dict (s.e. = std / sqrt(n)), the chapters' one way to write a seed mean
+    with its standard error; sign="+" writes the sign of a difference."""
+    se = s["std"] / max(s["n"], 1) ** 0.5
+    return f"{s['mean']:{sign}.{digits}f} ± {se:.{digits}f}"
+
+
 # Two-sided 95% Student t quantiles for 1-30 degrees of freedom (beyond: a Cornish-Fisher expansion).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,

@@ -1,5 +1,7 @@
 """Chapter 08, BinaryViT: binary quantisers vs hand-written references, packing, XNOR-popcount, the model's
 switches, OPs counting, exercise checks, and a smoke training well above chance."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -195,25 +197,79 @@ def test_takeaways_say_above_when_the_last_rung_beats_its_teacher():
 
 
 def test_rate_check_says_whether_the_best_rate_is_bracketed():
-    inside = ch._lr_markdown("x", {"0.008": 77.2, "0.004": 75.0, "0.016": 76.5})
-    assert inside == "x: lr 0.004 75.0, lr 0.008 77.2, lr 0.016 76.5 (best 0.008, inside the range)"
-    assert "best 0.016, at an edge: not bracketed" in ch._lr_markdown("x", {"0.008": 75.6, "0.004": 73.5,
-                                                                              "0.016": 77.0})
+    inside = ch._lr_markdown("x", {"0.008": [77.2], "0.004": [75.0], "0.016": [76.5]})
+    assert inside == "x (1 seed): lr 0.004 75.0, lr 0.008 77.2, lr 0.016 76.5 (best 0.008, inside the range)"
+    assert "best 0.016, at an edge: not bracketed" in ch._lr_markdown("x", {"0.008": [75.6], "0.004": [73.5],
+                                                                              "0.016": [77.0]})
+
+
+def test_rate_check_over_seeds_picks_the_best_seed_mean():
+    # seed 0 alone would pick 0.004 (an edge); the seed means put the best inside
+    accs = {"0.004": [79.0, 78.0, 78.2], "0.008": [77.9, 79.8, 79.9], "0.016": [77.3, 77.0, 77.5]}
+    line = ch._lr_markdown("x", accs)
+    assert line.startswith("x (3 seeds): lr 0.004 78.4 ± 0.3, lr 0.008 79.2 ± 0.7")
+    assert line.endswith("(best 0.008, inside the range)")
+
+
+def test_checks_accumulate_per_seed_and_judge_the_seed_mean(monkeypatch):
+    cfg = ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=20, seeds=(0, 1, 2), lr=1e-2,
+                    convergence=True, converge={ch.TEACHER: 1, "binary DeiT": 3}, lr_check=(0.5, 2.0),
+                    lr_checked={"binary DeiT": 2})
+    fake = SimpleNamespace(model=None)
+    # the 1.5x runs: +1.0, -0.2, +0.1 points over seeds 0, 1, 2 for binary DeiT; the teacher +0.5 on seed 0
+    longer = {(ch.TEACHER, 0): 0.805, ("binary DeiT", 0): 0.71, ("binary DeiT", 1): 0.698, ("binary DeiT", 2): 0.701}
+    rates = []
+
+    def train(c, name, data, seed, teacher=None, steps=None, progress=True):
+        if steps:
+            assert steps == int(1.5 * (c.teacher_steps if name == ch.TEACHER else c.steps))
+            return SimpleNamespace(test_acc=longer[name, seed])
+        rates.append((name, seed, c.lr))
+        return SimpleNamespace(test_acc=0.6)
+
+    monkeypatch.setattr(ch, "train", train)
+    conv, lrs = {}, {}
+    for i, seed in enumerate(cfg.seeds):
+        runs = {ch.TEACHER: SimpleNamespace(test_acc=0.80, model=None), "binary DeiT": SimpleNamespace(test_acc=0.70)}
+        ch._convergence(cfg, fake, seed, runs, [n for n, k in cfg.converge.items() if i < k], conv, False)
+        ch._lr_check(cfg, fake, seed, runs, [n for n, k in cfg.lr_checked.items() if i < k], lrs, False)
+    assert conv[ch.TEACHER]["seeds"] == [0] and conv["binary DeiT"]["seeds"] == [0, 1, 2]
+    assert conv["binary DeiT"]["change"] == pytest.approx((1.0 - 0.2 + 0.1) / 3)
+    assert conv[ch.TEACHER]["change"] == pytest.approx(0.5)
+    assert lrs == {"binary DeiT": {"0.01": [70.0, 70.0], "0.005": [60.0, 60.0], "0.02": [60.0, 60.0]}}
+    assert rates == [("binary DeiT", s, lr) for s in (0, 1) for lr in (5e-3, 2e-2)]
+    line = ch._convergence_markdown(conv)
+    assert "binary DeiT 70.0 ± 0.0 -> 70.3 ± 0.4 at 1.5x the steps (+0.30 ± 0.36, 3 seeds)" in line
+    assert "FP teacher 80.0 -> 80.5 at 1.5x the steps (+0.50, 1 seed)" in line
 
 
 def test_convergence_models_are_named_and_checked():
     with pytest.raises(IngurError, match="names no model"):
-        ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, converge=("+pyrmaid",))
-    assert ch.config("standard").converge == (ch.TEACHER, "binary DeiT", "+pyramid")
+        ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, converge={"+pyrmaid": 1})
+    with pytest.raises(IngurError, match="lr_checked.*names no model"):
+        ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, lr_checked={"teacher": 1})
+    with pytest.raises(IngurError, match="more seeds than the 2"):
+        ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, seeds=(0, 1), converge={"+GAP": 3})
+    assert ch.config("standard").converge == {ch.TEACHER: 1, "binary DeiT": 3}
 
 
 def test_takeaways_say_when_the_unconverged_models_fall():
     import json
     from ingur_lib.paths import results_dir
     r = json.loads((results_dir() / "08_binaryvit" / "standard.json").read_text())
-    r["convergence"] = {k: {"steps": 1, "acc": 80.0, "acc_1.5x": 80.0 + d, "change": d}
+    r["convergence"] = {k: {"steps": 1, "seeds": [0], "acc": [80.0], "acc_1.5x": [80.0 + d], "change": d}
                         for k, d in ((ch.TEACHER, -3.0), ("binary DeiT", 0.0))}
     assert "FP teacher (-3.00 points" in ch.takeaways_markdown(r)
     assert "Each falls rather than rises" in ch.takeaways_markdown(r)
     r["convergence"][ch.TEACHER].update(change=3.0)
     assert "Each falls" not in ch.takeaways_markdown(r)
+
+
+def test_recorded_figures_draw():
+    import json
+    import matplotlib.pyplot as plt
+    from ingur_lib.paths import results_dir
+    r = json.loads((results_dir() / "08_binaryvit" / "standard.json").read_text())
+    for draw in (ch.fig_ladder, ch.fig_ops, ch.fig_curves, ch.fig_attention):
+        assert draw(r) is not None
+    plt.close("all")

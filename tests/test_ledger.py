@@ -345,3 +345,10 @@ def test_a_tuned_rate_is_bracketed_only_strictly_inside_its_sweep():
     assert ledger.best_rate({"0.008": 77.4, "0.004": 76.2, "0.016": 78.0}) == ("0.016", False)
     assert ledger.best_rate({"0.008": 79.0, "0.004": 76.2, "0.016": 78.0}) == ("0.008", True)
     assert ledger.best_rate({"0.008": 78.0, "0.004": 78.0, "0.016": 70.0}) == ("0.004", False)  # tie: lowest
+
+
+def test_mean_se_writes_the_standard_error_not_the_spread():
+    s = ledger.summarize([1.0, 2.0, 6.0])            # mean 3, std sqrt(7) = 2.646, s.e. 1.528
+    assert ledger.mean_se(s) == "3.0 ± 1.5"
+    assert ledger.mean_se(ledger.paired([1.0, 2.0], [2.0, 2.0]), 2, "+") == "-0.50 ± 0.50"
+    assert ledger.mean_se(ledger.summarize([0.25]), 2, "+") == "+0.25 ± 0.00"

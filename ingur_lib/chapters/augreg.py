@@ -373,8 +373,7 @@ def fig_budget(results: dict):
 
 def _pm(values) -> str:
     """mean ± s.e. of a list of per-seed numbers."""
-    s = ledger.summarize(values)
-    return f"{s['mean']:.1f} ± {s['std'] / max(s['n'], 1) ** 0.5:.1f}"
+    return ledger.mean_se(ledger.summarize(values))
 
 
 def _se(c: dict) -> str:

@@ -500,7 +500,7 @@ def _pm(s: dict) -> str:
     """mean ± standard error (std / sqrt(n)) of a `ledger.summarize` dict."""
     se = s["std"] / max(s["n"], 1) ** 0.5
     null = " (within 2 s.e. of zero: a null)" if s["n"] > 1 and abs(s["mean"]) < 2 * se else ""
-    return f"{s['mean']:+.1f} ± {se:.1f}{null}"
+    return ledger.mean_se(s, sign="+") + null
 
 
 def summary_markdown(results: dict) -> str:

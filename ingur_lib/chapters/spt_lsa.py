@@ -393,7 +393,7 @@ def _mean(xs: list[float]) -> float:
 
 def _pm(e: dict) -> str:
     """mean ± standard error (n seeds) of a `ledger.summarize` dict."""
-    return f"{e['mean']:+.2f} ± {e['std'] / math.sqrt(e['n']):.2f} (n = {e['n']})"
+    return f"{ledger.mean_se(e, 2, '+')} (n = {e['n']})"
 
 
 def results_markdown(results: dict) -> str:

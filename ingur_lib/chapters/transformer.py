@@ -507,7 +507,7 @@ def _pm(s: dict, unit: str = "") -> str:
     """'mean ± s.e.' of a summarize dict, with its seed count and whether it clears 2 s.e."""
     se = s["std"] / s["n"] ** 0.5
     clear = "" if s["n"] < 2 else (", outside 2 s.e." if abs(s["mean"]) > 2 * se else ", within 2 s.e.")
-    return f"{s['mean']:+.1f} ± {se:.1f}{unit} (s.e., {s['n']} seeds{clear})"
+    return f"{ledger.mean_se(s, sign='+')}{unit} (s.e., {s['n']} seeds{clear})"
 
 
 def _ceiling(results: dict) -> str:

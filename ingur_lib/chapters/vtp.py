@@ -308,7 +308,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
 
 def _pm(e: dict) -> str:
     """mean ± standard error (n seeds) of a `ledger.summarize` dict."""
-    return f"{e['mean']:+.2f} ± {e['std'] / e['n'] ** 0.5:.2f}"
+    return ledger.mean_se(e, 2, "+")
 
 
 def _ratios(m: dict, prefix: str) -> list[str]:
