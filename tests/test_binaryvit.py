@@ -231,8 +231,8 @@ def test_checks_accumulate_per_seed_and_judge_the_seed_mean(monkeypatch):
     conv, lrs = {}, {}
     for i, seed in enumerate(cfg.seeds):
         runs = {ch.TEACHER: SimpleNamespace(test_acc=0.80, model=None), "binary DeiT": SimpleNamespace(test_acc=0.70)}
-        ch._convergence(cfg, fake, seed, runs, [n for n, k in cfg.converge.items() if i < k], conv, False)
-        ch._lr_check(cfg, fake, seed, runs, [n for n, k in cfg.lr_checked.items() if i < k], lrs, False)
+        ch._convergence(cfg, fake, seed, runs, ch._checked_on(cfg.converge, i), conv, False)
+        ch._lr_check(cfg, fake, seed, runs, ch._checked_on(cfg.lr_checked, i), lrs, False)
     assert conv[ch.TEACHER]["seeds"] == [0] and conv["binary DeiT"]["seeds"] == [0, 1, 2]
     assert conv["binary DeiT"]["change"] == pytest.approx((1.0 - 0.2 + 0.1) / 3)
     assert conv[ch.TEACHER]["change"] == pytest.approx(0.5)

@@ -241,10 +241,15 @@ def _train_all(cfg: Config, seeds, progress: bool):
             acc.setdefault(n, []).append(100 * r.test_acc)
         first = first or runs
         if cfg.convergence:
-            _convergence(cfg, data, seed, runs, [n for n, k in cfg.converge.items() if i < k], conv, progress)
+            _convergence(cfg, data, seed, runs, _checked_on(cfg.converge, i), conv, progress)
         if cfg.lr_check:
-            _lr_check(cfg, data, seed, runs, [n for n, k in cfg.lr_checked.items() if i < k], lrs, progress)
+            _lr_check(cfg, data, seed, runs, _checked_on(cfg.lr_checked, i), lrs, progress)
     return acc, first, conv, lrs
+
+
+def _checked_on(models: dict[str, int], i: int) -> list[str]:
+    """The models ({model: number of seeds}) whose check runs on the i-th seed of the run."""
+    return [n for n, k in models.items() if i < k]
 
 
 def run_names(cfg: Config, data: ImageData, seed: int, names, progress: bool) -> dict[str, Run]:
