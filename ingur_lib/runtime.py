@@ -89,9 +89,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def machine() -> str:
+def machine(workers: int = 1) -> str:
+    """The machine and how the run used it: its torch threads, or worker processes of one thread each."""
     cpu = platform.processor() or platform.machine()
-    desc = f"{platform.system()} {cpu}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
+    use = f"{workers} worker processes of 1 torch thread" if workers > 1 else f"{torch.get_num_threads()} torch threads"
+    desc = f"{platform.system()} {cpu}, {os.cpu_count()} CPU cores, {use}"
     if torch.cuda.is_available():
         desc += f", GPU {torch.cuda.get_device_name(0)}"
     return desc
@@ -117,14 +119,16 @@ def config_dict(config) -> dict:
     return json.loads(json.dumps(config or {}, default=str))
 
 
-def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = None, config=None) -> dict:
+def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = None, config=None,
+               workers: int = 1) -> dict:
     """Everything needed to tell where a number came from. `config` is the chapter's whole config (a dataclass,
-    stored with `asdict`) or a dict; the load average tells whether the machine was shared during the run."""
+    stored with `asdict`) or a dict; the load average tells whether the machine was shared during the run;
+    `workers` > 1: the runs were spread over that many one-thread processes (`ingur_lib.pool`)."""
     import sys
     return {
         **git_state(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine(workers),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "profile": profile,
@@ -133,7 +137,9 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "dataset": dataset or {},
         "config": config_dict(config),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "threads": torch.get_num_threads(),  # OMP_NUM_THREADS=1 on a shared machine: wall time is per core
+        # OMP_NUM_THREADS=1 on a shared machine: wall time is per core
+        "threads": 1 if workers > 1 else torch.get_num_threads(),
+        **({"workers": workers} if workers > 1 else {}),
     }
 
 

@@ -44,6 +44,9 @@ class TrainConfig:
     eval_every: int = 1               # epochs between test-set evaluations
     schedule: str = "cosine"          # "cosine" (warmup, cosine decay) or "noam" (warmup, then 1/sqrt(step))
     grad_accum: int = 1               # micro-batches per step: the same step on less memory
+    # AdamW's fused kernel and a foreach gradient clip: the same update in fewer kernel launches (~6% of a tiny
+    # binary ViT's step on one CPU thread). Off by default, so the recorded runs keep their exact numbers.
+    fused: bool = False
 
     def __post_init__(self):
         from .errors import IngurError
@@ -282,7 +285,8 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
         if p.requires_grad:
             (no_decay if name in skip else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                            **({"fused": True} if cfg.fused else {}))
     history, start_epoch, step = History(), 0, 0
     checkpoint, fingerprint = _checkpoint_for(checkpoint, model, train, test, cfg, desc=desc, prepare=prepare,
                                               loss_fn=loss_fn, extra_loss=extra_loss, eval_loss_fn=eval_loss_fn)
@@ -327,7 +331,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
                 losses.append((loss.detach(), len(part)))
                 run_correct += _accuracy(logits.detach().float(), batch[1])
             if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=cfg.fused or None)
             opt.step()
             step += 1
             step_loss = loss if len(losses) == 1 else sum(x * k for x, k in losses) / sum(k for _, k in losses)

@@ -1,5 +1,6 @@
 """Chapter 08, BinaryViT: binary quantisers vs hand-written references, packing, XNOR-popcount, the model's
 switches, OPs counting, exercise checks, and a smoke training well above chance."""
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -211,36 +212,46 @@ def test_rate_check_over_seeds_picks_the_best_seed_mean():
     assert line.endswith("(best 0.008, inside the range)")
 
 
-def test_checks_accumulate_per_seed_and_judge_the_seed_mean(monkeypatch):
+def test_plan_and_assembly_accumulate_checks_per_seed_and_judge_the_seed_mean(monkeypatch):
     cfg = ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=20, seeds=(0, 1, 2), lr=1e-2,
                     convergence=True, converge={ch.TEACHER: 1, "binary DeiT": 3}, lr_check=(0.5, 2.0),
                     lr_checked={"binary DeiT": 2})
-    fake = SimpleNamespace(model=None)
+    jobs = ch._plan(cfg, cfg.seeds)
+    checks = [(j.what, j.name, j.seed, j.steps, j.cfg.lr) for j in jobs if j.what != "main"]
+    assert checks == [("1.5x", ch.TEACHER, 0, 30, 1e-2), ("1.5x", "binary DeiT", 0, 15, 1e-2),
+                      ("0.005", "binary DeiT", 0, 10, 5e-3), ("0.02", "binary DeiT", 0, 10, 2e-2),
+                      ("1.5x", "binary DeiT", 1, 15, 1e-2),
+                      ("0.005", "binary DeiT", 1, 10, 5e-3), ("0.02", "binary DeiT", 1, 10, 2e-2),
+                      ("1.5x", "binary DeiT", 2, 15, 1e-2)]
+    assert [(j.name, j.seed) for j in jobs if j.what == "main"] == [(n, s) for s in (0, 1, 2)
+                                                                     for n in (ch.TEACHER, *ch.RUNGS)]
     # the 1.5x runs: +1.0, -0.2, +0.1 points over seeds 0, 1, 2 for binary DeiT; the teacher +0.5 on seed 0
-    longer = {(ch.TEACHER, 0): 0.805, ("binary DeiT", 0): 0.71, ("binary DeiT", 1): 0.698, ("binary DeiT", 2): 0.701}
-    rates = []
-
-    def train(c, name, data, seed, teacher=None, steps=None, progress=True):
-        if steps:
-            assert steps == int(1.5 * (c.teacher_steps if name == ch.TEACHER else c.steps))
-            return SimpleNamespace(test_acc=longer[name, seed])
-        rates.append((name, seed, c.lr))
-        return SimpleNamespace(test_acc=0.6)
-
-    monkeypatch.setattr(ch, "train", train)
-    conv, lrs = {}, {}
-    for i, seed in enumerate(cfg.seeds):
-        runs = {ch.TEACHER: SimpleNamespace(test_acc=0.80, model=None), "binary DeiT": SimpleNamespace(test_acc=0.70)}
-        ch._convergence(cfg, fake, seed, runs, ch._checked_on(cfg.converge, i), conv, False)
-        ch._lr_check(cfg, fake, seed, runs, ch._checked_on(cfg.lr_checked, i), lrs, False)
+    longer = {(ch.TEACHER, 0): 80.5, ("binary DeiT", 0): 71.0, ("binary DeiT", 1): 69.8, ("binary DeiT", 2): 70.1}
+    main = {ch.TEACHER: 80.0, "binary DeiT": 70.0}
+    outs = [{"acc": {"main": main.get(j.name, 75.0), "1.5x": longer.get((j.name, j.seed))}.get(j.what, 60.0)}
+            for j in jobs]
+    monkeypatch.setattr(ch, "_as_run", lambda cfg, name, seed, out: (name, seed))
+    acc, first, conv, lrs = ch._assemble(jobs, outs, cfg, 0)
+    assert acc["binary DeiT"] == [70.0] * 3 and first["+GAP"] == ("+GAP", 0)
     assert conv[ch.TEACHER]["seeds"] == [0] and conv["binary DeiT"]["seeds"] == [0, 1, 2]
     assert conv["binary DeiT"]["change"] == pytest.approx((1.0 - 0.2 + 0.1) / 3)
     assert conv[ch.TEACHER]["change"] == pytest.approx(0.5)
     assert lrs == {"binary DeiT": {"0.01": [70.0, 70.0], "0.005": [60.0, 60.0], "0.02": [60.0, 60.0]}}
-    assert rates == [("binary DeiT", s, lr) for s in (0, 1) for lr in (5e-3, 2e-2)]
     line = ch._convergence_markdown(conv)
     assert "binary DeiT 70.0 ± 0.0 -> 70.3 ± 0.4 at 1.5x the steps (+0.30 ± 0.36, 3 seeds)" in line
     assert "FP teacher 80.0 -> 80.5 at 1.5x the steps (+0.50, 1 seed)" in line
+
+
+def test_runs_give_the_same_numbers_whichever_worker_runs_them():
+    # each run seeds itself: 2 or 3 workers (other placements, other orders) give bit-identical models
+    cfg = replace(ch.config("smoke"), steps=6, teacher_steps=6, n_train=256, n_test=128, batch_size=32,
+                  convergence=True, converge={"binary DeiT": 1})
+    two, three = (ch._train_all(replace(cfg, workers=w), (0,), False) for w in (2, 3))
+    assert two[0] == three[0] and two[2] == three[2]
+    assert set(two[1]) == {ch.TEACHER, *ch.RUNGS}
+    for name, run in two[1].items():
+        assert all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(),
+                                                     three[1][name].model.state_dict().values()))
 
 
 def test_convergence_models_are_named_and_checked():

@@ -83,6 +83,18 @@ def test_total_loss_mixes_class_head_and_distillation_head():
     assert all(p.grad is None for p in teacher.parameters())
 
 
+def test_precomputed_teacher_logits_give_the_same_loss():
+    torch.manual_seed(0)
+    teacher, student = ViT(SMALL).eval(), ViT(SMALL).eval()
+    x, y = torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    live = distillation_loss(teacher, "soft", alpha=1.0, tau=1.0)(student, (x, y))[0]
+    with torch.no_grad():
+        cached = distillation_loss(None, "soft", alpha=1.0, tau=1.0, precomputed=True)(student, (x, y, teacher(x)))[0]
+    torch.testing.assert_close(cached, live)
+    wrong = distillation_loss(None, "soft", alpha=1.0, tau=1.0, precomputed=True)(student, (x, y, teacher(x.flip(0))))
+    assert not torch.allclose(wrong[0], live)  # the third tensor is what is used
+
+
 def test_distillation_errors_name_the_fix():
     with pytest.raises(IngurError, match="teacher"):
         distillation_loss(None, "hard")

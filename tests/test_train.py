@@ -45,6 +45,15 @@ def test_same_seed_same_numbers():
         assert torch.equal(a, b)
 
 
+def test_fused_optimizer_makes_the_same_updates():
+    x, y = toy_data()
+    h1 = fit(m1 := model(), (x, y), None, CFG, progress=False)
+    h2 = fit(m2 := model(), (x, y), None, TrainConfig(**{**CFG.to_dict(), "fused": True}), progress=False)
+    assert h1.steps == pytest.approx(h2.steps, rel=1e-4)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_resume_equals_uninterrupted(tmp_path):
     x, y = toy_data()
     full = model()

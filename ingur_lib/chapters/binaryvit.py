@@ -10,6 +10,7 @@ data/results/08_binaryvit/<profile>.json. Both use the same configs and code.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field, replace
 
@@ -24,9 +25,10 @@ from ..models.binaryvit import BinaryAttention, BinaryBlock, BinaryViT, BinaryVi
 from ..nn.attention import attention_weights
 from ..nn.binary import BinaryLinear, binary_weight, bireal_sign, pack_bits, xnor_dot
 from ..nn.distill import distillation_loss
+from ..pool import default_workers, pack_state, run_jobs, unpack_state
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
-from ..train import History, TrainConfig, fit
+from ..train import History, TrainConfig, fit, predict
 from ..viz import bar_with_errors, curves_with_errors, overlaid_histograms
 
 CHAPTER, PAPER = "08_binaryvit", "binaryvit"
@@ -58,6 +60,7 @@ class Config:
     lr_check: tuple[float, ...] = ()  # also train the `lr_checked` models at these multiples of their rate
     lr_checked: dict[str, int] = field(default_factory=lambda: {TEACHER: 1, "binary DeiT": 1})  # model -> seeds
     dataset: str = "fashion_mnist"
+    workers: int | None = 1       # processes `reproduce` spreads the runs over (None: one per CPU core)
 
     def __post_init__(self):
         for what, models in (("converge", self.converge), ("lr_checked", self.lr_checked)):
@@ -72,7 +75,7 @@ class Config:
         epochs = steps * self.batch_size / self.n_train
         lr = self.teacher_lr if teacher and self.teacher_lr else self.lr
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr, warmup_epochs=0.05 * epochs,
-                           weight_decay=0.0, seed=seed, eval_every=10 ** 6)
+                           weight_decay=0.0, seed=seed, eval_every=10 ** 6, fused=True)
 
 
 # Patch 7 (a 4x4 grid) as DeiT's coarse 16-px patches; the pyramid starts finer (patch 4, a 7x7 grid), as the
@@ -83,21 +86,20 @@ CONFIGS = {
     "smoke": Config(_TINY, _PYRAMID, steps=40, teacher_steps=40, n_train=2000, n_test=1000),
     # the standard run also records a 1.5x convergence check of the two baselines (the teacher on the first
     # seed; the binary DeiT on all three: its accuracy varies most across runs) and a learning-rate check
-    # (x0.5, x2) of the teacher (first seed) and the binary DeiT (two seeds, compared as seed means); the
-    # components are left to `full`. Record at 2 threads on a quiet machine: 45-60 min, as this machine's
-    # speed varies (binary DeiT 28-40 ms per step). History of the choice:
+    # (x0.5, x2) of the teacher and the binary DeiT (two seeds each, compared as seed means); the components
+    # are left to `full`. The runs are spread over one-thread worker processes (`ingur_lib.pool`, ~1.6x the
+    # steps per second of one two-thread process on 2 cores). Record on a quiet machine: ~42 min on 2 cores.
+    # History of the choice:
     # - 4,000 images (recorded at 89668bf): binary DeiT and the teacher FELL at 1.5x (overfitting).
-    # - 12,000 images, one rate 1.6e-2, students 2,160 steps (recorded at 2b96eac, branch ch08, not merged):
-    #   binary DeiT rose +1.20 at 1.5x on seed 0, past the smallest resolved gain (0.64), and its one-seed
-    #   rate check put the best at the low edge, but seed 0 was its outlier (77.9 vs 79.8, 79.9).
-    # - Probes at 3,240 steps (2 threads, all 10,000 test images): binary DeiT seed 0 80.10 -> 79.99 at 1.5x,
-    #   seed 1 79.21 -> 80.73 (one run's spread is ~1 point); rate 8e-3 79.49 / 79.27 vs 1.6e-2 80.10 / 79.21.
-    # Hence students train 3,240 steps and the noisy model's checks run on more than one seed. A first try
-    # that also checked +pyramid at 1.5x ran at 40 ms per step and would have taken ~65 min: stopped.
-    "standard": Config(_TINY, _PYRAMID, steps=3240, teacher_steps=1920, n_train=12000, n_test=None,
+    # - 12,000 images, students 2,160 steps (2b96eac, branch ch08, not merged): binary DeiT +1.20 at 1.5x.
+    # - 3,240 steps (recorded at ba62404, 2 threads, 54 min): binary DeiT +1.02 ± 0.57 at 1.5x over 3 seeds,
+    #   still not converged against the smallest resolved gain (0.72).
+    # - Probes at 7,290 steps (1 thread): binary DeiT seed 0 80.54, seed 1 80.02, seed 2 80.92 (80.90 at
+    #   4,860); at 4,860 steps and 2 threads seeds 0, 1 gave 79.99, 80.73: the creep ends near 4,860 steps.
+    "standard": Config(_TINY, _PYRAMID, steps=4860, teacher_steps=1920, n_train=12000, n_test=None,
                        seeds=(0, 1, 2), batch_size=128, lr=1.6e-2, teacher_lr=1.6e-2, convergence=True,
                        converge={TEACHER: 1, "binary DeiT": 3}, lr_check=(0.5, 2.0),
-                       lr_checked={TEACHER: 1, "binary DeiT": 2}),
+                       lr_checked={TEACHER: 2, "binary DeiT": 2}, workers=None),
     "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=6),
                    ((64, 128, 256, 512), (1, 1, 9, 1), 4), steps=50_000, teacher_steps=50_000, n_train=50_000,
                    n_test=None, seeds=(0, 1, 2), lr=5e-4, components=True, convergence=True, dataset="cifar10"),
@@ -146,12 +148,17 @@ def train(cfg: Config, name: str, data: ImageData, seed: int = 0, teacher: Binar
     seed_everything(seed)
     model = BinaryViT(model_config(cfg, name, data))
     prepare = image_prepare(data.mean, data.std, None, data.num_classes)
-    loss = None if name == TEACHER else distillation_loss(teacher, "soft", alpha=1.0, tau=1.0)
     steps = steps or (cfg.teacher_steps if name == TEACHER else cfg.steps)
     t0 = time.perf_counter()
+    train_set, loss = (data.train_x, data.train_y), None
+    if name != TEACHER:
+        # no augmentation: the teacher's logits of an image are the same at every visit, so they are computed
+        # once and ride in the batch (a teacher forward pass saved per step, ~12% of a binary DeiT step)
+        train_set += (predict(teacher, data.train_x, prepare),)
+        loss = distillation_loss(None, "soft", alpha=1.0, tau=1.0, precomputed=True)
     tc = cfg.train_config(steps, seed, teacher=name == TEACHER)
-    hist = fit(model, (data.train_x, data.train_y), (data.test_x, data.test_y), tc,
-               prepare=prepare, loss_fn=loss, progress=progress, desc=name)
+    hist = fit(model, train_set, (data.test_x, data.test_y), tc, prepare=prepare, loss_fn=loss,
+               progress=progress, desc=name)
     return Run(name, model, hist, prepare, hist.last("test_acc"), time.perf_counter() - t0)
 
 
@@ -230,59 +237,128 @@ def _paired(acc: dict, a: str, b: str) -> dict:
     return ledger.paired(acc[a], acc[b])
 
 
-def _train_all(cfg: Config, seeds, progress: bool):
-    """Accuracy (%) per model over seeds; the first seed's runs (for looking inside); convergence."""
-    names = tuple(RUNGS) + (tuple(COMPONENTS) if cfg.components else ())
-    acc, first, conv, lrs = {}, {}, {}, {}
+@dataclass
+class _Job:
+    """One training run of `reproduce`: `what` is "main", "1.5x" (the convergence check) or a learning rate."""
+    what: str
+    name: str
+    seed: int
+    steps: int
+    cfg: Config
+
+
+def _plan(cfg: Config, seeds) -> list[_Job]:
+    """Every training run of a recording, seed by seed: the teacher and each model, the 1.5x runs of the
+    `converge` models, the `lr_checked` models at each `lr_check` multiple of their rate."""
+    names = (TEACHER, *RUNGS, *(COMPONENTS if cfg.components else ()))
+    steps = lambda n: cfg.teacher_steps if n == TEACHER else cfg.steps  # noqa: E731
+    jobs = []
     for i, seed in enumerate(seeds):
-        data = load_data(cfg, seed)
-        runs = run_names(cfg, data, seed, names, progress)
-        for n, r in runs.items():
-            acc.setdefault(n, []).append(100 * r.test_acc)
-        first = first or runs
+        jobs += [_Job("main", n, seed, steps(n), cfg) for n in names]
         if cfg.convergence:
-            _convergence(cfg, data, seed, runs, _checked_on(cfg.converge, i), conv, progress)
-        if cfg.lr_check:
-            _lr_check(cfg, data, seed, runs, _checked_on(cfg.lr_checked, i), lrs, progress)
+            jobs += [_Job("1.5x", n, seed, int(1.5 * steps(n)), cfg) for n in _checked_on(cfg.converge, i)]
+        for n in _checked_on(cfg.lr_checked, i) if cfg.lr_check else ():
+            base = _lr(cfg, n)
+            jobs += [_Job(f"{f * base:g}", n, seed, steps(n), replace(cfg, lr=f * base, teacher_lr=f * base))
+                     for f in cfg.lr_check]
+    return jobs
+
+
+def _workers(cfg: Config) -> int:
+    return cfg.workers or default_workers()
+
+
+def _lr(cfg: Config, name: str) -> float:
+    return (cfg.teacher_lr or cfg.lr) if name == TEACHER else cfg.lr
+
+
+# Relative cost of a step (ms per step at 2 threads, recorded at ba62404: teacher 16, binary DeiT 34, +GAP 32,
+# +multi-pool 41, +affine 43, +pyramid 49), so that the longest runs start first.
+_STEP_COST = {TEACHER: 0.5, "+multi-pool": 1.2, "+affine": 1.25, "+pyramid": 1.45}
+
+
+def _run_plan(jobs: list[_Job], workers: int, progress: bool, teachers: dict | None = None) -> list[dict]:
+    """Run `jobs` on `workers` processes (teachers[seed]: the state of that seed's teacher, for students)."""
+    args = [(j.cfg, j.name, j.seed, j.steps, (teachers or {}).get(j.seed), j.what == "main") for j in jobs]
+    cost = [j.steps * _STEP_COST.get(j.name, 1.0) for j in jobs]
+
+    def done(i, out):
+        if progress:
+            j = jobs[i]
+            print(f"{j.name} (seed {j.seed}, {j.what}, {j.steps} steps): {out['acc']:.2f}% in {out['seconds']:.0f} s",
+                  flush=True)
+    return run_jobs(_job, args, workers, cost, done)
+
+
+@functools.lru_cache(maxsize=2)
+def _data(dataset: str, n_train: int, n_test: int | None, seed: int) -> ImageData:
+    """A worker trains several models on one seed's data: load it once, quietly (the parent says the source)."""
+    return load_images(dataset, verbose=False).subset(n_train, n_test, seed=seed)
+
+
+def _job(cfg: Config, name: str, seed: int, steps: int, teacher_state: bytes | None, keep: bool) -> dict:
+    """One training run in a worker: test accuracy (%), history, seconds, and the trained state if `keep`."""
+    data = _data(cfg.dataset, cfg.n_train, cfg.n_test, seed)
+    teacher = None
+    if teacher_state is not None:
+        teacher = BinaryViT(model_config(cfg, TEACHER, data))
+        teacher.load_state_dict(unpack_state(teacher_state))
+    r = train(cfg, name, data, seed, teacher, steps, progress=False)
+    return {"acc": 100 * r.test_acc, "history": r.history.to_dict(), "seconds": r.seconds,
+            "state": pack_state(r.model) if keep else None}
+
+
+def _train_all(cfg: Config, seeds, progress: bool):
+    """Accuracy (%) per model over seeds; the first seed's runs (for looking inside); convergence; rate check.
+    The teachers train first (every student distils from its seed's teacher), then all the students."""
+    jobs, workers = _plan(cfg, seeds), _workers(cfg)
+    is_teacher = [j.name == TEACHER for j in jobs]
+    out = dict(zip([i for i, t in enumerate(is_teacher) if t],
+                   _run_plan([j for j in jobs if j.name == TEACHER], workers, progress)))
+    teachers = {j.seed: out[i]["state"] for i, j in enumerate(jobs) if j.name == TEACHER and j.what == "main"}
+    out.update(zip([i for i, t in enumerate(is_teacher) if not t],
+                   _run_plan([j for j in jobs if j.name != TEACHER], workers, progress, teachers)))
+    return _assemble(jobs, [out[i] for i in range(len(jobs))], cfg, seeds[0])
+
+
+def _assemble(jobs: list[_Job], outs: list[dict], cfg: Config, first_seed: int):
+    """The runs' results as `reproduce` records them: accuracy {model: [% per seed]}; the first seed's Runs;
+    convergence {model: {steps, seeds, acc, acc_1.5x, change}}; rate check {model: {rate: [% per seed]}}."""
+    main = {(j.name, j.seed): o for j, o in zip(jobs, outs) if j.what == "main"}
+    acc, first, conv, lrs, rate_checked = {}, {}, {}, {}, set()
+    for (name, seed), o in main.items():
+        acc.setdefault(name, []).append(o["acc"])
+        if seed == first_seed:
+            first[name] = _as_run(cfg, name, seed, o)
+    for j, o in zip(jobs, outs):
+        base = main[j.name, j.seed]["acc"]
+        if j.what == "1.5x":
+            v = conv.setdefault(j.name, {"steps": j.steps, "seeds": [], "acc": [], "acc_1.5x": []})
+            v["seeds"].append(j.seed)
+            v["acc"].append(base)
+            v["acc_1.5x"].append(o["acc"])
+            v["change"] = ledger.summarize([b - a for a, b in zip(v["acc"], v["acc_1.5x"])])["mean"]
+        elif j.what != "main":
+            rates = lrs.setdefault(j.name, {f"{_lr(cfg, j.name):g}": []})
+            if (j.name, j.seed) not in rate_checked:  # this seed's run at the chosen rate, once
+                rate_checked.add((j.name, j.seed))
+                rates[f"{_lr(cfg, j.name):g}"].append(base)
+            rates.setdefault(j.what, []).append(o["acc"])
     return acc, first, conv, lrs
+
+
+def _as_run(cfg: Config, name: str, seed: int, out: dict) -> Run:
+    """A worker's result back as a Run (the model rebuilt from its state), for looking inside."""
+    data = _data(cfg.dataset, cfg.n_train, cfg.n_test, seed)
+    model = BinaryViT(model_config(cfg, name, data))
+    model.load_state_dict(unpack_state(out["state"]))
+    prepare = image_prepare(data.mean, data.std, None, data.num_classes)
+    return Run(name, model.eval(), History.from_dict(out["history"]), prepare, out["acc"] / 100, out["seconds"])
 
 
 def _checked_on(models: dict[str, int], i: int) -> list[str]:
     """The models ({model: number of seeds}) whose check runs on the i-th seed of the run."""
     return [n for n, k in models.items() if i < k]
-
-
-def run_names(cfg: Config, data: ImageData, seed: int, names, progress: bool) -> dict[str, Run]:
-    runs = {TEACHER: train(cfg, TEACHER, data, seed, progress=progress)}
-    for n in names:
-        runs[n] = train(cfg, n, data, seed, runs[TEACHER].model, progress=progress)
-    return runs
-
-
-def _convergence(cfg: Config, data: ImageData, seed: int, runs: dict, names, out: dict, progress: bool) -> None:
-    """This seed's `names` trained 1.5x longer, added to `out` (per model: the seeds, accuracy at 1x and 1.5x,
-    and the seed mean of the paired change): how much does their accuracy still move?"""
-    for name in names:
-        steps = int(1.5 * (cfg.teacher_steps if name == TEACHER else cfg.steps))
-        longer = train(cfg, name, data, seed, runs[TEACHER].model, steps, progress)
-        v = out.setdefault(name, {"steps": steps, "seeds": [], "acc": [], "acc_1.5x": []})
-        v["seeds"].append(seed)
-        v["acc"].append(100 * runs[name].test_acc)
-        v["acc_1.5x"].append(100 * longer.test_acc)
-        v["change"] = ledger.summarize([b - a for a, b in zip(v["acc"], v["acc_1.5x"])])["mean"]
-
-
-def _lr_check(cfg: Config, data: ImageData, seed: int, runs: dict, names, out: dict, progress: bool) -> None:
-    """This seed's `names` at other learning rates, added to `out` ({model: {rate: [accuracy per seed]}}):
-    is the chosen rate near the best?"""
-    for name in names:
-        base = (cfg.teacher_lr or cfg.lr) if name == TEACHER else cfg.lr
-        accs = out.setdefault(name, {})
-        accs.setdefault(f"{base:g}", []).append(100 * runs[name].test_acc)
-        for f in cfg.lr_check:
-            c = replace(cfg, lr=f * base, teacher_lr=f * base)
-            accs.setdefault(f"{f * base:g}", []).append(
-                100 * train(c, name, data, seed, runs[TEACHER].model, progress=progress).test_acc)
 
 
 def _judge_convergence(conv: dict, gains: dict) -> None:
@@ -330,7 +406,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     metrics.update({f"gain/{b}": _paired(acc, b, a) for a, b in zip(names, names[1:])})
     metrics.update({f"gap_to_teacher/{k}": _paired(acc, TEACHER, k) for k in acc if k != TEACHER})
     _judge_convergence(conv, {b: metrics[f"gain/{b}"] for b in names[1:]})
-    prov = provenance(profile, seeds, time.perf_counter() - t0, config=cfg,
+    prov = provenance(profile, seeds, time.perf_counter() - t0, config=cfg, workers=_workers(cfg),
                       dataset={"name": data.name, "source": data.source, "n_train": cfg.n_train,
                                "n_test": len(data.test_y)})
     inside = {"received": {k: [m.tolist() for m in attention_received(first[k], images)]

@@ -42,15 +42,17 @@ def split_outputs(outputs) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def distillation_loss(teacher: nn.Module | None, kind: str = "hard", alpha: float = 0.5, tau: float = 3.0,
-                      label_smoothing: float = 0.0):
+                      label_smoothing: float = 0.0, precomputed: bool = False):
     """A `fit` loss_fn: (1 - alpha) CE(class head, y) + alpha * distillation(teacher on the same batch).
 
     kind "none" trains the class head on the labels only (alpha ignored). The returned logits, which
     `fit` scores, are those the model predicts with: the mean of the two heads for a DistilledViT.
+    precomputed=True: the batch carries the teacher's logits as its third tensor (no teacher needed); only
+    right when the training images are not augmented, as the teacher must see the pixels the student sees.
     """
     if kind not in KINDS:
         raise IngurError(f"Unknown distillation {kind!r}: use one of {', '.join(KINDS)}.")
-    if kind != "none" and teacher is None:
+    if kind != "none" and teacher is None and not precomputed:
         raise IngurError(f"{kind!r} distillation needs a trained teacher: pass teacher=<model>.")
     if teacher is not None:
         teacher.eval().requires_grad_(False)
@@ -62,8 +64,11 @@ def distillation_loss(teacher: nn.Module | None, kind: str = "hard", alpha: floa
         shown = (cls_logits + kd_logits) / 2
         if kind == "none":
             return base, shown
-        with torch.no_grad():
-            t = teacher(x)
+        if precomputed:
+            t = batch[2]
+        else:
+            with torch.no_grad():
+                t = teacher(x)
         kd = hard_distillation(kd_logits, t) if kind == "hard" else soft_distillation(kd_logits, t, tau)
         return (1 - alpha) * base + alpha * kd, shown
     return loss_fn

@@ -1,0 +1,44 @@
+"""ingur_lib.pool: jobs on worker processes come back in order, equal to running them here, costliest first,
+one torch thread per worker; bad worker counts are named."""
+import operator
+
+import pytest
+import torch
+
+from ingur_lib.errors import IngurError
+from ingur_lib.pool import default_workers, pack_state, run_jobs, unpack_state
+
+
+def _threads_and_sum(a, b):
+    return torch.get_num_threads(), a + b
+
+
+def test_serial_runs_in_order_and_reports_each_job():
+    seen = []
+    assert run_jobs(operator.add, [(1, 2), (3, 4), (5, 6)], 1, on_done=lambda i, r: seen.append((i, r))) == [3, 7, 11]
+    assert seen == [(0, 3), (1, 7), (2, 11)]
+
+
+def test_workers_return_results_in_job_order_with_one_thread_each():
+    jobs = [(i, 10 * i) for i in range(5)]
+    seen = []
+    out = run_jobs(_threads_and_sum, jobs, 2, cost=[1, 5, 2, 4, 3], on_done=lambda i, r: seen.append(i))
+    assert out == [(1, 11 * i) for i in range(5)]
+    assert sorted(seen) == list(range(5))
+
+
+def test_bad_worker_counts_name_the_fix(monkeypatch):
+    with pytest.raises(IngurError, match="at least 1"):
+        run_jobs(operator.add, [(1, 2)], 0)
+    monkeypatch.setenv("INGUR_WORKERS", "two")
+    with pytest.raises(IngurError, match="INGUR_WORKERS"):
+        default_workers()
+    monkeypatch.setenv("INGUR_WORKERS", "3")
+    assert default_workers() == 3
+
+
+def test_state_crosses_as_bytes():
+    m = torch.nn.Linear(3, 2)
+    state = unpack_state(pack_state(m))
+    assert state.keys() == m.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
