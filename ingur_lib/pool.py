@@ -14,6 +14,8 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Sequence
 
@@ -32,8 +34,17 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _one_thread() -> None:
+def _worker_start() -> None:
     torch.set_num_threads(1)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the process that started it dies, so a killed `reproduce` leaves
+    no orphan training on (and skewing the next run's wall time)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int, cost: Sequence[float] | None = None,
@@ -53,7 +64,7 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int, cost: Sequence[f
     order = sorted(range(len(jobs)), key=lambda i: -cost[i]) if cost else range(len(jobs))
     # spawn, not fork: a forked child of a process that has run OpenMP threads can hang
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_thread) as ex:
+                             initializer=_worker_start) as ex:
         futures = {ex.submit(fn, *jobs[i]): i for i in order}
         for f in as_completed(futures):
             on_done(futures[f], f.result())

@@ -1,6 +1,7 @@
 """ingur_lib.pool: jobs on worker processes come back in order, equal to running them here, costliest first,
 one torch thread per worker; bad worker counts are named."""
 import operator
+import sys
 
 import pytest
 import torch
@@ -42,3 +43,53 @@ def test_state_crosses_as_bytes():
     state = unpack_state(pack_state(m))
     assert state.keys() == m.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
+
+
+_ORPHAN_PARENT = """
+import sys, time
+from ingur_lib.pool import run_jobs
+from tests.test_pool import _write_pid_and_sleep
+if __name__ == "__main__":
+    run_jobs(_write_pid_and_sleep, [(sys.argv[1], i) for i in range(2)], 2)
+"""
+
+
+def _write_pid_and_sleep(folder, i):
+    import os
+    import time
+    with open(os.path.join(folder, f"{i}.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+
+
+def _alive(pid: int) -> bool:
+    import os
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_parent_ends_its_workers(tmp_path):
+    import subprocess
+    import time
+    from ingur_lib.paths import repo_root
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN_PARENT, str(tmp_path)], cwd=repo_root())
+    try:
+        for _ in range(300):
+            pids = [int(p.read_text()) for p in tmp_path.glob("*.pid") if p.read_text()]
+            if len(pids) == 2:
+                break
+            time.sleep(0.1)
+        assert len(pids) == 2, "the workers did not start"
+        parent.kill()
+        parent.wait()
+        for _ in range(100):
+            if not any(_alive(p) for p in pids):
+                break
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids), "a worker outlived its killed parent"
+    finally:
+        parent.kill()
