@@ -85,13 +85,13 @@ def colour_scope(chapter: str | None = None) -> None:
         colour_of(name)
 
 
-_SEED = re.compile(r"\s*\(seed \d+\)$")
+_SEED = re.compile(r"\s*\((seed \d+|\d+ seeds?)\)$")
 
 
 def colour_of(name: str) -> str:
     """The colour of a variant name: the same everywhere in a process, distinct from those used so far.
 
-    "ViT (seed 1)" has the colour of "ViT": seeds are replicates of one variant, not other variants.
+    "ViT (seed 1)" and "ViT (3 seeds)" have the colour of "ViT": seeds are replicates of one variant.
     """
     name = _SEED.sub("", name)
     if name not in _COLOURS:
