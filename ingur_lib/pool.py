@@ -7,7 +7,8 @@ from its arguments, so its result does not depend on which worker runs it, or wh
 
     results = run_jobs(train_one, [(cfg, "a", 0), (cfg, "b", 0)], workers=2, cost=[1.0, 1.5])
 
-`workers=1` runs the jobs in this process, one after the other (the notebooks, the tests).
+`workers=1` runs the jobs in this process, one after the other (the notebooks, the tests). Inside
+`resume.resumable` the workers checkpoint into the same folder, so an interrupted run resumes as a serial one does.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import resume
 from .errors import IngurError
 
 
@@ -47,6 +49,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
+def _carried(folder, fn: Callable, job: tuple):
+    """fn(*job) in a worker, checkpointing where the parent's `resume.resumable` block does (a killed
+    `reproduce` run resumes its workers' trainings too)."""
+    with resume.using(folder):
+        return fn(*job)
+
+
 def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int, cost: Sequence[float] | None = None,
              on_done: Callable[[int, object], None] | None = None) -> list:
     """[fn(*job) for job in jobs], on `workers` processes; the costliest jobs start first (so no core idles
@@ -65,7 +74,7 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int, cost: Sequence[f
     # spawn, not fork: a forked child of a process that has run OpenMP threads can hang
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_start) as ex:
-        futures = {ex.submit(fn, *jobs[i]): i for i in order}
+        futures = {ex.submit(_carried, resume.active(), fn, jobs[i]): i for i in order}
         for f in as_completed(futures):
             on_done(futures[f], f.result())
         return [f.result() for f in sorted(futures, key=futures.get)]

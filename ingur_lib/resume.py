@@ -54,6 +54,17 @@ def resumable(chapter: str, profile: str):
         _ACTIVE.reset(token)
 
 
+@contextmanager
+def using(folder: Path | None):
+    """Checkpoint into `folder` without owning it (a worker process carries its parent's `resumable`
+    folder, `ingur_lib.pool`); nothing is removed at the end."""
+    token = _ACTIVE.set(folder)
+    try:
+        yield folder
+    finally:
+        _ACTIVE.reset(token)
+
+
 def active() -> Path | None:
     """The checkpoint folder of the enclosing `resumable` block, or None."""
     return _ACTIVE.get()

@@ -28,6 +28,19 @@ def test_workers_return_results_in_job_order_with_one_thread_each():
     assert sorted(seen) == list(range(5))
 
 
+def _checkpoint_folder(i):
+    from ingur_lib import resume
+    return resume.active()
+
+
+def test_workers_checkpoint_where_the_parent_does(tmp_path, monkeypatch):
+    from ingur_lib import paths, resume
+    monkeypatch.setattr(resume, "cache_dir", lambda: tmp_path)
+    with resume.resumable("ch", "standard") as folder:
+        assert run_jobs(_checkpoint_folder, [(0,), (1,)], 2) == [folder, folder]
+    assert run_jobs(_checkpoint_folder, [(0,), (1,)], 2) == [None, None]
+
+
 def test_bad_worker_counts_name_the_fix(monkeypatch):
     with pytest.raises(IngurError, match="at least 1"):
         run_jobs(operator.add, [(1, 2)], 0)
