@@ -655,8 +655,9 @@ def takeaways_markdown(results: dict) -> str:
     late = [f"{k} ({v['change']:+.2f} points at 1.5x the steps)" for k, v in conv.items() if not v["converged"]]
     # a fall is not under-training, but the rule reads |change|: say the direction beside the verdict
     falls = all(v["change"] < 0 for v in conv.values() if not v["converged"])
-    out.append(f"* Converged: {', '.join(conv)} move less than the smallest effect at 1.5x the steps."
-               if not late else f"* Not converged: {', '.join(late)} still move more than the smallest effect "
+    verb = lambda names: "moves" if len(names) == 1 else "move"  # noqa: E731
+    out.append(f"* Converged: {', '.join(conv)} {verb(conv)} less than the smallest effect at 1.5x the steps."
+               if not late else f"* Not converged: {', '.join(late)} still {verb(late)} more than the smallest effect "
                f"({conv[TEACHER]['smallest_effect']:.2f}); the gains are those of this "
                "training length, not of converged models." + (
                    " Each falls rather than rises: more steps do not raise it (overfitting the "
