@@ -314,12 +314,11 @@ def _train_all(cfg: Config, seeds, progress: bool):
     """Accuracy (%) per model over seeds; the first seed's runs (for looking inside); convergence; rate check.
     The teachers train first (every student distils from its seed's teacher), then all the students."""
     jobs, workers = _plan(cfg, seeds), _workers(cfg)
-    is_teacher = [j.name == TEACHER for j in jobs]
-    out = dict(zip([i for i, t in enumerate(is_teacher) if t],
-                   _run_plan([j for j in jobs if j.name == TEACHER], workers, progress)))
-    teachers = {j.seed: out[i]["state"] for i, j in enumerate(jobs) if j.name == TEACHER and j.what == "main"}
-    out.update(zip([i for i, t in enumerate(is_teacher) if not t],
-                   _run_plan([j for j in jobs if j.name != TEACHER], workers, progress, teachers)))
+    teach = [i for i, j in enumerate(jobs) if j.name == TEACHER]
+    rest = [i for i, j in enumerate(jobs) if j.name != TEACHER]
+    out = dict(zip(teach, _run_plan([jobs[i] for i in teach], workers, progress)))
+    teachers = {jobs[i].seed: out[i]["state"] for i in teach if jobs[i].what == "main"}
+    out.update(zip(rest, _run_plan([jobs[i] for i in rest], workers, progress, teachers)))
     return _assemble(jobs, [out[i] for i in range(len(jobs))], cfg, seeds[0])
 
 
