@@ -98,6 +98,9 @@ CONFIGS = {
     #   4,860); at 4,860 steps and 2 threads seeds 0, 1 gave 79.99, 80.73: the creep ends near 4,860 steps.
     # - The teacher at 1.6e-2 (first minutes of this setting's recording, stopped): 8e-3 beat it on both
     #   checked seeds (85.17 vs 84.94, 84.99 vs 84.49), as on seed 0 at ba62404: its rate is now 8e-3.
+    # - Recorded at 6f15281 (38.5 min): binary DeiT still +0.61 ± 0.27 at 1.5x vs the smallest gain 0.42. A probe
+    #   with the same code and teachers (seeds 0, 1, 2): 2x the steps 80.71 / 80.01 / 80.85, 3x 80.63 / 80.85 /
+    #   81.49 (1x 79.84, 1.5x 80.45, 2x 80.52, 3x 80.99 as means): it keeps creeping ~0.5 per 1.5x up to 3x.
     "standard": Config(_TINY, _PYRAMID, steps=4860, teacher_steps=1920, n_train=12000, n_test=None,
                        seeds=(0, 1, 2), batch_size=128, lr=1.6e-2, teacher_lr=8e-3, convergence=True,
                        converge={TEACHER: 1, "binary DeiT": 3}, lr_check=(0.5, 2.0),
