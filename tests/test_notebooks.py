@@ -30,6 +30,13 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_its_own_id(path):
+    # nbformat 4.5 needs one (a missing id is a warning now, an error in later nbformat versions)
+    ids = [c.get("id") for c in cells(path)]
+    assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: give every cell a unique id"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_badge_parameters_setup(path):
     cs = cells(path)
     first = "".join(cs[0]["source"])

@@ -126,8 +126,8 @@ def image_prepare(mean, std, augment: Augment | None = None, num_classes: int = 
     """A `fit` prepare function: uint8 -> normalized float, plus `augment` on training batches."""
     def prepare(batch, train, gen):
         x, y, *rest = batch
-        m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-        s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+        m = torch.as_tensor(mean, device=x.device).view(1, -1, 1, 1)
+        s = torch.as_tensor(std, device=x.device).view(1, -1, 1, 1)
         x = x.float() / 255
         if train and augment is not None:
             x = augment.pixels(x, gen)
