@@ -34,7 +34,7 @@ def _checkpoint_folder(i):
 
 
 def test_workers_checkpoint_where_the_parent_does(tmp_path, monkeypatch):
-    from ingur_lib import paths, resume
+    from ingur_lib import resume
     monkeypatch.setattr(resume, "cache_dir", lambda: tmp_path)
     with resume.resumable("ch", "standard") as folder:
         assert run_jobs(_checkpoint_folder, [(0,), (1,)], 2) == [folder, folder]
@@ -59,7 +59,7 @@ def test_state_crosses_as_bytes():
 
 
 _ORPHAN_PARENT = """
-import sys, time
+import sys
 from ingur_lib.pool import run_jobs
 from tests.test_pool import _write_pid_and_sleep
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger, measure
-from ..data import ImageData, example_images, image_prepare, prepared, load_images
+from ..data import ImageData, example_images, image_prepare, prepared, load_subset
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
 from ..figures import figure
@@ -144,7 +144,7 @@ class Run:
 
 
 def load_data(cfg: Config, seed: int = 0) -> ImageData:
-    return load_images(cfg.dataset).subset(cfg.n_train, cfg.n_test, seed=seed)
+    return load_subset(cfg.dataset, cfg.n_train, cfg.n_test, seed)
 
 
 def train(cfg: Config, name: str, data: ImageData, seed: int = 0, teacher: BinaryViT | None = None,
@@ -298,7 +298,7 @@ def _run_plan(jobs: list[_Job], workers: int, progress: bool, teachers: dict | N
 @functools.lru_cache(maxsize=2)
 def _data(dataset: str, n_train: int, n_test: int | None, seed: int) -> ImageData:
     """A worker trains several models on one seed's data: load it once, quietly (the parent says the source)."""
-    return load_images(dataset, verbose=False).subset(n_train, n_test, seed=seed)
+    return load_subset(dataset, n_train, n_test, seed, verbose=False)
 
 
 def _job(cfg: Config, name: str, seed: int, steps: int, teacher_state: bytes | None, keep: bool) -> dict:

@@ -226,6 +226,7 @@ def load_images(name: str = "fashion_mnist", verbose: bool = True) -> ImageData:
     return data
 
 
-def load_subset(name: str, n_train: int | None, n_test: int | None, seed: int = 0) -> ImageData:
+def load_subset(name: str, n_train: int | None, n_test: int | None, seed: int = 0,
+                verbose: bool = True) -> ImageData:
     """`load_images(name)` cut to a class-stratified subset (`ImageData.subset`; None keeps a whole split)."""
-    return load_images(name).subset(n_train, n_test, seed=seed)
+    return load_images(name, verbose).subset(n_train, n_test, seed=seed)
