@@ -242,6 +242,14 @@ def test_plan_and_assembly_accumulate_checks_per_seed_and_judge_the_seed_mean(mo
     assert "FP teacher 80.0 -> 80.5 at 1.5x the steps (+0.50, 1 seed)" in line
 
 
+def test_a_convergence_check_noisier_than_the_smallest_effect_says_so():
+    v = {"steps": 15, "seeds": [0, 1, 2], "acc": [70.0] * 3, "acc_1.5x": [71.2, 70.0, 68.9],
+         "smallest_effect": 0.4, "converged": True}
+    assert "a creep of its size is not excluded" in ch._convergence_markdown({"x": v})
+    quiet = dict(v, **{"acc_1.5x": [70.1, 70.0, 70.0]})
+    assert "not excluded" not in ch._convergence_markdown({"x": quiet})
+
+
 def test_runs_give_the_same_numbers_whichever_worker_runs_them():
     # each run seeds itself: 2 or 3 workers (other placements, other orders) give bit-identical models
     cfg = replace(ch.config("smoke"), steps=6, teacher_steps=6, n_train=256, n_test=128, batch_size=32,

@@ -597,9 +597,13 @@ def _convergence_markdown(conv: dict) -> str:
     said = []
     for k, v in conv.items():
         n = len(v["seeds"])
-        change = _mean_se([b - a for a, b in zip(v["acc"], v["acc_1.5x"])], "+", 2)
+        d = ledger.paired(v["acc_1.5x"], v["acc"])
+        change = _mean_se(d["values"], "+", 2)
         verdict = "" if "converged" not in v else (f", {'converged' if v['converged'] else 'NOT converged'}: "
                                                    f"the smallest effect is {v['smallest_effect']:.2f}")
+        if v.get("converged") and d["std"] / n ** 0.5 > v["smallest_effect"]:
+            # the rule reads the mean change; a check noisier than the effect cannot rule out a creep that size
+            verdict += "; but the change's s.e. exceeds that effect, so a creep of its size is not excluded"
         said.append(f"{k} {_mean_se(v['acc'])} -> {_mean_se(v['acc_1.5x'])} at 1.5x the steps "
                     f"({change}, {n} seed{'s' * (n > 1)}{verdict})")
     return "; ".join(said) or "not run"
