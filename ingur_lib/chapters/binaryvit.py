@@ -106,6 +106,11 @@ CONFIGS = {
     #   80.24 (79.28), 7,290 steps 79.85 / 79.48 / 79.06 (79.98). Means 79.05 -> 79.44 -> 79.46: the creep ends
     #   near 4,860 steps (~78 epochs). Teachers 83.35 / 82.86 / 83.97 (83.52). The rate check gained x0.25: at
     #   12,000 images binary DeiT's best rate sat at the low edge.
+    # - Recorded at c8a06f7 (49.6 min): binary DeiT converged (+0.03 ± 0.69 at 1.5x), but its best rate is 3.2e-2
+    #   at the top edge (79.7 vs 79.0 at 1.6e-2, 2 seeds). Probe after it (same code and teachers): at 3.2e-2
+    #   binary DeiT 79.65 / 79.70 / 79.62, at 1.5x 79.03 / 79.97 / 78.39 (-0.53 ± 0.44: falls); at 6.4e-2
+    #   78.05 / 76.21 (so 3.2e-2 is bracketed); +pyramid at 3.2e-2 84.00 / 83.41 (84.00 / 83.46 at 1.6e-2).
+    #   Binary DeiT's rate and length effects are all within its run-to-run noise (~0.5-0.8 std).
     "standard": Config(_TINY, _PYRAMID, steps=4860, teacher_steps=1920, n_train=8000, n_test=None,
                        seeds=(0, 1, 2), batch_size=128, lr=1.6e-2, teacher_lr=8e-3, convergence=True,
                        converge={TEACHER: 1, "binary DeiT": 3}, lr_check=(0.25, 0.5, 2.0),
