@@ -142,11 +142,15 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict:
     return summarize([x - y for x, y in zip(a, b)])
 
 
+def se(s: dict) -> float:
+    """The standard error of a `summarize` dict's mean: std / sqrt(n)."""
+    return s["std"] / max(s["n"], 1) ** 0.5
+
+
 def mean_se(s: dict, digits: int = 1, sign: str = "") -> str:
-    """'mean ± s.e.' of a `summarize` dict (s.e. = std / sqrt(n)), the chapters' one way to write a seed mean
-    with its standard error; sign="+" writes the sign of a difference."""
-    se = s["std"] / max(s["n"], 1) ** 0.5
-    return f"{s['mean']:{sign}.{digits}f} ± {se:.{digits}f}"
+    """'mean ± s.e.' of a `summarize` dict (`se`), the chapters' one way to write a seed mean with its
+    standard error; sign="+" writes the sign of a difference."""
+    return f"{s['mean']:{sign}.{digits}f} ± {se(s):.{digits}f}"
 
 
 # Two-sided 95% Student t quantiles for 1-30 degrees of freedom (beyond: a Cornish-Fisher expansion).

@@ -365,7 +365,7 @@ def fig_budget(results: dict):
     cfg = results["provenance"]["config"]["budget"]
     labels = [f"patch {cfg[k]['patch_size']}, width {cfg[k]['dim']}" for k in ("big", "small")]
     stats = [ledger.summarize(b[k]) for k in ("big", "small")]
-    bar_with_errors(ax, labels, [s["mean"] for s in stats], [s["std"] / s["n"] ** 0.5 for s in stats],
+    bar_with_errors(ax, labels, [s["mean"] for s in stats], [ledger.se(s) for s in stats],
                     ylabel="test accuracy (%)", n=stats[0]["n"], err="s.e.")
     ax.set_title("same forward FLOPs x images", fontsize=8)
     return fig
@@ -378,7 +378,7 @@ def _pm(values) -> str:
 
 def _se(c: dict) -> str:
     """A paired change's mean ± s.e."""
-    return f"{c['mean']:+.2f} ± {c['std'] / max(c['n'], 1) ** 0.5:.2f}"
+    return ledger.mean_se(c, 2, "+")
 
 
 def _checks(conv: dict) -> str:

@@ -88,7 +88,8 @@ CONFIGS = {
     # seed; the binary DeiT on all three: its accuracy varies most across runs) and a learning-rate check
     # (x0.25, x0.5, x2) of the teacher and the binary DeiT (two seeds each, compared as seed means); the components
     # are left to `full`. The runs are spread over one-thread worker processes (`ingur_lib.pool`, ~1.6x the
-    # steps per second of one two-thread process on 2 cores). Record on a quiet machine: ~42 min on 2 cores.
+    # steps per second of one two-thread process on 2 cores). Record on a quiet machine: 38-50 min on 2 cores
+    # (the two workers slow each other by a varying amount).
     # History of the choice:
     # - 4,000 images (recorded at 89668bf): binary DeiT and the teacher FELL at 1.5x (overfitting).
     # - 12,000 images, students 2,160 steps (2b96eac, branch ch08, not merged): binary DeiT +1.20 at 1.5x.
@@ -578,7 +579,7 @@ def _mean_se(values, sign: str = "", digits: int = 1) -> str:
 def _gain_markdown(name: str, diffs: list[float]) -> str:
     """A paired gain as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its +-2 s.e. interval."""
     s = ledger.summarize(diffs)
-    se = s["std"] / s["n"] ** 0.5
+    se = ledger.se(s)
     if abs(s["mean"]) > 2 * se:
         return f"{name} {ledger.mean_se(s, sign='+')} ({'a gain' if s['mean'] > 0 else 'a loss'}, outside 2 s.e.)"
     lo, hi = s["mean"] - 2 * se, s["mean"] + 2 * se
@@ -606,7 +607,7 @@ def _convergence_markdown(conv: dict) -> str:
         change = _mean_se(d["values"], "+", 2)
         verdict = "" if "converged" not in v else (f", {'converged' if v['converged'] else 'NOT converged'}: "
                                                    f"the smallest effect is {v['smallest_effect']:.2f}")
-        if v.get("converged") and d["std"] / n ** 0.5 > v["smallest_effect"]:
+        if v.get("converged") and ledger.se(d) > v["smallest_effect"]:
             # the rule reads the mean change; a check noisier than the effect cannot rule out a creep that size
             verdict += "; but the change's s.e. exceeds that effect, so a creep of its size is not excluded"
         said.append(f"{k} {_mean_se(v['acc'])} -> {_mean_se(v['acc_1.5x'])} at 1.5x the steps "
@@ -655,7 +656,7 @@ def takeaways_markdown(results: dict) -> str:
     said = {"gain": [], "null": [], "loss": []}
     for a, b in zip(names, names[1:]):
         s = ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])
-        se = s["std"] / s["n"] ** 0.5
+        se = ledger.se(s)
         said["null" if abs(s["mean"]) <= 2 * se else "gain" if s["mean"] > 0 else "loss"].append(b)
     n, last = len(acc[names[0]]), names[-1]
     out = [f"* Outside 2 s.e. over {n} seeds, these enhancements helped at this scale: "

@@ -235,7 +235,7 @@ CAIT_XXS24 = ViTConfig(image_size=224, patch_size=16, in_chans=3, num_classes=10
 def paired(a: list[float], b: list[float]) -> dict:
     """Per-seed differences a - b (same seed, same subset), summarised with their standard error."""
     s = ledger.paired(a, b)
-    return {**s, "se": s["std"] / s["n"] ** 0.5}
+    return {**s, "se": ledger.se(s)}
 
 
 def step_means(values: list[float], k: int = 10) -> list[float]:

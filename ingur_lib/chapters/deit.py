@@ -524,7 +524,7 @@ def reading(results: dict) -> str:
     m, prov, conv = results["metrics"], results["provenance"], results.get("convergence") or {}
     acc = {k[len("test_acc["):-1]: 100 * v["mean"] for k, v in m.items() if k.startswith("test_acc[")}
     none = m["test_acc[none]"]
-    se = 100 * none["std"] / none["n"] ** 0.5
+    se = 100 * ledger.se(none)
     cfg, gap = prov["config"], acc["cnn teacher"] - acc["none"]
     text = [f"Standard run, {len(prov['seeds'])} seeds: students train {cfg['student_train']['epochs']} epochs "
             f"on {prov['dataset']['splits']['student_train']:,} images; the convnet teacher reaches "

@@ -529,7 +529,7 @@ def standard_summary(results: dict) -> str:
     m, prov = results["metrics"], results["provenance"]
     sw, conv = results.get("lr_sweep"), results.get("convergence")
     gap = m["loss gap (% of Transformer++)"]
-    se = {n: m[f"{n} / val_loss"]["std"] / m[f"{n} / val_loss"]["n"] ** 0.5 for n in MODELS}
+    se = {n: ledger.se(m[f"{n} / val_loss"]) for n in MODELS}
     chars = sum(prov["dataset"]["characters"].values())
     out = [f"- **Setting**: {chars:,} characters (train and validation), {len(prov['seeds'])} seeds, "
            f"{prov['wall_time_s'] / 60:.0f} min of wall time for the whole run."]
@@ -540,7 +540,7 @@ def standard_summary(results: dict) -> str:
                    f"Best: " + ", ".join(f"{n} {lr:g}" for n, lr in sw["best_lr"].items()) + ".")
     out.append("- **Validation loss** at each model's best rate: " + ", ".join(
         f"{n} {m[f'{n} / val_loss']['mean']:.3f} ± {se[n]:.3f}" for n in MODELS) + " nats/char (s.e.).")
-    gse = gap["std"] / gap["n"] ** 0.5
+    gse = ledger.se(gap)
     out.append(f"- **Gap**, MatMul-free minus Transformer++ in % of Transformer++'s loss, paired by seed: "
                f"{gap['mean']:+.2f} ± {gse:.2f} % (s.e., {gap['n']} seeds).")
     if conv:

@@ -405,14 +405,14 @@ def fig_table3(results: dict):
     names = [k.split(" / ")[0] for k in m if k.endswith(" / exact") and " minus " not in k]
     fig, (a, b) = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 3.4))
     ex = [m[f"{n} / exact"] for n in names]
-    bar_with_errors(a, names, [e["mean"] for e in ex], [e["std"] / e["n"] ** 0.5 for e in ex],
+    bar_with_errors(a, names, [e["mean"] for e in ex], [ledger.se(e) for e in ex],
                     ylabel="exact match (%)", n=min(e["n"] for e in ex), err="s.e.")
     diffs = [n for n in names if f"{n} minus Transformer / exact" in m]
     if not diffs:  # a recording from before the paired effects were stored: the left panel only
         b.set_visible(False)
         return fig
     d = [m[f"{n} minus Transformer / exact"] for n in diffs]
-    bar_with_errors(b, diffs, [e["mean"] for e in d], [e["std"] / e["n"] ** 0.5 for e in d],
+    bar_with_errors(b, diffs, [e["mean"] for e in d], [ledger.se(e) for e in d],
                     ylabel="minus base (points)", n=min(e["n"] for e in d), err="s.e.")
     b.axhline(0, color="gray", lw=0.8)
     for ax in (a, b):  # seven long names under narrow bars
@@ -505,7 +505,7 @@ def _check_sinusoidal(fn):
 
 def _pm(s: dict, unit: str = "") -> str:
     """'mean ± s.e.' of a summarize dict, with its seed count and whether it clears 2 s.e."""
-    se = s["std"] / s["n"] ** 0.5
+    se = ledger.se(s)
     clear = "" if s["n"] < 2 else (", outside 2 s.e." if abs(s["mean"]) > 2 * se else ", within 2 s.e.")
     return f"{ledger.mean_se(s, sign='+')}{unit} (s.e., {s['n']} seeds{clear})"
 
@@ -523,7 +523,7 @@ def standard_summary(results: dict) -> str:
     m, conv = results["metrics"], results.get("convergence", {})
     ds, prov = results["provenance"]["dataset"], results["provenance"]
     ex = {n: m[f"{n} / exact"] for n in ("Transformer", "GRU + attention")}
-    se = {n: v["std"] / v["n"] ** 0.5 for n, v in ex.items()}
+    se = {n: ledger.se(v) for n, v in ex.items()}
     out = [f"- **Setting**: {ds['splits']['train']:,} training numbers, {len(prov['seeds'])} seeds, "
            f"{prov['wall_time_s'] / 60:.0f} min of wall time for the whole run." + _ceiling(results),
            f"- **Exact match**: Transformer {ex['Transformer']['mean']:.1f} ± {se['Transformer']:.1f} %, "
