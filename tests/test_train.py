@@ -54,6 +54,35 @@ def test_fused_optimizer_makes_the_same_updates():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_compiled_steps_make_the_same_updates():
+    # 480 images in batches of 64: seven compiled full batches and an odd last one of 32, run eagerly
+    x, y = toy_data(480)
+    h1 = fit(m1 := model(), (x, y), None, CFG, progress=False)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()  # count this fit's graphs only
+    h2 = fit(m2 := model(), (x, y), None, TrainConfig(**{**CFG.to_dict(), "compile": True}), progress=False)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
+    assert len(h2.steps) == 3 * 8
+    assert h1.steps == pytest.approx(h2.steps, rel=1e-4)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_failing_compiler_falls_back_to_eager_and_says_so(monkeypatch, capsys):
+    def broken(net, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler found\nlong traceback")
+        return call
+    monkeypatch.setattr(torch, "compile", broken)
+    x, y = toy_data()
+    h1 = fit(model(), (x, y), None, CFG, progress=False)
+    h2 = fit(model(), (x, y), None, TrainConfig(**{**CFG.to_dict(), "compile": True}), progress=False, desc="toy")
+    assert h1.steps == h2.steps
+    out = capsys.readouterr().out
+    assert out.count("torch.compile failed") == 1
+    assert "toy: torch.compile failed (RuntimeError: no C++ compiler found); training eagerly" in out
+
+
 def test_resume_equals_uninterrupted(tmp_path):
     x, y = toy_data()
     full = model()

@@ -61,6 +61,7 @@ class Config:
     lr_checked: dict[str, int] = field(default_factory=lambda: {TEACHER: 1, "binary DeiT": 1})  # model -> seeds
     dataset: str = "fashion_mnist"
     workers: int | None = 1       # processes `reproduce` spreads the runs over (None: one per CPU core)
+    compile: bool = False         # torch.compile the training steps (`TrainConfig.compile`): long runs only
 
     def __post_init__(self):
         for what, models in (("converge", self.converge), ("lr_checked", self.lr_checked)):
@@ -75,7 +76,8 @@ class Config:
         epochs = steps * self.batch_size / self.n_train
         lr = self.teacher_lr if teacher and self.teacher_lr else self.lr
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr, warmup_epochs=0.05 * epochs,
-                           weight_decay=0.0, seed=seed, eval_every=10 ** 6, fused=True)
+                           weight_decay=0.0, seed=seed, eval_every=10 ** 6, fused=True,
+                           compile=self.compile)
 
 
 # Patch 7 (a 4x4 grid) as DeiT's coarse 16-px patches; the pyramid starts finer (patch 4, a 7x7 grid), as the
@@ -85,11 +87,12 @@ _PYRAMID = ((16, 24, 32, 48), (1, 1, 1, 1), 4)
 CONFIGS = {
     "smoke": Config(_TINY, _PYRAMID, steps=40, teacher_steps=40, n_train=2000, n_test=1000),
     # the standard run also records a 1.5x convergence check of the two baselines (the teacher on the first
-    # seed; the binary DeiT on all three: its accuracy varies most across runs) and a learning-rate check
-    # (x0.25, x0.5, x2) of the teacher and the binary DeiT (two seeds each, compared as seed means); the components
-    # are left to `full`. The runs are spread over one-thread worker processes (`ingur_lib.pool`, ~1.6x the
-    # steps per second of one two-thread process on 2 cores). Record on a quiet machine: 38-50 min on 2 cores
-    # (the two workers slow each other by a varying amount).
+    # seed; the binary DeiT on all five: its accuracy varies most across runs) and a learning-rate check
+    # (x0.5, x2, x4) of the teacher (two seeds) and the binary DeiT (three), compared as seed means and paired
+    # with the rate used; the components are left to `full`. The runs are spread over one-thread worker
+    # processes (`ingur_lib.pool`, ~1.6x the steps per second of one two-thread process on 2 cores) and
+    # torch.compile'd (a step ~0.5x as long; ~20-40 s of compiling per model and worker, the first time).
+    # Record on a quiet machine: ~35 min on 2 cores (the two workers slow each other by a varying amount).
     # History of the choice:
     # - 4,000 images (recorded at 89668bf): binary DeiT and the teacher FELL at 1.5x (overfitting).
     # - 12,000 images, students 2,160 steps (2b96eac, branch ch08, not merged): binary DeiT +1.20 at 1.5x.
@@ -112,10 +115,14 @@ CONFIGS = {
     #   binary DeiT 79.65 / 79.70 / 79.62, at 1.5x 79.03 / 79.97 / 78.39 (-0.53 ± 0.44: falls); at 6.4e-2
     #   78.05 / 76.21 (so 3.2e-2 is bracketed); +pyramid at 3.2e-2 84.00 / 83.41 (84.00 / 83.46 at 1.6e-2).
     #   Binary DeiT's rate and length effects are all within its run-to-run noise (~0.5-0.8 std).
+    # - So the checks need seeds, and seeds need time: the steps are now compiled (binary DeiT 28 -> 15 ms, +pyramid
+    #   34 -> 20 ms on one thread), the ladder and binary DeiT's 1.5x check run on 5 seeds, and the rate check
+    #   drops x0.25 (at 8,000 images the low rates lose: 78.6 at 4e-3) for x4 (6.4e-2: 78.05 / 76.21), so both
+    #   of binary DeiT's neighbours of 3.2e-2 are measured.
     "standard": Config(_TINY, _PYRAMID, steps=4860, teacher_steps=1920, n_train=8000, n_test=None,
-                       seeds=(0, 1, 2), batch_size=128, lr=1.6e-2, teacher_lr=8e-3, convergence=True,
-                       converge={TEACHER: 1, "binary DeiT": 3}, lr_check=(0.25, 0.5, 2.0),
-                       lr_checked={TEACHER: 2, "binary DeiT": 2}, workers=None),
+                       seeds=(0, 1, 2, 3, 4), batch_size=128, lr=1.6e-2, teacher_lr=8e-3, convergence=True,
+                       converge={TEACHER: 1, "binary DeiT": 5}, lr_check=(0.5, 2.0, 4.0),
+                       lr_checked={TEACHER: 2, "binary DeiT": 3}, workers=None, compile=True),
     "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=6),
                    ((64, 128, 256, 512), (1, 1, 9, 1), 4), steps=50_000, teacher_steps=50_000, n_train=50_000,
                    n_test=None, seeds=(0, 1, 2), lr=5e-4, components=True, convergence=True, dataset="cifar10"),
@@ -288,9 +295,9 @@ def _lr(cfg: Config, name: str) -> float:
     return (cfg.teacher_lr or cfg.lr) if name == TEACHER else cfg.lr
 
 
-# Relative cost of a step (ms per step at 2 threads, recorded at ba62404: teacher 16, binary DeiT 34, +GAP 32,
-# +multi-pool 41, +affine 43, +pyramid 49), so that the longest runs start first.
-_STEP_COST = {TEACHER: 0.5, "+multi-pool": 1.2, "+affine": 1.25, "+pyramid": 1.45}
+# Relative cost of a compiled step (ms per step on one thread: teacher 12, binary DeiT 15, +GAP 13, +multi-pool 14,
+# +affine 16.5, +pyramid 20), so that the longest runs start first.
+_STEP_COST = {TEACHER: 0.8, "+GAP": 0.9, "+affine": 1.1, "+pyramid": 1.35}
 
 
 def _run_plan(jobs: list[_Job], workers: int, progress: bool, teachers: dict | None = None) -> list[dict]:
@@ -615,15 +622,24 @@ def _convergence_markdown(conv: dict) -> str:
     return "; ".join(said) or "not run"
 
 
-def _lr_markdown(name: str, accs: dict) -> str:
+def _lr_markdown(name: str, accs: dict, used: str | None = None) -> str:
     """One model's rate check ({rate: [accuracy per seed]}), rates in order, judged on the seed means: does
-    the best lie strictly inside the range?"""
+    the best lie strictly inside the range? And when the rate `used` is not the best, by how much (paired)."""
     best, inside = ledger.best_rate({r: ledger.summarize(v)["mean"] for r, v in accs.items()})
     where = "inside the range" if inside else "at an edge: not bracketed"
     n = len(next(iter(accs.values())))
     return (f"{name} ({n} seed{'s' * (n > 1)}): " + ", ".join(f"lr {r} {_mean_se(accs[r])}"
                                                              for r in sorted(accs, key=float))
-            + f" (best {best}, {where})")
+            + f" (best {best}, {where}{_behind_best(accs, best, used)})")
+
+
+def _behind_best(accs: dict, best: str, used: str | None) -> str:
+    """How far the best rate beats the one used, paired per seed: within noise (2 s.e.) or a mistuned model."""
+    if used is None or used == best or used not in accs or len(accs[used]) < 2:
+        return ""
+    d = ledger.paired(accs[best], accs[used])
+    return (f"; it beats the rate used, {used}, by {ledger.mean_se(d, 1, '+')} per seed: "
+            + ("within 2 s.e." if not ledger.resolved(d) else "outside 2 s.e., so the rate used is not tuned"))
 
 
 def summary_markdown(results: dict) -> str:
@@ -632,7 +648,8 @@ def summary_markdown(results: dict) -> str:
     n, cfg = len(acc[names[0]]), results["provenance"]["config"]
     ladder = ", ".join(f"{k} {_mean_se(acc[k])}" for k in (TEACHER, *names))
     gains = "; ".join(_gain_markdown(b, [x - y for x, y in zip(acc[b], acc[a])]) for a, b in zip(names, names[1:]))
-    lrs = "; ".join(_lr_markdown(k, v) for k, v in results.get("lr_check", {}).items())
+    used = {TEACHER: f"{cfg['teacher_lr'] or cfg['lr']:g}"}
+    lrs = "; ".join(_lr_markdown(k, v, used.get(k, f"{cfg['lr']:g}")) for k, v in results.get("lr_check", {}).items())
     c = results["cost"]
     size = ", ".join(f"{k} {c[k]['size_ratio']:.1f}x (binary layers alone "
                      f"{c[k]['binary_layers_ratio']:.1f}x)" for k in names)
