@@ -180,8 +180,7 @@ def interval(mean: float, std: float, n: int) -> tuple[float, float]:
 def resolved(effect: dict) -> bool:
     """DESIGN.md's test for an effect (a `summarize`/`paired` dict): two seeds at least and a mean outside
     2 standard errors of zero. A single-seed run is never an effect."""
-    n = effect.get("n", 1)
-    return n > 1 and abs(effect["mean"]) > 2 * effect["std"] / math.sqrt(n)
+    return effect.get("n", 1) > 1 and abs(effect["mean"]) > 2 * se(effect)
 
 
 def convergence(moved: float, effects: dict, default: float | None = None) -> dict:

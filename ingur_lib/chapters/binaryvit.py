@@ -586,10 +586,9 @@ def _mean_se(values, sign: str = "", digits: int = 1) -> str:
 def _gain_markdown(name: str, diffs: list[float]) -> str:
     """A paired gain as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its +-2 s.e. interval."""
     s = ledger.summarize(diffs)
-    se = ledger.se(s)
-    if abs(s["mean"]) > 2 * se:
+    if ledger.resolved(s):
         return f"{name} {ledger.mean_se(s, sign='+')} ({'a gain' if s['mean'] > 0 else 'a loss'}, outside 2 s.e.)"
-    lo, hi = s["mean"] - 2 * se, s["mean"] + 2 * se
+    lo, hi = s["mean"] - 2 * ledger.se(s), s["mean"] + 2 * ledger.se(s)
     return f"{name} {ledger.mean_se(s, sign='+')} (a null: within [{lo:+.1f}, {hi:+.1f}])"
 
 
@@ -673,8 +672,7 @@ def takeaways_markdown(results: dict) -> str:
     said = {"gain": [], "null": [], "loss": []}
     for a, b in zip(names, names[1:]):
         s = ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])
-        se = ledger.se(s)
-        said["null" if abs(s["mean"]) <= 2 * se else "gain" if s["mean"] > 0 else "loss"].append(b)
+        said["null" if not ledger.resolved(s) else "gain" if s["mean"] > 0 else "loss"].append(b)
     n, last = len(acc[names[0]]), names[-1]
     out = [f"* Outside 2 s.e. over {n} seeds, these enhancements helped at this scale: "
            f"{', '.join(said['gain']) or 'none'}; nulls: {', '.join(said['null']) or 'none'}; "

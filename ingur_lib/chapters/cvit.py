@@ -498,8 +498,7 @@ def _check_xray(student_xray):
 
 def _pm(s: dict) -> str:
     """mean ± standard error (std / sqrt(n)) of a `ledger.summarize` dict."""
-    se = ledger.se(s)
-    null = " (within 2 s.e. of zero: a null)" if s["n"] > 1 and abs(s["mean"]) < 2 * se else ""
+    null = " (within 2 s.e. of zero: a null)" if s["n"] > 1 and not ledger.resolved(s) else ""
     return ledger.mean_se(s, sign="+") + null
 
 

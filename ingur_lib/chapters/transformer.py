@@ -505,8 +505,7 @@ def _check_sinusoidal(fn):
 
 def _pm(s: dict, unit: str = "") -> str:
     """'mean ± s.e.' of a summarize dict, with its seed count and whether it clears 2 s.e."""
-    se = ledger.se(s)
-    clear = "" if s["n"] < 2 else (", outside 2 s.e." if abs(s["mean"]) > 2 * se else ", within 2 s.e.")
+    clear = "" if s["n"] < 2 else (", outside 2 s.e." if ledger.resolved(s) else ", within 2 s.e.")
     return f"{ledger.mean_se(s, sign='+')}{unit} (s.e., {s['n']} seeds{clear})"
 
 
