@@ -333,7 +333,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
             print(f"{desc}: resumed after epoch {start_epoch}/{n_epochs} from {checkpoint}")
     net, opt = eng.prepare(model, opt)  # DDP-wrapped when launched; the same module otherwise
     fast = _Compiled(net, desc) if cfg.compile else None
-    full = math.ceil(cfg.batch_size / cfg.grad_accum)  # a full micro-batch: the one shape `fast` is compiled for
+    full = None  # the first micro-batch's size (a full one, per process): the one shape `fast` is compiled for
     for epoch in range(start_epoch, n_epochs):
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
@@ -351,6 +351,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
             opt.zero_grad(set_to_none=True)
             micro, losses = [m for m in eng.shard(idx).tensor_split(cfg.grad_accum) if len(m)], []
             for i, part in enumerate(micro):
+                full = full or len(part)
                 batch = tuple(t[part].to(device, non_blocking=True) for t in train)
                 batch = prepare(batch, True, aug) if prepare else batch
                 with eng.no_sync(net, i == len(micro) - 1):

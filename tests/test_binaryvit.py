@@ -233,12 +233,15 @@ def test_rate_check_over_seeds_picks_the_best_seed_mean():
 
 def test_rate_check_says_how_far_the_best_beats_the_rate_used():
     accs = {"0.008": [79.0, 78.0, 78.2], "0.016": [79.6, 78.3, 79.0], "0.032": [77.0, 76.0, 77.0]}
-    # paired: +0.6, +0.3, +0.8 -> +0.6 ± 0.1, resolved
-    assert ch._lr_markdown("x", accs, "0.008").endswith(
-        "(best 0.016, inside the range; it beats the rate used, 0.008, by +0.6 ± 0.1 per seed: outside 2 s.e., "
-        "so the rate used is not tuned)")
-    accs["0.016"] = [80.0, 77.6, 78.9]  # +1.0, -0.4, +0.7: +0.4 ± 0.4
-    assert ch._lr_markdown("x", accs, "0.008").endswith("by +0.4 ± 0.4 per seed: within 2 s.e.)")
+    # paired: +0.6, +0.3, +0.8 -> +0.57 ± 0.15, resolved
+    assert ch._lr_markdown("x", accs, "0.008", 0.5).endswith(
+        "(best 0.016, inside the range; it beats the rate used, 0.008, by +0.57 ± 0.15 per seed: outside 2 s.e. "
+        "and not less than the smallest effect (0.50), so the rate used is not tuned)")
+    # resolved, but smaller than every effect the run compares: it could not change a verdict
+    assert ch._lr_markdown("x", accs, "0.008", 0.9).endswith(
+        "by +0.57 ± 0.15 per seed: outside 2 s.e., but less than the smallest effect (0.90))")
+    accs["0.016"] = [80.0, 77.6, 78.9]  # +1.0, -0.4, +0.7: +0.43 ± 0.43
+    assert ch._lr_markdown("x", accs, "0.008", 0.5).endswith("by +0.43 ± 0.43 per seed: within 2 s.e.)")
 
 
 def test_plan_and_assembly_accumulate_checks_per_seed_and_judge_the_seed_mean(monkeypatch):

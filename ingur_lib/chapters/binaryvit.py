@@ -397,10 +397,15 @@ def _judge_convergence(conv: dict, gains: dict) -> None:
 
 def _judged(results: dict) -> dict:
     """The stored convergence runs judged now, against the stored per-seed gains (never a stored verdict)."""
-    acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
     conv = {k: dict(v) for k, v in results.get("convergence", {}).items()}
-    _judge_convergence(conv, {b: _paired(acc, b, a) for a, b in zip(names, names[1:])})
+    _judge_convergence(conv, _rung_gains(results))
     return conv
+
+
+def _rung_gains(results: dict) -> dict:
+    """Each rung's paired gain over the one before, from the stored accuracies."""
+    acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
+    return {b: _paired(acc, b, a) for a, b in zip(names, names[1:])}
 
 
 def _comparisons(acc: dict, costs: dict, cfg: Config) -> list[dict]:
@@ -625,7 +630,7 @@ def _convergence_markdown(conv: dict) -> str:
     return "; ".join(said) or "not run"
 
 
-def _lr_markdown(name: str, accs: dict, used: str | None = None) -> str:
+def _lr_markdown(name: str, accs: dict, used: str | None = None, smallest: float | None = None) -> str:
     """One model's rate check ({rate: [accuracy per seed]}), rates in order, judged on the seed means: does
     the best lie strictly inside the range? And when the rate `used` is not the best, by how much (paired)."""
     best, inside = ledger.best_rate({r: ledger.summarize(v)["mean"] for r, v in accs.items()})
@@ -633,16 +638,22 @@ def _lr_markdown(name: str, accs: dict, used: str | None = None) -> str:
     n = len(next(iter(accs.values())))
     return (f"{name} ({n} seed{'s' * (n > 1)}): " + ", ".join(f"lr {r} {_mean_se(accs[r])}"
                                                              for r in sorted(accs, key=float))
-            + f" (best {best}, {where}{_behind_best(accs, best, used)})")
+            + f" (best {best}, {where}{_behind_best(accs, best, used, smallest)})")
 
 
-def _behind_best(accs: dict, best: str, used: str | None) -> str:
-    """How far the best rate beats the one used, paired per seed: within noise (2 s.e.) or a mistuned model."""
+def _behind_best(accs: dict, best: str, used: str | None, smallest: float | None) -> str:
+    """How far the best rate beats the one used, paired per seed. As in the convergence rule, a margin matters
+    when it is resolved (outside 2 s.e.) and not smaller than the smallest effect the run compares."""
     if used is None or used == best or used not in accs or len(accs[used]) < 2:
         return ""
     d = ledger.paired(accs[best], accs[used])
-    return (f"; it beats the rate used, {used}, by {ledger.mean_se(d, 1, '+')} per seed: "
-            + ("within 2 s.e." if not ledger.resolved(d) else "outside 2 s.e., so the rate used is not tuned"))
+    said = f"; it beats the rate used, {used}, by {ledger.mean_se(d, 2, '+')} per seed: "
+    if not ledger.resolved(d):
+        return said + "within 2 s.e."
+    if smallest is not None and d["mean"] < smallest:
+        return said + f"outside 2 s.e., but less than the smallest effect ({smallest:.2f})"
+    return said + "outside 2 s.e." + (f" and not less than the smallest effect ({smallest:.2f})" if smallest else "") + \
+        ", so the rate used is not tuned"
 
 
 def summary_markdown(results: dict) -> str:
@@ -652,7 +663,9 @@ def summary_markdown(results: dict) -> str:
     ladder = ", ".join(f"{k} {_mean_se(acc[k])}" for k in (TEACHER, *names))
     gains = "; ".join(_gain_markdown(b, [x - y for x, y in zip(acc[b], acc[a])]) for a, b in zip(names, names[1:]))
     used = {TEACHER: f"{cfg['teacher_lr'] or cfg['lr']:g}"}
-    lrs = "; ".join(_lr_markdown(k, v, used.get(k, f"{cfg['lr']:g}")) for k, v in results.get("lr_check", {}).items())
+    smallest = ledger.convergence(0.0, _rung_gains(results), default=ledger.DEFAULT_TOLERANCE)["smallest_effect"]
+    lrs = "; ".join(_lr_markdown(k, v, used.get(k, f"{cfg['lr']:g}"), smallest)
+                    for k, v in results.get("lr_check", {}).items())
     c = results["cost"]
     size = ", ".join(f"{k} {c[k]['size_ratio']:.1f}x (binary layers alone "
                      f"{c[k]['binary_layers_ratio']:.1f}x)" for k in names)
