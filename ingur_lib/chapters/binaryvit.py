@@ -123,6 +123,11 @@ CONFIGS = {
     #   (-0.00 ± 0.23 at 1.5x) and its rate bracketed (8e-3 79.1, 1.6e-2 79.8 used, 3.2e-2 79.7, 6.4e-2 77.5). But
     #   the teacher's 2-seed check put 1.6e-2 above its 8e-3 (83.65 / 83.30 vs 83.19 / 82.76): the teacher now
     #   trains at 1.6e-2, and its rate check runs on all five seeds (its runs are short).
+    # - Recorded at 3ebcc46 (34.4 min): the teacher's 5-seed check shows 1.6e-2 and 8e-3 tied (+0.12 ± 0.2), and
+    #   with this teacher binary DeiT rises +0.54 ± 0.22 at 1.5x (5 seeds) while the smallest effect fell to 0.45
+    #   (+pyramid): NOT converged; the teacher -0.49 at 1.5x (seed 0 only). Same seeds and code, so the two
+    #   recordings differ only by the teacher's rate: binary DeiT's checks sit at the edge of its noise. Next:
+    #   the teacher's 1.5x check on all seeds, and binary DeiT's length probed with this teacher.
     "standard": Config(_TINY, _PYRAMID, steps=4860, teacher_steps=1920, n_train=8000, n_test=None,
                        seeds=(0, 1, 2, 3, 4), batch_size=128, lr=1.6e-2, teacher_lr=1.6e-2, convergence=True,
                        converge={TEACHER: 1, "binary DeiT": 5}, lr_check=(0.5, 2.0, 4.0),
