@@ -126,8 +126,11 @@ CONFIGS = {
     # - Recorded at 3ebcc46 (34.4 min): the teacher's 5-seed check shows 1.6e-2 and 8e-3 tied (+0.12 ± 0.2), and
     #   with this teacher binary DeiT rises +0.54 ± 0.22 at 1.5x (5 seeds) while the smallest effect fell to 0.45
     #   (+pyramid): NOT converged; the teacher -0.49 at 1.5x (seed 0 only). Same seeds and code, so the two
-    #   recordings differ only by the teacher's rate: binary DeiT's checks sit at the edge of its noise. Next:
-    #   the teacher's 1.5x check on all seeds, and binary DeiT's length probed with this teacher.
+    #   recordings differ only by the teacher's rate: binary DeiT's checks sit at the edge of its noise.
+    #   Probe after it (same code and teachers): binary DeiT at 2x the steps 80.17 / 80.55 / 80.14 / 80.15 / 80.04
+    #   (means 79.55 -> 80.09 -> 80.21 at 1x / 1.5x / 2x): with this teacher the creep is real and ends near 7,290
+    #   steps. Next: students at 7,290 steps (~47 min as planned here: trim the rate check or a ladder seed),
+    #   and the teacher's 1.5x check on all seeds.
     "standard": Config(_TINY, _PYRAMID, steps=4860, teacher_steps=1920, n_train=8000, n_test=None,
                        seeds=(0, 1, 2, 3, 4), batch_size=128, lr=1.6e-2, teacher_lr=1.6e-2, convergence=True,
                        converge={TEACHER: 1, "binary DeiT": 5}, lr_check=(0.5, 2.0, 4.0),
