@@ -187,11 +187,17 @@ def convergence(moved: float, effects: dict, default: float | None = None) -> di
     """DESIGN.md's convergence rule, its one copy: the baseline trained 1.5x longer must move its metric by
     less than the smallest effect the run resolves (`resolved`). With none resolved, a stated `default`
     tolerance decides; without one the check decides nothing (`converged` None, the chapter says so)."""
-    sizes = {k: abs(e["mean"]) for k, e in effects.items() if resolved(e)}
-    name = min(sizes, key=sizes.get) if sizes else None
-    smallest = sizes[name] if name else default
+    name, smallest = smallest_effect(effects, default)
     return {"moved": abs(moved), "smallest_name": name, "smallest_effect": smallest,
             "converged": None if smallest is None else abs(moved) < smallest}
+
+
+def smallest_effect(effects: dict, default: float | None = None) -> tuple[str | None, float | None]:
+    """The smallest effect a run resolves (`resolved`), as (name, |mean|); with none resolved, (None, default).
+    Whatever moves a run's numbers by less than this cannot change what the run concludes."""
+    sizes = {k: abs(e["mean"]) for k, e in effects.items() if resolved(e)}
+    name = min(sizes, key=sizes.get) if sizes else None
+    return name, (sizes[name] if name else default)
 
 
 def bracketed(best: float, rates) -> bool:

@@ -257,9 +257,6 @@ class _Compiled:
     def __init__(self, net: nn.Module, desc: str):
         self.net, self.desc, self.fast, self.tried = net, desc, torch.compile(net, dynamic=False), False
 
-    def __bool__(self):
-        return self.fast is not None
-
     def __call__(self, *args, **kwargs):
         if self.fast is None:
             return self.net(*args, **kwargs)

@@ -182,10 +182,10 @@ def test_convergence_is_judged_against_the_smallest_resolved_gain():
 
 
 def test_gains_are_effects_outside_two_standard_errors_else_nulls():
-    assert "outside 2 s.e." in ch._gain_markdown("+x", [1.0, 1.1, 0.9])
-    assert "a loss" in ch._gain_markdown("+x", [-1.0, -1.1, -0.9])
+    assert "outside 2 s.e." in ch._gain_markdown("+x", ledger.summarize([1.0, 1.1, 0.9]))
+    assert "a loss" in ch._gain_markdown("+x", ledger.summarize([-1.0, -1.1, -0.9]))
     # mean 1/6, s.e. 0.6: a null, with its interval
-    assert "a null: within [-1.0, +1.4]" in ch._gain_markdown("+x", [1.0, -1.0, 0.5])
+    assert "a null: within [-1.0, +1.4]" in ch._gain_markdown("+x", ledger.summarize([1.0, -1.0, 0.5]))
 
 
 def test_teacher_takes_its_own_learning_rate():

@@ -600,9 +600,9 @@ def _mean_se(values, sign: str = "", digits: int = 1) -> str:
     return ledger.mean_se(ledger.summarize(values), digits, sign)
 
 
-def _gain_markdown(name: str, diffs: list[float]) -> str:
-    """A paired gain as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its +-2 s.e. interval."""
-    s = ledger.summarize(diffs)
+def _gain_markdown(name: str, s: dict) -> str:
+    """A paired gain (`ledger.paired`) as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its
+    +-2 s.e. interval."""
     if ledger.resolved(s):
         return f"{name} {ledger.mean_se(s, sign='+')} ({'a gain' if s['mean'] > 0 else 'a loss'}, outside 2 s.e.)"
     lo, hi = s["mean"] - 2 * ledger.se(s), s["mean"] + 2 * ledger.se(s)
@@ -658,10 +658,11 @@ def _behind_best(accs: dict, best: str, used: str | None, smallest: float | None
     said = f"; it beats the rate used, {used}, by {ledger.mean_se(d, 2, '+')} per seed: "
     if not ledger.resolved(d):
         return said + "within 2 s.e."
-    if smallest is not None and d["mean"] < smallest:
+    if smallest is None:
+        return said + "outside 2 s.e., so the rate used is not tuned"
+    if d["mean"] < smallest:
         return said + f"outside 2 s.e., but less than the smallest effect ({smallest:.2f})"
-    return said + "outside 2 s.e." + (f" and not less than the smallest effect ({smallest:.2f})" if smallest else "") + \
-        ", so the rate used is not tuned"
+    return said + f"outside 2 s.e. and not less than the smallest effect ({smallest:.2f}), so the rate used is not tuned"
 
 
 def summary_markdown(results: dict) -> str:
@@ -669,9 +670,9 @@ def summary_markdown(results: dict) -> str:
     acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
     n, cfg = len(acc[names[0]]), results["provenance"]["config"]
     ladder = ", ".join(f"{k} {_mean_se(acc[k])}" for k in (TEACHER, *names))
-    gains = "; ".join(_gain_markdown(b, [x - y for x, y in zip(acc[b], acc[a])]) for a, b in zip(names, names[1:]))
+    gains = _rung_gains(results)
     used = {TEACHER: f"{cfg['teacher_lr'] or cfg['lr']:g}"}
-    smallest = ledger.convergence(0.0, _rung_gains(results), default=ledger.DEFAULT_TOLERANCE)["smallest_effect"]
+    _, smallest = ledger.smallest_effect(gains, ledger.DEFAULT_TOLERANCE)
     lrs = "; ".join(_lr_markdown(k, v, used.get(k, f"{cfg['lr']:g}"), smallest)
                     for k, v in results.get("lr_check", {}).items())
     c = results["cost"]
@@ -681,7 +682,8 @@ def summary_markdown(results: dict) -> str:
             f"{cfg['steps']} steps of batch {cfg['batch_size']} per student at learning rate {cfg['lr']:g}, "
             f"{cfg['teacher_steps']} at {cfg['teacher_lr'] or cfg['lr']:g} for the teacher, "
             f"{results['provenance']['wall_time_s'] / 60:.0f} min in all). Test accuracy (%): {ladder}.\n\n"
-            f"Paired gain of each rung over the one before (points): {gains}.\n\n"
+            f"Paired gain of each rung over the one before (points): "
+            f"{'; '.join(_gain_markdown(b, s) for b, s in gains.items())}.\n\n"
             f"{_components_markdown(acc, names[-1])}"
             f"Convergence check (the paired change, seed mean ± s.e. where several seeds were retrained): "
             f"{_convergence_markdown(_judged(results))}.\n\n"
@@ -695,8 +697,7 @@ def takeaways_markdown(results: dict) -> str:
     """The recorded run's takeaways as Markdown bullets, rendered from its numbers."""
     acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
     said = {"gain": [], "null": [], "loss": []}
-    for a, b in zip(names, names[1:]):
-        s = ledger.summarize([x - y for x, y in zip(acc[b], acc[a])])
+    for b, s in _rung_gains(results).items():
         said["null" if not ledger.resolved(s) else "gain" if s["mean"] > 0 else "loss"].append(b)
     n, last = len(acc[names[0]]), names[-1]
     out = [f"* Outside 2 s.e. over {n} seeds, these enhancements helped at this scale: "
