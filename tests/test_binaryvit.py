@@ -301,8 +301,9 @@ def test_convergence_models_are_named_and_checked():
         ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, lr_checked={"teacher": 1})
     with pytest.raises(IngurError, match="more seeds than the 2"):
         ch.Config(ch._TINY, ch._PYRAMID, steps=10, teacher_steps=10, seeds=(0, 1), converge={"+GAP": 3})
-    std = ch.config("standard")  # binary DeiT, the noisiest baseline, is checked on every seed
-    assert std.converge == {ch.TEACHER: 1, "binary DeiT": len(std.seeds)} and len(std.seeds) >= 5
+    std = ch.config("standard")  # both baselines are checked, each on at least three of the (5+) seeds
+    assert set(std.converge) == {ch.TEACHER, "binary DeiT"} and min(std.converge.values()) >= 3
+    assert len(std.seeds) >= 5 and set(std.lr_checked) == {ch.TEACHER, "binary DeiT"}
 
 
 def test_takeaways_say_when_the_unconverged_models_fall():
