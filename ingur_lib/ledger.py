@@ -183,13 +183,24 @@ def resolved(effect: dict) -> bool:
     return effect.get("n", 1) > 1 and abs(effect["mean"]) > 2 * se(effect)
 
 
-def convergence(moved: float, effects: dict, default: float | None = None) -> dict:
+def convergence(moved: float | dict, effects: dict, default: float | None = None) -> dict:
     """DESIGN.md's convergence rule, its one copy: the baseline trained 1.5x longer must move its metric by
     less than the smallest effect the run resolves (`resolved`). With none resolved, a stated `default`
-    tolerance decides; without one the check decides nothing (`converged` None, the chapter says so)."""
+    tolerance decides; without one the check decides nothing (`converged` None, the chapter says so).
+    `moved` is the change, or its summary over seeds (`summarize`, `paired`). The rule reads the mean; with
+    a summary, `noisy` says that the check passed although its s.e. exceeds the smallest effect, so it
+    cannot rule out a creep of that size (`NOISY_CHECK` says so in words). One seed's noise is unknown and
+    is never called noisy."""
+    change = moved["mean"] if isinstance(moved, dict) else moved
     name, smallest = smallest_effect(effects, default)
-    return {"moved": abs(moved), "smallest_name": name, "smallest_effect": smallest,
-            "converged": None if smallest is None else abs(moved) < smallest}
+    converged = None if smallest is None else abs(change) < smallest
+    noisy = bool(converged) and isinstance(moved, dict) and moved.get("n", 1) > 1 and se(moved) > smallest
+    return {"moved": abs(change), "smallest_name": name, "smallest_effect": smallest, "converged": converged,
+            "noisy": noisy}
+
+
+# What a chapter adds to a `noisy` verdict, after "converged" and the effect it names.
+NOISY_CHECK = "but the change's s.e. exceeds that effect, so a creep of its size is not excluded"
 
 
 def smallest_effect(effects: dict, default: float | None = None) -> tuple[str | None, float | None]:

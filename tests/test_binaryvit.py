@@ -171,11 +171,12 @@ def test_ops_count_multi_pool_as_pooling_adds():
 
 
 def test_convergence_is_judged_against_the_smallest_resolved_gain():
-    conv = {"a": {"change": 0.3}, "b": {"change": -1.0}}
+    conv = {"a": {"acc": [80.0, 81.0], "acc_1.5x": [80.35, 81.35]}, "b": {"acc": [80.0, 81.0], "acc_1.5x": [79.0, 80.0]}}
     gains = {"x": ledger.summarize([5.0, 5.2, 4.8]), "y": ledger.summarize([-0.4, -0.5, -0.3]),
              "null": ledger.summarize([0.1, -0.2, 0.15])}       # the null decides nothing
-    ch._judge_convergence(conv, gains)
-    assert conv["a"] == {"change": 0.3, "smallest_effect": pytest.approx(0.4), "converged": True}
+    ch._judge_convergence(conv, gains)                           # a moves +0.35 on both seeds, b -1.0
+    assert {k: conv["a"][k] for k in ("smallest_effect", "converged", "noisy")} == {
+        "smallest_effect": pytest.approx(0.4), "converged": True, "noisy": False}
     assert conv["b"]["converged"] is False
     ch._judge_convergence(conv, {"null": gains["null"]})   # none resolved: the ledger's default tolerance
     assert conv["a"]["smallest_effect"] == ledger.DEFAULT_TOLERANCE and conv["a"]["converged"] is False
@@ -275,11 +276,13 @@ def test_plan_and_assembly_accumulate_checks_per_seed_and_judge_the_seed_mean(mo
 
 
 def test_a_convergence_check_noisier_than_the_smallest_effect_says_so():
-    v = {"steps": 15, "seeds": [0, 1, 2], "acc": [70.0] * 3, "acc_1.5x": [71.2, 70.0, 68.9],
-         "smallest_effect": 0.4, "converged": True}
-    assert "a creep of its size is not excluded" in ch._convergence_markdown({"x": v})
-    quiet = dict(v, **{"acc_1.5x": [70.1, 70.0, 70.0]})
-    assert "not excluded" not in ch._convergence_markdown({"x": quiet})
+    gains = {"+GAP": {"mean": 0.4, "std": 0.1, "n": 3}}                 # resolved: the smallest effect, 0.4
+    conv = {"loud": {"steps": 15, "seeds": [0, 1, 2], "acc": [70.0] * 3, "acc_1.5x": [71.2, 70.0, 68.9]},
+            "quiet": {"steps": 15, "seeds": [0, 1, 2], "acc": [70.0] * 3, "acc_1.5x": [70.1, 70.0, 70.0]}}
+    ch._judge_convergence(conv, gains)                                     # both move 0.03-0.04 on average
+    assert conv["loud"]["converged"] and conv["quiet"]["converged"]
+    assert "a creep of its size is not excluded" in ch._convergence_markdown({"x": conv["loud"]})
+    assert "not excluded" not in ch._convergence_markdown({"x": conv["quiet"]})
 
 
 def test_runs_give_the_same_numbers_whichever_worker_runs_them():

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ingur_lib import ledger
 from ingur_lib.errors import IngurError
 from ingur_lib.models.vit import ViT, ViTConfig
 from ingur_lib.nn.attention import ATTENTIONS, Attention, capture_attention
@@ -236,6 +237,9 @@ def test_convergence_rule_compares_the_move_with_the_smallest_resolved_effect():
     assert (out["smallest_effect"], out["smallest"], out["converged"]) == ("small", 1.5, True)
     assert ch.converged({"delta": {"mean": -1.6}}, eff)["converged"] is False
     assert ch.converged({"delta": {"mean": 0.1}}, {"null": eff["null"]})["converged"] is None
+    loud = ch.converged({"delta": ledger.summarize([5.0, -3.0, -1.0, -0.6])}, eff)    # moves 0.1, s.e. 1.7
+    assert (loud["converged"], loud["noisy"]) == (True, True) and ledger.NOISY_CHECK in ch._convergence_verdict(loud)
+    assert ledger.NOISY_CHECK not in ch._convergence_verdict(out)
 
 
 def test_lr_sweep_without_rates_keeps_the_configured_rate_and_bad_rates_name_the_fix():
@@ -249,7 +253,7 @@ def test_lr_sweep_without_rates_keeps_the_configured_rate_and_bad_rates_name_the
 
 def test_reading_follows_the_signs_of_the_recorded_effects():
     ch = _ch()
-    e = lambda m: {"mean": m, "se": 0.4}
+    e = lambda m: {"mean": m, "std": 0.8, "n": 4, "se": 0.4}   # as `paired` stores it
     res = {"provenance": {"config": {"depths": [2, 8]}},
            "effects": {"depth_gain/ViT": e(0.1), "depth_gain/ViT+LS": e(2.0), "ls_gain/2": e(-1.0),
                        "ls_gain/8": e(1.5), "ca_gain": e(0.3), "th_gain": e(-0.9)}}

@@ -182,7 +182,9 @@ def test_convergence_is_judged_by_the_shared_rule_on_resolved_student_effects():
     conv = {"change_points": ledger.summarize([0.8, 0.9, 1.0])}
     out = deit.judge_convergence(conv, rows)
     assert (out["smallest_effect_name"], out["smallest_effect_points"]) == ("token_vs_hard", pytest.approx(1.0))
-    assert out["converged"] is True
+    assert out["converged"] is True and out["noisy"] is False
+    loud = deit.judge_convergence({"change_points": ledger.summarize([3.0, -1.5, -0.5])}, rows)  # s.e. 1.4 > 1.0
+    assert loud["converged"] is True and loud["noisy"] is True
     assert deit.judge_convergence({"change_points": ledger.summarize([-1.1, -1.2])}, rows)["converged"] is False
     none = deit.judge_convergence(conv, rows[2:])
     assert none["smallest_effect_points"] == ledger.DEFAULT_TOLERANCE and none["converged"] is False

@@ -326,6 +326,17 @@ def test_convergence_compares_the_move_with_the_smallest_resolved_effect():
     assert ledger.convergence(0.4, {}, default=0.3)["converged"] is False
 
 
+
+def test_a_check_noisier_than_the_effect_it_guards_is_flagged():
+    eff = {"small": {"mean": 1.5, "std": 0.5, "n": 3}}
+    quiet, loud = {"mean": 0.2, "std": 0.5, "n": 4}, {"mean": 0.2, "std": 4.0, "n": 4}   # s.e. 0.25 and 2.0
+    assert ledger.convergence(quiet, eff)["noisy"] is False
+    out = ledger.convergence(loud, eff)
+    assert (out["converged"], out["noisy"], out["moved"]) == (True, True, 0.2)        # the rule reads the mean
+    assert ledger.convergence({**loud, "mean": 2.0}, eff)["noisy"] is False          # failed: nothing to caveat
+    assert ledger.convergence(0.2, eff)["noisy"] is False                            # a bare number: noise unknown
+    assert ledger.convergence({"mean": 0.2, "std": 0.0, "n": 1}, eff)["noisy"] is False
+
 def test_the_papers_numbers_read_as_written():
     """The ledger page showed '+85.7 % less', 'no effect: +0 points' and '+8.68 x'."""
     from ingur_lib.ledger import _fmt

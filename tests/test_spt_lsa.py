@@ -157,7 +157,13 @@ def test_effects_are_paired_per_seed():
     assert (judged["smallest_name"], judged["smallest_effect"]) == ("gain/+SPT/n=400", 1.0)
     assert judged["moved"] == pytest.approx(1.1) and judged["converged"] is False
     conv["n=400"]["change"] = ledger.summarize([-0.8, -1.0])
-    assert ch.judge_convergence(conv, eff)["converged"] is True
+    assert ch.judge_convergence(conv, eff)["converged"] is True and not ch.judge_convergence(conv, eff)["noisy"]
+    conv["n=400"]["change"] = ledger.summarize([-3.0, 1.4])    # moves 0.8 < 1.0, but its s.e. is 2.2
+    assert ch.judge_convergence(conv, eff)["noisy"] is True
+    assert ledger.NOISY_CHECK in ch.convergence_markdown({**conv, "n=100": {**conv["n=100"], "acc": [1.0, 2.0],
+                                                                            "acc_longer": [1.0, 2.0]},
+                                                          "n=400": {**conv["n=400"], "acc": [1.0, 2.0],
+                                                                    "acc_longer": [1.0, 2.0]}}, eff)
     # no effect resolved: the ledger's default tolerance decides
     none = {"gain/+LSA/n=400": eff["gain/+LSA/n=400"]}
     assert ch.judge_convergence(conv, none)["smallest_effect"] == ledger.DEFAULT_TOLERANCE

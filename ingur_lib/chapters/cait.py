@@ -280,9 +280,9 @@ def _grid(cfg: Config, seeds, lrs: dict, progress: bool) -> tuple[dict, dict, di
 def converged(convergence: dict, eff: dict) -> dict:
     """DESIGN.md's rule, judged by `ledger.convergence`: the ViT's move at 1.5x the steps against the smallest
     effect resolved beyond 2 s.e.; nulls are reported with their intervals and decide nothing."""
-    out = ledger.convergence(convergence["delta"]["mean"], eff)
+    out = ledger.convergence(convergence["delta"], eff)
     return {"smallest_effect": out["smallest_name"], "smallest": out["smallest_effect"], "moved": out["moved"],
-            "converged": out["converged"]}
+            "converged": out["converged"], "noisy": out["noisy"]}
 
 
 def effects(acc: dict, cfg: Config) -> dict:
@@ -483,8 +483,8 @@ def depth_table(results: dict) -> str:
 
 
 def _effect(s: dict) -> str:
-    """mean ± s.e. and whether it clears 2 s.e."""
-    inside_ = abs(s["mean"]) <= 2 * s["se"]
+    """mean ± s.e. and whether it clears 2 s.e. (`ledger.resolved`)."""
+    inside_ = not ledger.resolved(s)
     return (f"{s['mean']:+.2f} ± {s['se']:.2f} points (n = {s['n']}; "
             f"{'a null: within' if inside_ else 'outside'} 2 s.e.)")
 
@@ -514,7 +514,8 @@ def _convergence_verdict(conv: dict) -> str:
         return "No effect is resolved beyond 2 s.e., so no effect is smaller than this move."
     ok = conv["converged"]
     return (f"That is {'less' if ok else 'more'} than the smallest resolved effect ({conv['smallest_effect']}, "
-            f"{conv['smallest']:.2f} points): {'converged' if ok else 'not converged'} by the book's rule.")
+            f"{conv['smallest']:.2f} points): {'converged' if ok else 'not converged'} by the book's rule"
+            f"{'; ' + ledger.NOISY_CHECK if conv['noisy'] else ''}.")
 
 
 def _sweep_line(sweep: dict) -> str:
@@ -535,8 +536,8 @@ def _talking_heads_cost(over: dict) -> str:
 
 
 def _direction(s: dict) -> str:
-    """'helps', 'hurts' or a null, by whether the paired effect clears 2 s.e."""
-    if abs(s["mean"]) <= 2 * s["se"]:
+    """'helps', 'hurts' or a null, by whether the paired effect clears 2 s.e. (`ledger.resolved`)."""
+    if not ledger.resolved(s):
         return "makes no difference we can resolve (a null)"
     return "helps" if s["mean"] > 0 else "hurts"
 

@@ -426,9 +426,9 @@ def judge_convergence(conv: dict, comparisons: list[dict]) -> dict:
     epochs against the smallest resolved distillation effect (the ledger's default tolerance if none is)."""
     effects = {c["claim"]: {"mean": c["ours"], "std": c["ours_std"], "n": c["n_seeds"]}
                for c in comparisons if c["claim"] in ACCURACY_CLAIMS}
-    out = ledger.convergence(conv["change_points"]["mean"], effects, default=ledger.DEFAULT_TOLERANCE)
+    out = ledger.convergence(conv["change_points"], effects, default=ledger.DEFAULT_TOLERANCE)
     return {**conv, "smallest_effect_points": out["smallest_effect"], "smallest_effect_name": out["smallest_name"],
-            "converged": out["converged"]}
+            "converged": out["converged"], "noisy": out["noisy"]}
 
 
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
@@ -548,7 +548,8 @@ def reading(results: dict) -> str:
                     f"undistilled student moves by {ch['mean']:+.2f} ± {ch['std'] / ch['n'] ** 0.5:.2f} points "
                     f"({ch['n']} seeds, paired), {'less' if judged['converged'] else 'more'} than "
                     f"{judged['smallest_effect_points']:.2f} points ({against}): "
-                    f"{'converged' if judged['converged'] else 'NOT converged'}.")
+                    f"{'converged' if judged['converged'] else 'NOT converged'}"
+                    f"{'; ' + ledger.NOISY_CHECK if judged['noisy'] else ''}.")
         text.append(_teacher_sentence(conv))
     now = config("standard")
     n_student = prov["dataset"]["splits"]["student_train"]

@@ -267,8 +267,8 @@ def judge_convergence(conv: dict, eff: dict) -> dict:
     """DESIGN.md's rule through `ledger.convergence`: the ViT's largest mean move at `factor` x the epochs
     against the smallest effect resolved beyond 2 s.e. (none resolved: the ledger's default tolerance).
     Judged from the stored numbers whenever asked, never stored as a verdict."""
-    moves = [v["change"]["mean"] for k, v in conv.items() if k.startswith("n=")]
-    return ledger.convergence(max(moves, key=abs), eff, default=ledger.DEFAULT_TOLERANCE)
+    moves = [v["change"] for k, v in conv.items() if k.startswith("n=")]
+    return ledger.convergence(max(moves, key=lambda m: abs(m["mean"])), eff, default=ledger.DEFAULT_TOLERANCE)
 
 
 def _gain(acc_n: dict, variant: str, over: str = "ViT") -> dict:
@@ -364,9 +364,10 @@ def convergence_markdown(conv: dict, eff: dict) -> str:
     what = (f"the smallest effect resolved beyond 2 s.e. ({j['smallest_name'].replace('/', ' ')})"
             if j["smallest_name"] else "no effect resolved, so the ledger's default tolerance")
     verdict = "converged by this test" if j["converged"] else "**not converged** by this test"
+    noisy = f"; {ledger.NOISY_CHECK}" if j["noisy"] else ""
     return (f"Convergence check (ViT, seeds {conv['seeds']}, {conv['factor']}x the epochs), mean over "
             f"seeds: {moves}. The largest mean move, {j['moved']:.2f} points, against {what} of "
-            f"{j['smallest_effect']:.2f}: {verdict}.")
+            f"{j['smallest_effect']:.2f}: {verdict}{noisy}.")
 
 
 def bracket_markdown(sweep: dict) -> str:
