@@ -685,8 +685,8 @@ def summary_markdown(results: dict) -> str:
     size = ", ".join(f"{k} {c[k]['size_ratio']:.1f}x (binary layers alone "
                      f"{c[k]['binary_layers_ratio']:.1f}x)" for k in names)
     return (f"**Recorded standard run** ({n} seeds, mean ± s.e.; {cfg['n_train']:,} training images, "
-            f"{cfg['steps']} steps of batch {cfg['batch_size']} per student at learning rate {cfg['lr']:g}, "
-            f"{cfg['teacher_steps']} at {cfg['teacher_lr'] or cfg['lr']:g} for the teacher, "
+            f"{cfg['steps']:,} steps of batch {cfg['batch_size']} per student at learning rate {cfg['lr']:g}, "
+            f"{cfg['teacher_steps']:,} at {cfg['teacher_lr'] or cfg['lr']:g} for the teacher, "
             f"{results['provenance']['wall_time_s'] / 60:.0f} min in all). Test accuracy (%): {ladder}.\n\n"
             f"Paired gain of each rung over the one before (points): "
             f"{'; '.join(_gain_markdown(b, s) for b, s in gains.items())}.\n\n"
