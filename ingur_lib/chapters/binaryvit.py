@@ -451,7 +451,6 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     metrics = {f"test_acc/{k}": ledger.summarize(v) for k, v in acc.items()}
     metrics.update({f"gain/{b}": _paired(acc, b, a) for a, b in zip(names, names[1:])})
     metrics.update({f"gap_to_teacher/{k}": _paired(acc, TEACHER, k) for k in acc if k != TEACHER})
-    _judge_convergence(conv, {b: metrics[f"gain/{b}"] for b in names[1:]})
     prov = provenance(profile, seeds, time.perf_counter() - t0, config=cfg, workers=_workers(cfg),
                       dataset={"name": data.name, "source": data.source, "n_train": cfg.n_train,
                                "n_test": len(data.test_y)})

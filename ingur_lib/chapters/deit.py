@@ -545,7 +545,7 @@ def reading(results: dict) -> str:
         label = dict(EFFECTS).get(name, name)
         against = f"the smallest resolved effect, {label}" if name else "no effect resolved: the default tolerance"
         text.append(f"Convergence check: trained {conv['epochs'][1]} instead of {conv['epochs'][0]} epochs, the "
-                    f"undistilled student moves by {ch['mean']:+.2f} ± {ch['std'] / ch['n'] ** 0.5:.2f} points "
+                    f"undistilled student moves by {ledger.mean_se(ch, 2, '+')} points "
                     f"({ch['n']} seeds, paired), {'less' if judged['converged'] else 'more'} than "
                     f"{judged['smallest_effect_points']:.2f} points ({against}): "
                     f"{'converged' if judged['converged'] else 'NOT converged'}"
