@@ -8,7 +8,8 @@ Two kinds of files feed it, both validated on read:
   `none`: "no effect"; `sign`: "A beats B" with no size, read from the value's sign), a `tolerance`
   (the smallest effect that counts for it), `deterministic: true` (a count such as parameters, FLOPs or
   bytes, which one run measures without seed noise) and
-  `not_testable: <why>` (we measure another quantity, so the row cannot be judged).
+  `not_testable: <why>` (the quantity cannot be measured at our scale, so the row cannot be judged) or
+  `not_run: <why, and what it would cost>` (it could be measured, but the budget left it out).
 * `data/results/<chapter>/<profile>.json`: written only by running the code (`record`), with
   provenance (commit, dirty flag, date, machine, torch, profile, seeds, wall time, dataset, config),
   the metrics (mean, std and the per-seed values), and our numbers for claims (`compare`): mean, std,
@@ -31,8 +32,8 @@ from .distributed import is_main_process
 from .errors import IngurError
 from .paths import repo_root, reported_dir, results_dir
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not testable at this scale")
-REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = VERDICTS
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not testable at this scale", "not run")
+REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE, NOT_RUN = VERDICTS
 FORMS = ("effect", "bound", "none", "sign")
 # The smallest effect (in the claim's unit, usually accuracy points) a verdict counts, unless a claim sets its own.
 DEFAULT_TOLERANCE = 0.3
@@ -69,8 +70,12 @@ def _validate_claim(c, where: str) -> None:
     if c["kind"] == "relative" and form == "effect" and abs(c["value"]) <= tol:
         raise IngurError(f"{where}: claim {cid!r} states an effect of {c['value']} within its tolerance "
                          f"{tol}: write `form: none` (no effect) or give a smaller tolerance.")
-    if "not_testable" in c and not (isinstance(c["not_testable"], str) and c["not_testable"].strip()):
-        raise IngurError(f"{where}: claim {cid!r} not_testable must say why in a sentence.")
+    for key in ("not_testable", "not_run"):
+        if key in c and not (isinstance(c[key], str) and c[key].strip()):
+            raise IngurError(f"{where}: claim {cid!r} {key} must say why in a sentence.")
+    if "not_testable" in c and "not_run" in c:
+        raise IngurError(f"{where}: claim {cid!r} is both not_testable and not_run: keep the one that holds "
+                         f"(not_testable: cannot be measured at our scale; not_run: the budget left it out).")
     if form == "bound" and c["value"] == 0:
         raise IngurError(f"{where}: claim {cid!r} is a bound of 0: give its signed limit (-0.5: loses at most "
                          f"0.5; +5: costs at most 5) or write `form: none`.")
@@ -178,9 +183,33 @@ def interval(mean: float, std: float, n: int) -> tuple[float, float]:
 
 
 def resolved(effect: dict) -> bool:
-    """DESIGN.md's test for an effect (a `summarize`/`paired` dict): two seeds at least and a mean outside
-    2 standard errors of zero. A single-seed run is never an effect."""
-    return effect.get("n", 1) > 1 and abs(effect["mean"]) > 2 * se(effect)
+    """The book's one standard of evidence (DESIGN.md), its one copy: an effect (a `summarize`/`paired`
+    dict over seeds) is resolved when its 95% t-interval (`interval`) excludes zero. The same rule decides
+    the ledger's verdicts (`judge`), the convergence gates (`smallest_effect`) and every sentence a page
+    states about an effect. A single seed has no interval and is never an effect."""
+    if effect.get("n", 1) < 2:
+        return False
+    lo, hi = interval(effect["mean"], effect.get("std", 0.0), effect["n"])
+    return lo > 0 or hi < 0
+
+
+# The rule in words, for pages: what a resolved effect and a null are (a chapter never writes its own).
+RESOLVED_WORDS = "its 95% interval excludes 0"
+NULL_WORDS = "its 95% interval includes 0"
+
+
+def effect_text(s: dict, digits: int = 1, unit: str = "") -> str:
+    """A paired effect as every page writes it: '+0.56 ± 0.20 points, 95% interval [+0.13, +0.99]'
+    (mean ± s.e.; one seed: its value alone, with no interval)."""
+    if s.get("n", 1) < 2:
+        return f"{s['mean']:+.{digits}f}{unit} (one seed)"
+    lo, hi = interval(s["mean"], s["std"], s["n"])
+    return f"{mean_se(s, digits, '+')}{unit}, 95% interval [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def direction(s: dict) -> str:
+    """What the evidence rule (`resolved`) says of a paired effect: 'a gain', 'a loss' or 'a null'."""
+    return "a null" if not resolved(s) else "a gain" if s["mean"] > 0 else "a loss"
 
 
 def convergence(moved: float | dict, effects: dict, default: float | None = None) -> dict:
@@ -204,7 +233,8 @@ NOISY_CHECK = "but the change's s.e. exceeds that effect, so a creep of its size
 
 
 def smallest_effect(effects: dict, default: float | None = None) -> tuple[str | None, float | None]:
-    """The smallest effect a run resolves (`resolved`), as (name, |mean|); with none resolved, (None, default).
+    """The smallest effect a run resolves (`resolved`: its 95% interval excludes 0), as (name, |mean|); with
+    none resolved, (None, default).
     Whatever moves a run's numbers by less than this cannot change what the run concludes."""
     sizes = {k: abs(e["mean"]) for k, e in effects.items() if resolved(e)}
     name = min(sizes, key=sizes.get) if sizes else None
@@ -247,23 +277,38 @@ def _g(x: float) -> str:
     return f"{x:+g}"
 
 
-def _effect(v, m, lo, hi, tol):
-    """A claimed effect v: our interval must exclude 0 on v's side and reach v's size within 2x."""
+# How close to the paper's size an effect must come, by what it measures (the ledger page states both): a
+# score (accuracy, BLEU, AUC points) read over seeds within a factor of two; a cost (parameters, FLOPs,
+# throughput, size: units "%" or "x") within 25%, since a reader budgets by it and we measure it tightly.
+SIZE_BANDS = {"score": 2.0, "cost": 1.25}
+COST_UNITS = ("%", "% less", "% more", "x")
+
+
+def size_band(c: dict) -> float:
+    """The factor within which our point estimate must lie of claim `c`'s size (`SIZE_BANDS`)."""
+    return SIZE_BANDS["cost" if c["unit"] in COST_UNITS else "score"]
+
+
+def _effect(v, m, lo, hi, tol, band=SIZE_BANDS["score"]):
+    """A claimed effect v: our interval must exclude 0 on v's side (the evidence rule), and our point
+    estimate must lie within a factor `band` of |v| (widened to |v| ± tol where that is wider)."""
     s = 1.0 if v > 0 else -1.0
     a, b = sorted((s * lo, s * hi))            # our interval, in the direction of the paper's effect
     size, x = abs(v), s * m
+    low, high = min(size / band, size - tol), max(size * band, size + tol)
+    within = f"within a factor of {band:g} of its {_g(v)}"
     if a > 0:
-        if b < size / 2:
-            return PARTLY, f"the paper's sign, but below half its {_g(v)}", 0.0
-        if a > 2 * size:
-            return PARTLY, f"the paper's sign, but above twice its {_g(v)}", 0.0
-        return REPRODUCED, f"the paper's sign, and its size {_g(v)} within a factor of 2", 0.0
+        if x < low:
+            return PARTLY, f"the paper's sign, but our mean is not {within} (below {low:.3g})", 0.0
+        if x > high:
+            return PARTLY, f"the paper's sign, but our mean is not {within} (above {high:.3g})", 0.0
+        return REPRODUCED, f"the paper's sign, and our mean {within}", 0.0
     if b < 0:
         return NOT_REPRODUCED, f"the opposite sign to the paper's {_g(v)}", 0.0
-    if b < size / 2:
-        return NOT_REPRODUCED, f"excludes the paper's {_g(v)} (and anything above half of it)", 0.0
-    # Deciding needs a half-width below the larger of the distances to 0 and to half the paper's size.
-    return INCONCLUSIVE, f"too wide to tell no effect from the paper's {_g(v)}", max(x, size / 2 - x)
+    if b < low:
+        return NOT_REPRODUCED, f"excludes the paper's {_g(v)} (and anything above {low:.3g})", 0.0
+    # Deciding needs a half-width below the larger of the distances to 0 and to the band's lower edge.
+    return INCONCLUSIVE, f"too wide to tell no effect from the paper's {_g(v)}", max(x, low - x)
 
 
 def _bound(v, m, lo, hi, tol):
@@ -305,15 +350,16 @@ _RULES = {"effect": _effect, "bound": _bound, "none": _none, "sign": _sign}
 
 def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "relative",
           tolerance: float = DEFAULT_TOLERANCE, testable: bool = True, *, form: str = "effect", n: int = 1,
-          deterministic: bool = False) -> tuple[str, str]:
+          deterministic: bool = False, band: float = SIZE_BANDS["score"]) -> tuple[str, str]:
     """The verdict for one claim, from the numbers alone, with the rule that gave it.
 
     `ours` is the mean over `n` seeds and `ours_std` their sample std; the uncertainty is the 95% t
     interval, mean ± t·s.e. with s.e. = std/√n. One seed has no spread, so it is `inconclusive` unless
     the quantity is `deterministic` (a count: parameters, FLOPs, bytes). By the claim's `form`:
-    effect: reproduced when the interval excludes 0 on the paper's side and reaches its size within 2x,
-    partly when the sign is right but the interval lies below half or above twice the size, not
-    reproduced when it lies on the other side of 0 or below half the size; bound: reproduced when the
+    effect: reproduced when the interval excludes 0 on the paper's side (`resolved`) and our mean lies
+    within a factor `band` of the paper's size (`size_band`: 2 for a score, 1.25 for a cost; widened to
+    ± `tolerance` where wider), partly when the sign is resolved but the mean lies outside that band, not
+    reproduced when the interval lies on the other side of 0 or below the band; bound: reproduced when the
     interval stays within the bound plus `tolerance`, not reproduced when it lies beyond; none:
     reproduced inside ±tolerance, not reproduced outside. Otherwise inconclusive, with about how many
     seeds would decide. Absolute claims and untestable ones are `not testable at this scale`.
@@ -327,7 +373,8 @@ def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "rela
     lo, hi = interval(ours, ours_std, n)
     said = (f"ours {_num(ours, True)}, without seed noise" if n < 2
             else f"95% interval [{_num(lo, True)}, {_num(hi, True)}] over {n} seeds")
-    verdict, why, distance = _RULES[form](reported, ours, lo, hi, tolerance)
+    extra = (band,) if form == "effect" else ()
+    verdict, why, distance = _RULES[form](reported, ours, lo, hi, tolerance, *extra)
     if verdict == INCONCLUSIVE:
         k = seeds_to_decide(ours_std, distance, n)
         why += (f"; about {k} seeds would decide if the spread stays {ours_std:.2g}" if k
@@ -338,10 +385,10 @@ def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "rela
 def judge_row(c: dict, row: dict) -> tuple[str, str]:
     """The verdict on YAML claim `c` for our stored comparison `row` (as `compare` writes it)."""
     if c.get("not_testable"):
-        return NOT_TESTABLE, c["not_testable"]
+        return NOT_TESTABLE, c["not_testable"]   # (a `not_run` claim that a run did fill is judged)
     return judge(c["value"], row["ours"], row.get("ours_std", 0.0), c["kind"], tolerance(c),
                  row.get("testable", True), form=c.get("form", "effect"), n=row.get("n_seeds", 1),
-                 deterministic=c.get("deterministic", False))
+                 deterministic=c.get("deterministic", False), band=size_band(c))
 
 
 def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "",
@@ -520,7 +567,9 @@ def _rows_of(res: dict, reported: dict, paper: str | None) -> list[dict]:
 
 
 def _unrun(key: str, rep: dict, rc: dict) -> dict:
-    if rc.get("not_testable") or rc["kind"] == "absolute":
+    if rc.get("not_run") and rc["kind"] == "relative":
+        verdict, reason = NOT_RUN, rc["not_run"]
+    elif rc.get("not_testable") or rc["kind"] == "absolute":
         verdict, reason = NOT_TESTABLE, rc.get("not_testable") or "context: the paper's scale"
     else:
         verdict, reason = "not yet run", ""
@@ -630,7 +679,7 @@ def provenance_lines(chapter: str | None = None) -> list[str]:
 # sphinx-design badge colour per verdict, so a reader can scan a paper's column of verdicts.
 # (The theme's "secondary" is an orange beside "partly"'s: undecided reads grey.)
 BADGES = {REPRODUCED: "success", PARTLY: "warning", NOT_REPRODUCED: "danger", INCONCLUSIVE: "muted",
-          NOT_TESTABLE: "info", "not yet run": "light"}
+          NOT_TESTABLE: "info", NOT_RUN: "light", "not yet run": "light"}
 
 
 def _badge(verdict: str) -> str:
@@ -687,21 +736,28 @@ def _paper_section(chapter, sub) -> list[str]:
 
 
 RULE_TEXT = [
-    "Each claim states its form, and its verdict is judged when this page is built, from the stored numbers "
-    "against the claims as they stand now (`ingur_lib.ledger.judge`). An *effect* (\"A beats B by about "
-    "X\") is *reproduced* when our 95% interval excludes zero on the paper's side and reaches its size "
-    "within a factor of two; *partly* when the sign is right but the size is off; *not reproduced* when the "
-    "interval shows the opposite sign or excludes half the paper's size. A *bound* (\"loses at most X\") "
-    "is reproduced when the interval stays within X plus the claim's tolerance (losing less than the paper "
-    "counts), and *no effect* when it stays inside ± the tolerance. A *direction* stated without a size "
-    "(\"A beats B\") is reproduced when the interval lies beyond the tolerance on the paper's side. "
-    "An interval too wide to tell is "
-    "*inconclusive*, and the reason says about how many seeds would decide.",
-    "*Ours* reads mean ± standard error over n seeds; the interval is mean ± t·s.e. (Student's t, 4.30 "
-    "for 3 seeds), not the spread of single seeds. One seed cannot show an effect, except for counts that "
-    "do not depend on it (parameters, FLOPs, bytes). Absolute numbers at the paper's scale, claims we "
-    "measure as another quantity, and a second claim filled by a measurement that already fills one are "
-    "*not testable at this scale*. The fold under each table gives every number's source, our setting "
+    "One standard of evidence decides every verdict on this page, every convergence check and every sentence "
+    "a chapter states about an effect: the 95% interval over seeds (Student's t, paired per seed), "
+    "`ingur_lib.ledger.resolved`. An effect is *resolved* when that interval excludes zero; otherwise it is a "
+    "null, read with its interval. Each verdict is judged when this page is built, from the stored numbers "
+    "against the claims as they stand now (`ingur_lib.ledger.judge`).",
+    "Each claim states its form. An *effect* (\"A beats B by about X\") is *reproduced* when our interval "
+    "excludes zero on the paper's side and our mean lies within the size band of the paper's X: a factor "
+    "of two for a score (accuracy, BLEU or AUC points), 25% for a cost (parameters, FLOPs, throughput, "
+    "size, in % or x), either band widened to X ± the claim's tolerance where that is wider. It is *partly* "
+    "when the sign is resolved but the mean lies outside the band (judged by the mean, so a noisy run gains "
+    "nothing from a wide interval), and *not reproduced* when the interval shows the opposite sign or "
+    "lies wholly below the band. A *bound* (\"loses at most X\") is reproduced when the interval stays "
+    "within X plus the tolerance, and *no effect* when it stays inside ± the tolerance. A *direction* "
+    "stated without a size (\"A beats B\") is reproduced when the interval lies beyond the tolerance on the "
+    "paper's side. An interval too wide to tell is *inconclusive*, and the reason says about how many seeds "
+    "would decide.",
+    "*Ours* reads mean ± standard error over n seeds (the interval is mean ± t·s.e.: t = 4.30 for 3 seeds), "
+    "not the spread of single seeds. One seed cannot show an effect, except for counts that do not depend "
+    "on it (parameters, FLOPs, bytes). *Not testable at this scale* means the quantity cannot be measured "
+    "at our scale: absolute numbers at the paper's scale, a claim whose quantity we measure as another, "
+    "and a second claim filled by a measurement that already fills one. *Not run* means the budget left it "
+    "out, and says what it would cost. The fold under each table gives every number's source, our setting "
     "and the reason.",
 ]
 
@@ -721,7 +777,7 @@ def book_page(chapters) -> str:
              "```{note}\nThis page is generated by `python -m ingur_lib ledger --write` from "
              "`data/reported/*.yaml` (what each paper reports, with its table or section) and "
              "`data/results/*/*.json` (what running this book's code produced, with provenance). "
-             "Do not edit it by hand.\n```", "", RULE_TEXT[0], "", RULE_TEXT[1], "",
+             "Do not edit it by hand.\n```", "", RULE_TEXT[0], "", RULE_TEXT[1], "", RULE_TEXT[2], "",
              f"Totals: {_tally(df)}.", ""]
     for c in chapters:
         sub = df[df["paper"] == c.paper]

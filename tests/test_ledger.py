@@ -309,10 +309,51 @@ def test_a_chapter_without_a_recorded_run_lists_its_papers_claims(toy_root):
 
 
 # ---------------------------------------------------------------- the convergence rule (one copy for every chapter)
-def test_resolved_needs_two_seeds_and_two_standard_errors():
-    assert ledger.resolved({"mean": 1.0, "std": 0.5, "n": 3})          # s.e. 0.29: 1.0 > 0.58
-    assert not ledger.resolved({"mean": 0.5, "std": 0.5, "n": 3})      # 0.5 < 0.58
+def test_resolved_is_the_95_percent_interval_excluding_zero():
+    # std 0.5 over 3 seeds: half-width 1.24 (t = 4.303), not the 0.58 that "2 s.e." allowed.
+    assert not ledger.resolved({"mean": 1.0, "std": 0.5, "n": 3})      # [-0.24, 2.24]
+    assert ledger.resolved({"mean": 1.3, "std": 0.5, "n": 3})          # [0.06, 2.54]
+    assert ledger.resolved({"mean": -1.3, "std": 0.5, "n": 3})         # a loss is resolved alike
+    assert not ledger.resolved({"mean": 0.5, "std": 0.1, "n": 2})      # t = 12.7 at two seeds: [-0.40, 1.40]
     assert not ledger.resolved({"mean": 9.0, "std": 0.0, "n": 1})      # one seed is never an effect
+
+
+@pytest.mark.parametrize("mean, std, n", [(0.56, 0.45, 5), (1.0, 0.5, 3), (-2.0, 1.5, 4), (0.3, 0.01, 2)])
+def test_one_rule_decides_the_pages_the_gates_and_the_verdicts(mean, std, n):
+    """`resolved` (pages, convergence gates) and `judge` (verdicts) read the same interval."""
+    s = {"mean": mean, "std": std, "n": n}
+    lo, hi = ledger.interval(mean, std, n)
+    assert ledger.resolved(s) == (lo > 0 or hi < 0)
+    assert ledger.direction(s) == ("a null" if not ledger.resolved(s) else "a gain" if mean > 0 else "a loss")
+    # a claimed effect of the same sign and size is reproduced exactly when the interval excludes 0
+    assert (ledger.judge(mean, mean, std, n=n)[0] == "reproduced") == ledger.resolved(s)
+    assert "95% interval" in ledger.effect_text(s)
+    smallest = ledger.smallest_effect({"e": s})
+    assert smallest == (("e", abs(mean)) if ledger.resolved(s) else (None, None))
+
+
+def test_the_size_is_judged_by_the_point_estimate_not_an_overlapping_interval():
+    # 08's +affine: mean 0.56 over 5 seeds, resolved, against the paper's +1.6: the interval reaches 0.8
+    # but the mean is below half the paper's size, so the size is off (partly), not reproduced.
+    verdict, why = ledger.judge(1.6, 0.56, 0.45, n=5)
+    assert ledger.interval(0.56, 0.45, 5)[1] > 0.8 and verdict == "partly" and "factor of 2" in why
+    assert ledger.judge(1.6, 0.9, 0.45, n=5)[0] == "reproduced"
+
+
+def test_a_claims_tolerance_widens_the_size_band_of_a_small_effect():
+    # paper +0.5, ours 0.22 ± tight: below half (0.25), but within the claim's tolerance 0.3 of 0.5
+    assert ledger.judge(0.5, 0.22, 0.01, n=5, tolerance=0.0)[0] == "partly"
+    assert ledger.judge(0.5, 0.22, 0.01, n=5, tolerance=0.3)[0] == "reproduced"
+
+
+def test_a_cost_is_judged_within_25_percent_a_score_within_a_factor_of_two():
+    cost = {"unit": "%"}
+    score = {"unit": "points"}
+    assert ledger.size_band(cost) == 1.25 and ledger.size_band(score) == 2.0
+    # 07's parameter cut: -14.5 ± 0.04 against -23.5 is a precise measurement at 62% of the size
+    assert ledger.judge(-23.5, -14.5, 0.07, n=3, band=ledger.size_band(cost))[0] == "partly"
+    assert ledger.judge(-23.5, -14.5, 0.07, n=3, band=ledger.size_band(score))[0] == "reproduced"
+    assert ledger.judge(-23.5, -20.0, 0.07, n=3, band=ledger.size_band(cost))[0] == "reproduced"
 
 
 def test_convergence_compares_the_move_with_the_smallest_resolved_effect():

@@ -279,6 +279,13 @@ def _comparisons(acc: dict, cfg: Config, budget: dict | None = None) -> list[dic
     return rows
 
 
+def _guarded_effects(rows: list[dict]) -> dict:
+    """The effects whose size the convergence check guards, from the comparisons: the grid's models only
+    (claim 4's pair trains on a short budget by design)."""
+    return {f"{r['claim']}/{r['metric']}": {"mean": r["ours"], "std": r["ours_std"], "n": r["n_seeds"]}
+            for r in rows if r["claim"] != "larger_patch_under_budget"}
+
+
 def convergence_checks(acc: dict, longer: dict, effects: dict, factor: float) -> dict:
     """Per size and setting: the runs, the paired change when trained `factor`x longer, and the book's
     one rule (`ledger.convergence`) against the smallest effect the run resolves."""
@@ -302,10 +309,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     budget = budget_runs(cfg, seeds, progress) if cfg.budget else None
     metrics = {f"test_acc/{v}/n={n}": ledger.summarize(a) for n, per in acc.items() for v, a in per.items()}
     rows = _comparisons(acc, cfg, budget)
-    # the check covers the grid's models: claim 4's pair trains on a short budget by design
-    effects = {f"{r['claim']}/{r['metric']}": {"mean": r["ours"], "std": r["ours_std"], "n": r["n_seeds"]}
-               for r in rows if r["claim"] != "larger_patch_under_budget"}
-    conv = convergence_checks(acc, longer, effects, cfg.longer)
+    conv = convergence_checks(acc, longer, _guarded_effects(rows), cfg.longer)
     metrics.update({f"convergence/{s}/n={n}": c["change"] for n, per in conv.items() for s, c in per.items()})
     if budget:
         metrics.update({f"budget/{k}/n={cfg.budget.size}": ledger.summarize(budget[k]) for k in ("big", "small")})
@@ -381,13 +385,13 @@ def _se(c: dict) -> str:
     return ledger.mean_se(c, 2, "+")
 
 
-def _checks(conv: dict) -> str:
-    """The convergence check, per size and setting, with the rule's verdict."""
+def _checks(conv: dict, effects: dict) -> str:
+    """The convergence check, per size and setting, with the rule's verdict judged now (never stored)."""
     out = []
     for n, per in conv.items():
         per = {"none": per} if "change" in per else per      # a file from before the per-setting check
         for s, c in per.items():
-            rule = c.get("rule") or {}
+            rule = ledger.convergence(c["change"]["mean"], effects)
             verdict = {True: "converged", False: "NOT converged", None: "undecided"}[rule.get("converged")]
             bar = (f", smallest resolved effect {rule['smallest_effect']:.2f}"
                    if rule.get("smallest_effect") is not None else "")
@@ -424,6 +428,20 @@ def _budget_text(b: dict | None) -> list[str]:
             f"(mean ± s.e.); paired difference {_se(ledger.paired(b['big'], b['small']))} points."]
 
 
+def _leads_text(acc: dict) -> str:
+    """Per size, the setting with the highest mean (`none` included) and its paired lead over the runner-up,
+    called a lead only when the evidence rule (`ledger.resolved`) resolves it."""
+    out = []
+    for n in sorted(acc, key=int):
+        mean = lambda v: sum(acc[n][v]) / len(acc[n][v])  # noqa: E731
+        first, second = sorted((v for v in acc[n] if v != REG), key=mean, reverse=True)[:2]
+        d = ledger.paired(acc[n][first], acc[n][second])
+        word = "a resolved lead" if ledger.resolved(d) else "a null: neither is resolved as the better"
+        out.append(f"at {int(n):,} images `{first}`, ahead of `{second}` by {ledger.effect_text(d, 2)} "
+                   f"points ({word})")
+    return "Highest mean setting: " + "; ".join(out) + "."
+
+
 def results_text(results: dict) -> str:
     """The recorded grid in words and one table (mean ± s.e. over seeds), for the notebook's prose:
     every number here comes from the results file, none is typed by hand."""
@@ -435,12 +453,12 @@ def results_text(results: dict) -> str:
     rows = [head, "|---" * (len(sizes) + 1) + "|"]
     rows += [f"| {v} | " + " | ".join(_pm(acc[n][v]) if v in acc[n] else "–" for n in sizes) + " |"
              for v in names]
-    best = ", ".join(f"`{results['best_setting'][n]}` at {int(n):,} images" for n in sizes)
     factor = results["provenance"]["config"].get("longer", 1.5)
     return "\n".join([
         f"**The recorded grid** (test accuracy %, mean ± s.e. over {n_seeds} seeds):", "", *rows, "",
-        f"Best augmentation setting by mean: {best}. Convergence check, each checked setting trained "
-        f"{factor}x longer minus as recorded (paired by seed, mean ± s.e.): {_checks(conv)}. "
+        f"{_leads_text(acc)} Convergence check, each checked setting trained "
+        f"{factor}x longer minus as recorded (paired by seed, mean ± s.e.): "
+        f"{_checks(conv, _guarded_effects(results['comparisons']))}. "
         f"RandAugment(2, 20) ran at {results['randaugment_images_per_s']:,.0f} images/s on one thread.", "",
         more_steps_text(conv), "", *_budget_text(results.get("budget"))])
 

@@ -404,7 +404,7 @@ def _checked_on(models: dict[str, int], i: int) -> list[str]:
 
 def _judge_convergence(conv: dict, gains: dict) -> None:
     """Converged (DESIGN.md, `ledger.convergence`): 1.5x the steps moves the accuracy by less than the smallest
-    rung gain resolved beyond 2 s.e. (with none resolved, the ledger's default tolerance)."""
+    rung gain resolved by the evidence rule (`ledger.resolved`; with none resolved, the default tolerance)."""
     for v in conv.values():
         out = ledger.convergence(ledger.paired(v["acc_1.5x"], v["acc"]), gains, default=ledger.DEFAULT_TOLERANCE)
         v.update(smallest_effect=out["smallest_effect"], converged=out["converged"], noisy=out["noisy"])
@@ -607,12 +607,8 @@ def _mean_se(values, sign: str = "", digits: int = 1) -> str:
 
 
 def _gain_markdown(name: str, s: dict) -> str:
-    """A paired gain (`ledger.paired`) as mean ± s.e., said to be an effect (outside 2 s.e.) or a null with its
-    +-2 s.e. interval."""
-    if ledger.resolved(s):
-        return f"{name} {ledger.mean_se(s, sign='+')} ({'a gain' if s['mean'] > 0 else 'a loss'}, outside 2 s.e.)"
-    lo, hi = s["mean"] - 2 * ledger.se(s), s["mean"] + 2 * ledger.se(s)
-    return f"{name} {ledger.mean_se(s, sign='+')} (a null: within [{lo:+.1f}, {hi:+.1f}])"
+    """A paired gain (`ledger.paired`) with its 95% interval, and what the evidence rule calls it."""
+    return f"{name} {ledger.effect_text(s)} ({ledger.direction(s)})"
 
 
 def _components_markdown(acc: dict, last: str) -> str:
@@ -656,18 +652,18 @@ def _lr_markdown(name: str, accs: dict, used: str | None = None, smallest: float
 
 def _behind_best(accs: dict, best: str, used: str | None, smallest: float | None) -> str:
     """How far the best rate beats the one used, paired per seed. As in the convergence rule, a margin matters
-    when it is resolved (outside 2 s.e.) and not smaller than the smallest effect the run compares."""
+    when it is resolved (`ledger.resolved`) and not smaller than the smallest effect the run compares."""
     if used is None or used == best or used not in accs or len(accs[used]) < 2:
         return ""
     d = ledger.paired(accs[best], accs[used])
-    said = f"; it beats the rate used, {used}, by {ledger.mean_se(d, 2, '+')} per seed: "
+    said = f"; it beats the rate used, {used}, by {ledger.effect_text(d, 2)} per seed: "
     if not ledger.resolved(d):
-        return said + "within 2 s.e."
+        return said + "a null"
     if smallest is None:
-        return said + "outside 2 s.e., so the rate used is not tuned"
+        return said + "resolved, so the rate used is not tuned"
     if d["mean"] < smallest:
-        return said + f"outside 2 s.e., but less than the smallest effect ({smallest:.2f})"
-    return said + f"outside 2 s.e. and not less than the smallest effect ({smallest:.2f}), so the rate used is not tuned"
+        return said + f"resolved, but less than the smallest effect ({smallest:.2f})"
+    return said + f"resolved and not less than the smallest effect ({smallest:.2f}), so the rate used is not tuned"
 
 
 def summary_markdown(results: dict) -> str:
@@ -703,9 +699,10 @@ def takeaways_markdown(results: dict) -> str:
     acc, names = results["accuracy"], [k for k in RUNGS if k in results["accuracy"]]
     said = {"gain": [], "null": [], "loss": []}
     for b, s in _rung_gains(results).items():
-        said["null" if not ledger.resolved(s) else "gain" if s["mean"] > 0 else "loss"].append(b)
+        said[ledger.direction(s).split()[-1]].append(b)
     n, last = len(acc[names[0]]), names[-1]
-    out = [f"* Outside 2 s.e. over {n} seeds, these enhancements helped at this scale: "
+    out = [f"* By the evidence rule (a gain's 95% interval over {n} seeds excludes 0), these enhancements "
+           f"helped at this scale: "
            f"{', '.join(said['gain']) or 'none'}; nulls: {', '.join(said['null']) or 'none'}; "
            f"losses: {', '.join(said['loss']) or 'none'}. The paper's ladder gains at every rung."]
     gap, c = ledger.summarize([t - x for t, x in zip(acc[TEACHER], acc[last])]), results["cost"]

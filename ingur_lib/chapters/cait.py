@@ -279,7 +279,8 @@ def _grid(cfg: Config, seeds, lrs: dict, progress: bool) -> tuple[dict, dict, di
 
 def converged(convergence: dict, eff: dict) -> dict:
     """DESIGN.md's rule, judged by `ledger.convergence`: the ViT's move at 1.5x the steps against the smallest
-    effect resolved beyond 2 s.e.; nulls are reported with their intervals and decide nothing."""
+    effect the evidence rule resolves (`ledger.resolved`); nulls are reported with their intervals and decide
+    nothing."""
     out = ledger.convergence(convergence["delta"], eff)
     return {"smallest_effect": out["smallest_name"], "smallest": out["smallest_effect"], "moved": out["moved"],
             "converged": out["converged"], "noisy": out["noisy"]}
@@ -483,10 +484,8 @@ def depth_table(results: dict) -> str:
 
 
 def _effect(s: dict) -> str:
-    """mean ± s.e. and whether it clears 2 s.e. (`ledger.resolved`)."""
-    inside_ = not ledger.resolved(s)
-    return (f"{s['mean']:+.2f} ± {s['se']:.2f} points (n = {s['n']}; "
-            f"{'a null: within' if inside_ else 'outside'} 2 s.e.)")
+    """mean ± s.e. with its 95% interval, and what the evidence rule (`ledger.resolved`) calls it."""
+    return f"{ledger.effect_text(s, 2, ' points')} (n = {s['n']}; {ledger.direction(s)})"
 
 
 def summary(results: dict) -> str:
@@ -511,7 +510,8 @@ def summary(results: dict) -> str:
 def _convergence_verdict(conv: dict) -> str:
     """The rule's verdict in words (judged from the stored numbers when the text is drawn)."""
     if conv["converged"] is None:
-        return "No effect is resolved beyond 2 s.e., so no effect is smaller than this move."
+        return ("No effect is resolved (no effect's 95% interval excludes 0), so the check has no effect to "
+                "compare this move with: it decides nothing.")
     ok = conv["converged"]
     return (f"That is {'less' if ok else 'more'} than the smallest resolved effect ({conv['smallest_effect']}, "
             f"{conv['smallest']:.2f} points): {'converged' if ok else 'not converged'} by the book's rule"
@@ -536,7 +536,7 @@ def _talking_heads_cost(over: dict) -> str:
 
 
 def _direction(s: dict) -> str:
-    """'helps', 'hurts' or a null, by whether the paired effect clears 2 s.e. (`ledger.resolved`)."""
+    """'helps', 'hurts' or a null, by the evidence rule (`ledger.resolved`)."""
     if not ledger.resolved(s):
         return "makes no difference we can resolve (a null)"
     return "helps" if s["mean"] > 0 else "hurts"

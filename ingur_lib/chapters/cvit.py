@@ -497,8 +497,9 @@ def _check_xray(student_xray):
 # ---------------------------------------------------------------- prose from the recorded results
 
 def _pm(s: dict) -> str:
-    """mean ± standard error (std / sqrt(n)) of a `ledger.summarize` dict."""
-    null = " (within 2 s.e. of zero: a null)" if s["n"] > 1 and not ledger.resolved(s) else ""
+    """mean ± standard error of a `ledger.summarize` dict; a null (the evidence rule, `ledger.resolved`)
+    says so with its interval."""
+    null = f" (a null: {ledger.NULL_WORDS})" if s["n"] > 1 and not ledger.resolved(s) else ""
     return ledger.mean_se(s, sign="+") + null
 
 
@@ -535,21 +536,27 @@ def _boundary_line(results: dict) -> str:
             f"fakes (1 = no preference): {', '.join(parts)}.")
 
 
+def _convergence_notes(m: dict, name: str, check: dict) -> list[str]:
+    """The book's one convergence rule (`ledger.convergence`) on one model's one-seed move in AUC and in
+    accuracy, each against the smallest effect of its own metric that the evidence rule resolves."""
+    said = []
+    for metric, word in (("auc", "AUC"), ("acc", "accuracy")):
+        effects = {k: v for k, v in m.items() if k.endswith(metric) and not k.startswith(("CViT/", "ViT/"))}
+        r = ledger.convergence(check[f"{metric}_moved"], effects)
+        verdict = ("decides nothing (no effect resolved)" if r["converged"] is None else
+                   f"{'converged' if r['converged'] else 'NOT converged'} (moved {r['moved']:.2f} against "
+                   f"{r['smallest_name']}'s {r['smallest_effect']:.2f})")
+        said.append(f"{word} {verdict}")
+    return [f"By the book's convergence rule, the {name}: {'; '.join(said)}."]
+
+
 def _verdict_notes(m: dict, conv: dict, cc: dict | None = None) -> str:
     """Sentences that follow from the numbers: a baseline at chance, a convergence check that fails."""
     notes = []
     if m["ViT/frame_auc"]["mean"] < 55:
         notes.append("The pure ViT stays near chance (frame AUC below 55) at this budget: the comparison "
                      "measures what each model learns in the same few steps, not their best.")
-    effect = abs(m["hybrid_minus_vit/frame_auc"]["mean"])
-    if abs(conv["auc_moved"]) >= effect:
-        notes.append("The convergence check fails: longer training moved the ViT's AUC by at least the "
-                     "effect, so the effect is not settled.")
-    elif abs(conv["auc_moved"]) >= 0.3 * effect:
-        notes.append("Longer training still moves the ViT by a sizeable share of the effect.")
-    own = [abs(v["mean"]) for k, v in m.items() if not k.startswith(("CViT/", "ViT/", "hybrid"))
-           and abs(v["mean"]) >= 2 * v["std"] / max(v["n"], 1) ** 0.5]          # the non-null effects
-    if cc is not None and own and max(abs(cc["auc_moved"]), abs(cc["acc_moved"])) >= min(own):
-        notes.append("Longer training moved the CViT by at least its smallest non-null effect above, so "
-                     "that effect is not settled by this check.")
+    for name, check in (("ViT", conv), ("CViT", cc)):
+        if check is not None:
+            notes += _convergence_notes(m, name, check)
     return ("\n\n" + " ".join(notes)) if notes else ""

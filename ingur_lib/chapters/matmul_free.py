@@ -527,7 +527,7 @@ def _count_calls(calls: list):
 def standard_summary(results: dict) -> str:
     """Markdown bullets of what a recorded standard run shows, every number read from `results`."""
     m, prov = results["metrics"], results["provenance"]
-    sw, conv = results.get("lr_sweep"), results.get("convergence")
+    sw, conv = results.get("lr_sweep"), _judged(results)
     gap = m["loss gap (% of Transformer++)"]
     se = {n: ledger.se(m[f"{n} / val_loss"]) for n in MODELS}
     chars = sum(prov["dataset"]["characters"].values())
@@ -540,9 +540,8 @@ def standard_summary(results: dict) -> str:
                    f"Best: " + ", ".join(f"{n} {lr:g}" for n, lr in sw["best_lr"].items()) + ".")
     out.append("- **Validation loss** at each model's best rate: " + ", ".join(
         f"{n} {m[f'{n} / val_loss']['mean']:.3f} ± {se[n]:.3f}" for n in MODELS) + " nats/char (s.e.).")
-    gse = ledger.se(gap)
     out.append(f"- **Gap**, MatMul-free minus Transformer++ in % of Transformer++'s loss, paired by seed: "
-               f"{gap['mean']:+.2f} ± {gse:.2f} % (s.e., {gap['n']} seeds).")
+               f"{ledger.effect_text(gap, 2, ' %')} ({gap['n']} seeds).")
     if conv:
         out.append(f"- **Convergence check**: {conv['model']} at lr {conv['lr']:g}, {conv['epochs']:g} -> "
                    f"{conv['epochs_longer']:g} epochs: validation loss {conv['val_loss']:.3f} -> "
@@ -553,11 +552,21 @@ def standard_summary(results: dict) -> str:
     return "\n".join(out + [reading(results)])
 
 
+def _judged(results: dict) -> dict:
+    """The stored convergence run judged now by the ledger's rule (never a verdict stored at recording)."""
+    conv = results.get("convergence")
+    if not conv:
+        return {}
+    raw = {k: v for k, v in conv.items() if k not in ("converged", "noisy", "moved", "smallest_name",
+                                                     "smallest_effect", "smallest_effect_pct")}
+    return judge_convergence(raw, results["metrics"]["loss gap (% of Transformer++)"])
+
+
 def reading(results: dict) -> str:
     """The recorded run in words, each sentence chosen from its numbers (so prose cannot contradict them):
-    where each model's rate fell in the sweep, which model is ahead and whether two s.e. resolve the gap,
-    and what the convergence check says about comparing the two."""
-    m, sw, conv = results["metrics"], results.get("lr_sweep") or {}, results.get("convergence") or {}
+    where each model's rate fell in the sweep, which model is ahead and whether the evidence rule
+    (`ledger.resolved`) resolves the gap, and what the convergence check says about comparing the two."""
+    m, sw, conv = results["metrics"], results.get("lr_sweep") or {}, _judged(results)
     gap, out = m["loss gap (% of Transformer++)"], []
     rates = sorted(float(k) for k in next(iter(sw["losses"].values()))) if sw else []
     if len(rates) == 1:
@@ -571,12 +580,14 @@ def reading(results: dict) -> str:
                                        else "The two models prefer different rates of the sweep") + where)
     ahead = MMF if gap["mean"] < 0 else BASE
     out.append(f"- **Loss.** {ahead} is ahead on average; " + (
-        "the paired gap is outside two standard errors, a resolved difference." if ledger.resolved(gap)
-        else "the paired gap is within two standard errors, so three seeds do not tell which is ahead."))
+        f"the paired gap is resolved ({ledger.RESOLVED_WORDS})." if ledger.resolved(gap)
+        else f"the paired gap is a null ({ledger.NULL_WORDS}), so {gap['n']} seeds do not tell which "
+             "is ahead."))
     if conv.get("converged") is not None:
+        checked = conv.get("model", BASE)
         out.append("- **Convergence.** " + (
-            "Trained 1.5x longer, Transformer++ moves less than the rule allows: the gap compares converged "
-            "models." if conv["converged"] else
-            "Trained 1.5x longer, Transformer++ still moves more than the rule allows: the gap is measured "
-            "at a fixed budget, not at convergence."))
+            f"Trained 1.5x longer on one seed, {checked} moves less than the rule allows" if conv["converged"]
+            else f"Trained 1.5x longer on one seed, {checked} still moves more than the rule allows")
+            + f"; {MMF if checked == BASE else BASE} was not checked, so the gap is measured at a fixed "
+            "budget, not shown to compare converged models.")
     return "\n".join(out)

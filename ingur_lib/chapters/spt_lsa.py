@@ -265,7 +265,8 @@ def convergence(cfg: Config, acc: dict, lrs: dict, seeds, progress: bool) -> dic
 
 def judge_convergence(conv: dict, eff: dict) -> dict:
     """DESIGN.md's rule through `ledger.convergence`: the ViT's largest mean move at `factor` x the epochs
-    against the smallest effect resolved beyond 2 s.e. (none resolved: the ledger's default tolerance).
+    against the smallest effect the evidence rule resolves (`ledger.resolved`; none resolved: the ledger's
+    default tolerance).
     Judged from the stored numbers whenever asked, never stored as a verdict."""
     moves = [v["change"] for k, v in conv.items() if k.startswith("n=")]
     return ledger.convergence(max(moves, key=lambda m: abs(m["mean"])), eff, default=ledger.DEFAULT_TOLERANCE)
@@ -361,7 +362,7 @@ def convergence_markdown(conv: dict, eff: dict) -> str:
     moves = "; ".join(f"{_mean(v['acc']):.2f}% → {_mean(v['acc_longer']):.2f}% at {k[2:]} images (change "
                       f"{_pm(v['change'])})" for k, v in conv.items() if k.startswith("n="))
     j = judge_convergence(conv, eff)
-    what = (f"the smallest effect resolved beyond 2 s.e. ({j['smallest_name'].replace('/', ' ')})"
+    what = (f"the smallest resolved effect ({j['smallest_name'].replace('/', ' ')})"
             if j["smallest_name"] else "no effect resolved, so the ledger's default tolerance")
     verdict = "converged by this test" if j["converged"] else "**not converged** by this test"
     noisy = f"; {ledger.NOISY_CHECK}" if j["noisy"] else ""
@@ -381,11 +382,11 @@ def bracket_markdown(sweep: dict) -> str:
 
 
 def resolved_markdown(eff: dict) -> str:
-    """Which paired effects are resolved (mean outside 2 s.e., `ledger.resolved`) and which are not."""
+    """Which paired effects the evidence rule resolves (`ledger.resolved`) and which are nulls."""
     yes = [k.replace("/", " ") for k, e in eff.items() if ledger.resolved(e)]
     no = [k.replace("/", " ") for k, e in eff.items() if not ledger.resolved(e)]
-    return (f"Resolved beyond 2 s.e.: {', '.join(yes) or 'none'}. Not resolved (a null at this number of "
-            f"seeds, read with its interval): {', '.join(no) or 'none'}.")
+    return (f"Resolved ({ledger.RESOLVED_WORDS}): {', '.join(yes) or 'none'}. Not resolved (a null at this "
+            f"number of seeds, read with its interval): {', '.join(no) or 'none'}.")
 
 
 def _mean(xs: list[float]) -> float:
@@ -393,8 +394,8 @@ def _mean(xs: list[float]) -> float:
 
 
 def _pm(e: dict) -> str:
-    """mean ± standard error (n seeds) of a `ledger.summarize` dict."""
-    return f"{ledger.mean_se(e, 2, '+')} (n = {e['n']})"
+    """mean ± standard error with its 95% interval (n seeds) of a `ledger.summarize` dict."""
+    return f"{ledger.effect_text(e, 2)} (n = {e['n']})"
 
 
 def results_markdown(results: dict) -> str:
@@ -406,7 +407,7 @@ def results_markdown(results: dict) -> str:
         cells = [f"{m[f'test_acc/{v}/n={n}']['mean']:.2f}" if f"test_acc/{v}/n={n}" in m else "" for v in VARIANTS]
         epochs = results.get("epochs", {}).get(str(n))  # absent in runs recorded before epochs scaled
         acc.append(f"| {n:,}" + (f" ({epochs:.0f} epochs)" if epochs else "") + " | " + " | ".join(cells) + " |")
-    eff = ["| effect, points (paired per seed) | mean ± s.e. |", "|---|---|"]
+    eff = ["| effect, points (paired per seed) | mean ± s.e., 95% interval |", "|---|---|"]
     eff += [f"| {k.replace('/', ' ')} | {_pm(e)} |" for k, e in m.items() if k.startswith("gain")]
     text = ["Test accuracy (%), mean over seeds:", "", *acc, "", *eff, ""]
     if results.get("lr_sweep"):

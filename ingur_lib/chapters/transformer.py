@@ -504,9 +504,9 @@ def _check_sinusoidal(fn):
 # ---------------------------------------------------------------- the recorded run, in words
 
 def _pm(s: dict, unit: str = "") -> str:
-    """'mean ± s.e.' of a summarize dict, with its seed count and whether it clears 2 s.e."""
-    clear = "" if s["n"] < 2 else (", outside 2 s.e." if ledger.resolved(s) else ", within 2 s.e.")
-    return f"{ledger.mean_se(s, sign='+')}{unit} (s.e., {s['n']} seeds{clear})"
+    """A paired effect with its 95% interval and seed count, and what the evidence rule calls it."""
+    clear = f", {ledger.direction(s)}" if s["n"] > 1 else ""
+    return f"{ledger.effect_text(s, 1, unit)} ({s['n']} seeds{clear})"
 
 
 def _ceiling(results: dict) -> str:
@@ -517,9 +517,15 @@ def _ceiling(results: dict) -> str:
             f"so no model can pass {100 * (1 - t['unseen'] / t['n_eval']):.1f}% exact match.")
 
 
+def _judged(results: dict) -> dict:
+    """The stored convergence runs judged now by the ledger's rule (never a verdict stored at recording)."""
+    conv = {k: dict(v) if isinstance(v, dict) else v for k, v in results.get("convergence", {}).items()}
+    return judge_convergence(conv, results["per_run"]) if conv else conv
+
+
 def standard_summary(results: dict) -> str:
     """Markdown bullets of what a recorded standard run shows, every number read from `results`."""
-    m, conv = results["metrics"], results.get("convergence", {})
+    m, conv = results["metrics"], _judged(results)
     ds, prov = results["provenance"]["dataset"], results["provenance"]
     ex = {n: m[f"{n} / exact"] for n in ("Transformer", "GRU + attention")}
     se = {n: ledger.se(v) for n, v in ex.items()}

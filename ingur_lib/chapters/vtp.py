@@ -263,11 +263,13 @@ def convergence(cfg: Config, data: ImageData, prepare, runs: list, lrs: dict, se
 
 
 def judge_convergence(conv: dict, metrics: dict) -> dict:
-    """The control's move at 1.5x the epochs against the smallest drop resolved beyond 2 s.e. (with none
-    resolved, the ledger's default tolerance): DESIGN.md's rule, as `ledger.convergence` states it."""
+    """The control's move at 1.5x the epochs against the smallest drop the evidence rule resolves
+    (`ledger.resolved`; with none resolved, the ledger's default tolerance): DESIGN.md's rule, as
+    `ledger.convergence` states it."""
     drops = {k: e for k, e in metrics.items() if k.startswith("drop_")}
     out = ledger.convergence(conv["change"], drops, default=ledger.DEFAULT_TOLERANCE)
-    return {**conv, "smallest_effect": out["smallest_effect"], "converged": out["converged"]}
+    return {**conv, "smallest_effect": out["smallest_effect"], "smallest_name": out["smallest_name"],
+            "converged": out["converged"]}
 
 
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
@@ -307,8 +309,8 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
 # ---------------------------------------------------------------- the recorded results, in words
 
 def _pm(e: dict) -> str:
-    """mean ± standard error (n seeds) of a `ledger.summarize` dict."""
-    return ledger.mean_se(e, 2, "+")
+    """mean ± standard error of a paired drop, and what the evidence rule calls it."""
+    return f"{ledger.mean_se(e, 2, '+')} ({ledger.direction(e).removeprefix('a ')})"
 
 
 def _ratios(m: dict, prefix: str) -> list[str]:
@@ -366,9 +368,11 @@ def results_markdown(results: dict) -> str:
                     f"{sweep}. Rates used: " + ", ".join(f"{a} {lr:g}" for a, lr in results["lr"].items()) + ".")
     if conv:
         verdict = "converged by this test" if conv["converged"] else "**not converged** by this test"
+        against = (f"the smallest resolved drop ({conv['smallest_name'].replace('_', ' ')}%), "
+                   if conv["smallest_name"] else "no drop resolved, so the ledger's default tolerance, ")
         text.append(f"\nConvergence check (the control, seed {conv['seed']}, {conv['factor']}x the epochs): "
-                    f"{conv['acc']:.2f}% → {conv['acc_longer']:.2f}% ({conv['change']:+.2f} points) against a "
-                    f"smallest resolved drop of {conv['smallest_effect']:.2f}: {verdict}.")
+                    f"{conv['acc']:.2f}% → {conv['acc_longer']:.2f}% ({conv['change']:+.2f} points) against "
+                    f"{against}{conv['smallest_effect']:.2f} points: {verdict}.")
     return "\n".join(text)
 
 
