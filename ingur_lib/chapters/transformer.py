@@ -346,12 +346,20 @@ def _comparisons(per: dict, cfg: Config) -> list[dict]:
     claims = {"1 head (d_k 64)": "h1_vs_base", "16 heads (d_k 4)": "many_heads_vs_base",
               "learned positions": "learned_pos_vs_base", "no label smoothing": "no_ls_vs_base",
               "1 layer": "fewer_layers_vs_base"}
+    # the same quantity as row 2 (a char-BLEU difference), so that sibling rows are judged alike
     for name, claim_id in claims.items():
         if name in per:
-            rows.append(ledger.compare(PAPER, claim_id, _delta(per, name, "Transformer"),
-                                       "exact-match points vs base (d_model 64, h 4, 2 layers)",
-                                       f"paired per-seed differences over {len(per[name])} seeds."))
+            rows.append(ledger.compare(PAPER, claim_id, _delta(per, name, "Transformer", "bleu"),
+                                       "char-BLEU vs base (d_model 64, h 4, 2 layers), numbers en->de",
+                                       f"paired per-seed differences over {len(per[name])} seeds; WMT "
+                                       "BLEU and char-BLEU on number words share the kind, not the scale."))
     return rows
+
+
+def rederive_comparisons(results: dict) -> list[dict]:
+    """The comparisons of a recorded run recomputed from its stored per-seed numbers (`per_run`), with
+    today's `_comparisons`: arithmetic on what the run measured, no training."""
+    return _comparisons(results["per_run"], config(results["profile"]))
 
 
 # ---------------------------------------------------------------- figures for the thesis
