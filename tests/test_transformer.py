@@ -257,3 +257,15 @@ def test_unseen_counts_test_numbers_no_model_can_translate():
     assert ch.unseen(ch.load_task("de", n_train=600, verbose=False), 1000) == 0
     line = ch._ceiling({"task": {"n_eval": 1000, "unseen": 9}})
     assert "9 of the 1,000" in line and "99.1%" in line and ch._ceiling({}) == ""
+
+
+def test_the_recorded_comparisons_are_what_the_stored_per_seed_numbers_give():
+    """01's comparisons were recomputed from its per-seed numbers (no training): they must stay equal to
+    what `rederive_comparisons` gives, and the Table 3 rows compare char-BLEU like row 2."""
+    from ingur_lib import ledger
+    res = ledger.load_results("01_transformer", "standard")
+    from ingur_lib.chapters import transformer as ch
+    again = {r["claim"]: r for r in ch.rederive_comparisons(res)}
+    for row in res["comparisons"]:
+        assert row["ours"] == pytest.approx(again[row["claim"]]["ours"])
+    assert all("char-BLEU" in r["metric"] for r in res["comparisons"] if r["claim"].endswith("_vs_base"))
