@@ -182,11 +182,14 @@ def test_convergence_is_judged_against_the_smallest_resolved_gain():
     assert conv["a"]["smallest_effect"] == ledger.DEFAULT_TOLERANCE and conv["a"]["converged"] is False
 
 
-def test_gains_are_effects_outside_two_standard_errors_else_nulls():
-    assert "outside 2 s.e." in ch._gain_markdown("+x", ledger.summarize([1.0, 1.1, 0.9]))
-    assert "a loss" in ch._gain_markdown("+x", ledger.summarize([-1.0, -1.1, -0.9]))
+def test_gains_are_effects_whose_95_percent_interval_excludes_zero_else_nulls():
+    assert ch._gain_markdown("+x", ledger.summarize([1.0, 1.1, 0.9])) == (
+        "+x +1.0 ± 0.1, 95% interval [+0.8, +1.2] (a gain)")
+    assert "(a loss)" in ch._gain_markdown("+x", ledger.summarize([-1.0, -1.1, -0.9]))
     # mean 1/6, s.e. 0.6: a null, with its interval
-    assert "a null: within [-1.0, +1.4]" in ch._gain_markdown("+x", ledger.summarize([1.0, -1.0, 0.5]))
+    assert "95% interval [-2.4, +2.7] (a null)" in ch._gain_markdown("+x", ledger.summarize([1.0, -1.0, 0.5]))
+    # +0.5 ± 0.2 over 3 seeds clears 2 s.e. but not the 95% interval: a null (one rule everywhere)
+    assert "(a null)" in ch._gain_markdown("+x", ledger.summarize([0.3, 0.5, 0.7]))
 
 
 def test_teacher_takes_its_own_learning_rate():
@@ -233,16 +236,17 @@ def test_rate_check_over_seeds_picks_the_best_seed_mean():
 
 
 def test_rate_check_says_how_far_the_best_beats_the_rate_used():
-    accs = {"0.008": [79.0, 78.0, 78.2], "0.016": [79.6, 78.3, 79.0], "0.032": [77.0, 76.0, 77.0]}
-    # paired: +0.6, +0.3, +0.8 -> +0.57 ± 0.15, resolved
+    accs = {"0.008": [79.0, 78.0, 78.2], "0.016": [79.6, 78.5, 78.9], "0.032": [77.0, 76.0, 77.0]}
+    # paired: +0.6, +0.5, +0.7 -> +0.60 ± 0.06, 95% interval [+0.35, +0.85]: resolved
     assert ch._lr_markdown("x", accs, "0.008", 0.5).endswith(
-        "(best 0.016, inside the range; it beats the rate used, 0.008, by +0.57 ± 0.15 per seed: outside 2 s.e. "
-        "and not less than the smallest effect (0.50), so the rate used is not tuned)")
+        "(best 0.016, inside the range; it beats the rate used, 0.008, by +0.60 ± 0.06, 95% interval "
+        "[+0.35, +0.85] per seed: resolved and not less than the smallest effect (0.50), so the rate used is "
+        "not tuned)")
     # resolved, but smaller than every effect the run compares: it could not change a verdict
     assert ch._lr_markdown("x", accs, "0.008", 0.9).endswith(
-        "by +0.57 ± 0.15 per seed: outside 2 s.e., but less than the smallest effect (0.90))")
+        "per seed: resolved, but less than the smallest effect (0.90))")
     accs["0.016"] = [80.0, 77.6, 78.9]  # +1.0, -0.4, +0.7: +0.43 ± 0.43
-    assert ch._lr_markdown("x", accs, "0.008", 0.5).endswith("by +0.43 ± 0.43 per seed: within 2 s.e.)")
+    assert ch._lr_markdown("x", accs, "0.008", 0.5).endswith("per seed: a null)")
 
 
 def test_plan_and_assembly_accumulate_checks_per_seed_and_judge_the_seed_mean(monkeypatch):

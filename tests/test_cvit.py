@@ -71,9 +71,10 @@ def test_each_model_trains_at_its_own_tuned_lr_and_schedule_and_the_check_scales
     assert replace(cfg, vit_epochs=None).train_config(0, name="ViT").epochs == cfg.epochs
 
 
-def test_summary_marks_effects_within_two_standard_errors_as_nulls():
-    assert C._pm({"mean": 1.0, "std": 2.0, "n": 4}) == "+1.0 ± 1.0 (within 2 s.e. of zero: a null)"
-    assert C._pm({"mean": -3.0, "std": 2.0, "n": 4}) == "-3.0 ± 1.0"
+def test_summary_marks_effects_whose_interval_includes_zero_as_nulls():
+    assert C._pm({"mean": 1.0, "std": 2.0, "n": 4}) == "+1.0 ± 1.0 (a null: its 95% interval includes 0)"
+    assert C._pm({"mean": -3.0, "std": 2.0, "n": 4}).endswith("a null: its 95% interval includes 0)")  # ±3.18
+    assert C._pm({"mean": -4.0, "std": 2.0, "n": 4}) == "-4.0 ± 1.0"
 
 
 def test_rollouts_of_both_grids_land_on_the_pixel_grid():

@@ -18,8 +18,11 @@ SMALL = ViTConfig(image_size=28, patch_size=7, dim=32, depth=2, heads=2)
 
 @pytest.mark.parametrize("size", ["tiny", "small", "base"])
 def test_param_counts_match_paper(size):
-    n = count_params(ViT(deit_config(size))) / 1e6
-    assert abs(n - DEIT_REPORTED[size]["params_m"]) / DEIT_REPORTED[size]["params_m"] < 0.02, n
+    """Table 1's whole millions (5M, 22M, 86M: the fraction dropped) from our counts."""
+    from ingur_lib.models.deit import table1_millions
+    n = count_params(ViT(deit_config(size)))
+    assert table1_millions(n) == DEIT_REPORTED[size]["params_m"], n
+    assert table1_millions(5_720_000) == 5 and table1_millions(999_999) == 0
 
 
 def test_distilled_vit_adds_one_token_one_position_one_head():

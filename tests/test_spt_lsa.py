@@ -190,5 +190,6 @@ def test_results_sentences_say_where_the_best_rate_lies_and_what_is_resolved():
     text = ch.bracket_markdown(sweep)
     assert "ViT's best rate, 0.008, is inside" in text and "SL-ViT's best rate, 0.004, is **at the edge**" in text
     eff = {"gain/a": ledger.summarize([1.0, 1.2, 0.9]), "gain/b": ledger.summarize([2.0, -1.0, 0.5])}
-    assert ch.resolved_markdown(eff) == ("Resolved beyond 2 s.e.: gain a. Not resolved (a null at this number "
+    assert ch.resolved_markdown(eff) == ("Resolved (its 95% interval excludes 0): gain a. Not resolved (a null "
+                                         "at this number "
                                          "of seeds, read with its interval): gain b.")
