@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import write_json
 from .paths import cache_dir
 
 _ACTIVE: ContextVar[Path | None] = ContextVar("ingur_resume_folder", default=None)
@@ -40,18 +41,47 @@ def checkpoint_folder(chapter: str, profile: str) -> Path:
     return cache_dir() / "checkpoints" / f"{chapter}-{profile}"
 
 
+_CLOCK = "wall_clock.json"
+_EARLIER: ContextVar[dict] = ContextVar("ingur_resume_earlier", default={"seconds": 0.0, "attempts": 1})
+
+
+def _clock_in(folder: Path) -> dict:
+    """Start an attempt's clock in `folder` and return what earlier attempts cost. An interrupted attempt
+    ran from its recorded start until its last checkpoint was written (the work after it is redone, and
+    counted, by the next attempt), so a resumed run's wall time is the total its results cost."""
+    import json
+    import time
+    path, earlier = folder / _CLOCK, {"seconds": 0.0, "attempts": 1}
+    try:
+        last = json.loads(path.read_text())
+        written = [f.stat().st_mtime for f in folder.iterdir() if f.name != _CLOCK]
+        ran = max(written, default=last["start"]) - last["start"]
+        earlier = {"seconds": last["earlier_s"] + max(ran, 0.0), "attempts": last["attempts"] + 1}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # a first attempt, or an unreadable clock: count from now
+    write_json(path, {"earlier_s": earlier["seconds"], "attempts": earlier["attempts"], "start": time.time()})
+    return earlier
+
+
+def earlier_attempts() -> dict:
+    """Seconds spent by the interrupted attempts before this one (`seconds`), and which attempt this is
+    (`attempts`, 1 for an uninterrupted run): `runtime.provenance` adds them to the wall time."""
+    return dict(_EARLIER.get())
+
+
 @contextmanager
 def resumable(chapter: str, profile: str):
     """Inside this block every `fit` checkpoints each epoch and resumes from its checkpoint; the folder
     is removed when the block ends without an error (an interrupted run keeps it for the next try)."""
     folder = checkpoint_folder(chapter, profile)
     folder.mkdir(parents=True, exist_ok=True)
-    token = _ACTIVE.set(folder)
+    token, clock = _ACTIVE.set(folder), _EARLIER.set(_clock_in(folder))
     try:
         yield folder
         shutil.rmtree(folder, ignore_errors=True)
     finally:
         _ACTIVE.reset(token)
+        _EARLIER.reset(clock)
 
 
 @contextmanager

@@ -125,6 +125,8 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
     stored with `asdict`) or a dict; the load average tells whether the machine was shared during the run;
     `workers` > 1: the runs were spread over that many one-thread processes (`ingur_lib.pool`)."""
     import sys
+    from .resume import earlier_attempts
+    earlier = earlier_attempts()   # a resumed run: the interrupted attempts' time counts too
     return {
         **git_state(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -133,7 +135,8 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "torch": torch.__version__,
         "profile": profile,
         "seeds": list(check_seeds(seeds)),
-        "wall_time_s": round(wall_time_s, 1),
+        "wall_time_s": round(wall_time_s + earlier["seconds"], 1),
+        **({"attempts": earlier["attempts"]} if earlier["attempts"] > 1 else {}),
         "dataset": dataset or {},
         "config": config_dict(config),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,

@@ -128,3 +128,24 @@ def test_cli_reproduce_runs_inside_resumable(monkeypatch, tmp_cache):
     monkeypatch.setattr("ingur_lib.chapters.get", lambda name: fake)
     assert cli.main(["reproduce", "99_fake", "--profile", "smoke"]) == 0
     assert seen["f"] == resume.checkpoint_folder("99_fake", "smoke") and not seen["f"].exists()
+
+
+def test_a_resumed_runs_wall_time_counts_the_interrupted_attempt(tmp_cache):
+    """05's recording left out the time before its resume: the provenance now adds it (until the
+    interrupted attempt's last checkpoint) and says which attempt finished the run."""
+    from ingur_lib.runtime import provenance
+    with pytest.raises(KeyboardInterrupt):
+        with resume.resumable("t", "smoke") as folder:
+            assert resume.earlier_attempts() == {"seconds": 0.0, "attempts": 1}
+            fit(model(), toy(0), None, CFG, progress=False)
+            raise KeyboardInterrupt
+    clock = json.loads((folder / "wall_clock.json").read_text())
+    clock["start"] -= 100.0                     # as if the first attempt had started 100 s before its checkpoint
+    (folder / "wall_clock.json").write_text(json.dumps(clock))
+    with resume.resumable("t", "smoke"):
+        earlier = resume.earlier_attempts()
+        assert earlier["attempts"] == 2 and 100.0 <= earlier["seconds"] < 160.0
+        p = provenance("smoke", [0], 5.0)
+        assert p["attempts"] == 2 and p["wall_time_s"] == pytest.approx(5.0 + earlier["seconds"], abs=0.1)
+    assert resume.earlier_attempts() == {"seconds": 0.0, "attempts": 1}
+    assert "attempts" not in provenance("smoke", [0], 5.0)
