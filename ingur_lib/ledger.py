@@ -350,7 +350,8 @@ _RULES = {"effect": _effect, "bound": _bound, "none": _none, "sign": _sign}
 
 def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "relative",
           tolerance: float = DEFAULT_TOLERANCE, testable: bool = True, *, form: str = "effect", n: int = 1,
-          deterministic: bool = False, band: float = SIZE_BANDS["score"]) -> tuple[str, str]:
+          deterministic: bool = False, band: float = SIZE_BANDS["score"],
+          minutes_per_seed: float | None = None) -> tuple[str, str]:
     """The verdict for one claim, from the numbers alone, with the rule that gave it.
 
     `ours` is the mean over `n` seeds and `ours_std` their sample std; the uncertainty is the 95% t
@@ -362,7 +363,8 @@ def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "rela
     reproduced when the interval lies on the other side of 0 or below the band; bound: reproduced when the
     interval stays within the bound plus `tolerance`, not reproduced when it lies beyond; none:
     reproduced inside ±tolerance, not reproduced outside. Otherwise inconclusive, with about how many
-    seeds would decide. Absolute claims and untestable ones are `not testable at this scale`.
+    seeds would decide (and, given the run's `minutes_per_seed`, about how long the extra seeds take).
+    Absolute claims and untestable ones are `not testable at this scale`.
     """
     if kind == "absolute":
         return NOT_TESTABLE, "an absolute number at the paper's scale; our data and model are smaller"
@@ -379,16 +381,20 @@ def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "rela
         k = seeds_to_decide(ours_std, distance, n)
         why += (f"; about {k} seeds would decide if the spread stays {ours_std:.2g}" if k
                 else "; more seeds at this spread would not decide")
+        if k and minutes_per_seed:
+            why += f" (about {(k - n) * minutes_per_seed:.0f} more minutes at this run's pace)"
     return verdict, f"{said}: {why}"
 
 
-def judge_row(c: dict, row: dict) -> tuple[str, str]:
-    """The verdict on YAML claim `c` for our stored comparison `row` (as `compare` writes it)."""
+def judge_row(c: dict, row: dict, minutes_per_seed: float | None = None) -> tuple[str, str]:
+    """The verdict on YAML claim `c` for our stored comparison `row` (as `compare` writes it); a run's
+    `minutes_per_seed` lets an inconclusive verdict say how long deciding it would take."""
     if c.get("not_testable"):
         return NOT_TESTABLE, c["not_testable"]   # (a `not_run` claim that a run did fill is judged)
     return judge(c["value"], row["ours"], row.get("ours_std", 0.0), c["kind"], tolerance(c),
                  row.get("testable", True), form=c.get("form", "effect"), n=row.get("n_seeds", 1),
-                 deterministic=c.get("deterministic", False), band=size_band(c))
+                 deterministic=c.get("deterministic", False), band=size_band(c),
+                 minutes_per_seed=minutes_per_seed)
 
 
 def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "",
@@ -542,6 +548,12 @@ COLUMNS = ["ref", "paper", "claim", "reported", "source", "ours", "our setting",
            "verdict", "reason", "commit"]
 
 
+def _minutes_per_seed(res: dict) -> float | None:
+    """A recorded run's wall time per seed: a rough price of one more seed of the whole run."""
+    p = res["provenance"]
+    return p["wall_time_s"] / 60 / len(p["seeds"]) if p.get("seeds") else None
+
+
 def _rows_of(res: dict, reported: dict, paper: str | None) -> list[dict]:
     """One results file's comparisons, judged now against the current YAML."""
     rows, filled = [], {}
@@ -554,7 +566,7 @@ def _rows_of(res: dict, reported: dict, paper: str | None) -> list[dict]:
             verdict, rule = NOT_TESTABLE, (f"the measurement that fills claim {first!r} fills this one too; "
                                           f"one measurement cannot test two claims")
         else:
-            verdict, rule = judge_row(rc, row)
+            verdict, rule = judge_row(rc, row, _minutes_per_seed(res))
         ours, setting = _ours(rc, row), row["metric"]
         if verdict == NOT_TESTABLE:  # another quantity never sits in the column beside the paper's number
             ours, setting = "", f"{_sentence(setting)} Measured: {ours}"

@@ -69,7 +69,9 @@ def test_inconclusive_says_how_many_seeds_would_decide():
     assert ledger.seeds_to_decide(1.0, 1e-3, 3) is None
     # mean 1, std 1, n 3, effect 4: decided once the half-width < max(1, 2 - 1) = 1, so 7 seeds.
     verdict, why = ledger.judge(4.0, 1.0, 1.0, n=3)
-    assert verdict == "inconclusive" and "about 7 seeds would decide" in why
+    assert verdict == "inconclusive" and "about 7 seeds would decide" in why and "minutes" not in why
+    # with the run's minutes per seed, the page also says what deciding costs: 4 more seeds x 10 min
+    assert "(about 40 more minutes at this run's pace)" in ledger.judge(4.0, 1.0, 1.0, n=3, minutes_per_seed=10)[1]
 
 
 def test_summarize():
