@@ -93,51 +93,7 @@ CONFIGS = {
     # of one two-thread process on 2 cores) and torch.compile'd (a step ~0.5x as long; ~20-40 s of compiling per
     # model and worker, the first time). Record on a quiet machine: 43 min on 2 cores (the ladder alone, five
     # seeds at 7,290 steps, is ~27; the two workers slow each other by a varying amount).
-    # History of the choice:
-    # - 4,000 images (recorded at 89668bf): binary DeiT and the teacher FELL at 1.5x (overfitting).
-    # - 12,000 images, students 2,160 steps (2b96eac, branch ch08, not merged): binary DeiT +1.20 at 1.5x.
-    # - 3,240 steps (recorded at ba62404, 2 threads, 54 min): binary DeiT +1.02 ± 0.57 at 1.5x over 3 seeds,
-    #   still not converged against the smallest resolved gain (0.72).
-    # - Probes at 7,290 steps (1 thread): binary DeiT seed 0 80.54, seed 1 80.02, seed 2 80.92 (80.90 at
-    #   4,860); at 4,860 steps and 2 threads seeds 0, 1 gave 79.99, 80.73: the creep ends near 4,860 steps.
-    # - The teacher at 1.6e-2 (first minutes of this setting's recording, stopped): 8e-3 beat it on both
-    #   checked seeds (85.17 vs 84.94, 84.99 vs 84.49), as on seed 0 at ba62404: its rate is now 8e-3.
-    # - Recorded at 6f15281 (38.5 min): binary DeiT still +0.61 ± 0.27 at 1.5x vs the smallest gain 0.42. A probe
-    #   with the same code and teachers (seeds 0, 1, 2): 2x the steps 80.71 / 80.01 / 80.85, 3x 80.63 / 80.85 /
-    #   81.49 (1x 79.84, 1.5x 80.45, 2x 80.52, 3x 80.99 as means): it keeps creeping ~0.5 per 1.5x up to 3x.
-    # - So the data shrank to 8,000 images (DESIGN.md: shrink the data, never the training). Probe at 99473b4,
-    #   binary DeiT over seeds 0, 1, 2 (3): 3,240 steps 78.48 / 78.66 / 80.01, 4,860 steps 78.63 / 79.44 /
-    #   80.24 (79.28), 7,290 steps 79.85 / 79.48 / 79.06 (79.98). Means 79.05 -> 79.44 -> 79.46: the creep ends
-    #   near 4,860 steps (~78 epochs). Teachers 83.35 / 82.86 / 83.97 (83.52). The rate check gained x0.25: at
-    #   12,000 images binary DeiT's best rate sat at the low edge.
-    # - Recorded at c8a06f7 (49.6 min): binary DeiT converged (+0.03 ± 0.69 at 1.5x), but its best rate is 3.2e-2
-    #   at the top edge (79.7 vs 79.0 at 1.6e-2, 2 seeds). Probe after it (same code and teachers): at 3.2e-2
-    #   binary DeiT 79.65 / 79.70 / 79.62, at 1.5x 79.03 / 79.97 / 78.39 (-0.53 ± 0.44: falls); at 6.4e-2
-    #   78.05 / 76.21 (so 3.2e-2 is bracketed); +pyramid at 3.2e-2 84.00 / 83.41 (84.00 / 83.46 at 1.6e-2).
-    #   Binary DeiT's rate and length effects are all within its run-to-run noise (~0.5-0.8 std).
-    # - So the checks need seeds, and seeds need time: the steps are now compiled (binary DeiT 28 -> 15 ms, +pyramid
-    #   34 -> 20 ms on one thread), the ladder and binary DeiT's 1.5x check run on 5 seeds, and the rate check
-    #   drops x0.25 (at 8,000 images the low rates lose: 78.6 at 4e-3) for x4 (6.4e-2: 78.05 / 76.21), so both
-    #   of binary DeiT's neighbours of 3.2e-2 are measured.
-    # - Recorded at d00578d (32.6 min): every rung's gain outside 2 s.e. over 5 seeds; binary DeiT converged
-    #   (-0.00 ± 0.23 at 1.5x) and its rate bracketed (8e-3 79.1, 1.6e-2 79.8 used, 3.2e-2 79.7, 6.4e-2 77.5). But
-    #   the teacher's 2-seed check put 1.6e-2 above its 8e-3 (83.65 / 83.30 vs 83.19 / 82.76): the teacher now
-    #   trains at 1.6e-2, and its rate check runs on all five seeds (its runs are short).
-    # - Recorded at 3ebcc46 (34.4 min): the teacher's 5-seed check shows 1.6e-2 and 8e-3 tied (+0.12 ± 0.2), and
-    #   with this teacher binary DeiT rises +0.54 ± 0.22 at 1.5x (5 seeds) while the smallest effect fell to 0.45
-    #   (+pyramid): NOT converged; the teacher -0.49 at 1.5x (seed 0 only). Same seeds and code, so the two
-    #   recordings differ only by the teacher's rate: binary DeiT's checks sit at the edge of its noise.
-    #   Probe after it (same code and teachers): binary DeiT at 2x the steps 80.17 / 80.55 / 80.14 / 80.15 / 80.04
-    #   (means 79.55 -> 80.09 -> 80.21 at 1x / 1.5x / 2x): with this teacher the creep is real and ends near 7,290
-    #   steps. The teacher at 1.5x over all five seeds: 83.16 / 83.01 / 83.23 / 83.66 / 83.62, -0.35 ± 0.04 paired
-    #   (it overfits a little; 1-seed check: -0.49).
-    # - So the students train 7,290 steps (~117 epochs). The ladder keeps five seeds (+pyramid's gain was only
-    #   just resolved on five); to stay within 45 min the checks shrink: both 1.5x checks on three seeds, the
-    #   rate check on three (teacher) and two (binary DeiT).
-    # - Recorded at ddac3d9 (42.9 min): every gain outside 2 s.e. (+GAP 1.56, +multi-pool 1.41, +affine 0.56,
-    #   +pyramid 0.68); converged: binary DeiT +0.03 ± 0.33 and the teacher -0.35 ± 0.07 at 1.5x against 0.56;
-    #   both rates bracketed. Binary DeiT's check is noisy (per seed -0.54, +0.60, +0.03): its s.e. is 0.6x the
-    #   smallest effect, and the probes around it (1.5x -> 2x: +0.12 ± 0.22 over five seeds) agree.
+    # How this setting was chosen (every recording and probe): data/results/08_binaryvit/history.md.
     "standard": Config(_TINY, _PYRAMID, steps=7290, teacher_steps=1920, n_train=8000, n_test=None,
                        seeds=(0, 1, 2, 3, 4), batch_size=128, lr=1.6e-2, teacher_lr=1.6e-2, convergence=True,
                        converge={TEACHER: 3, "binary DeiT": 3}, lr_check=(0.5, 2.0, 4.0),
