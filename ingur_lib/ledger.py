@@ -9,7 +9,9 @@ Two kinds of files feed it, both validated on read:
   (the smallest effect that counts for it), `deterministic: true` (a count such as parameters, FLOPs or
   bytes, which one run measures without seed noise) and
   `not_testable: <why>` (the quantity cannot be measured at our scale, so the row cannot be judged) or
-  `not_run: <why, and what it would cost>` (it could be measured, but the budget left it out).
+  `not_run: <why, and what it would cost>` (it could be measured, but the budget left it out), and
+  `of: <id>` (a count measured against the paper's number that absolute claim `<id>` holds, in %: the
+  ledger shows the two as one row, the paper's number beside ours in its unit).
 * `data/results/<chapter>/<profile>.json`: written only by running the code (`record`), with
   provenance (commit, dirty flag, date, machine, torch, profile, seeds, wall time, dataset, config),
   the metrics (mean, std and the per-seed values), and our numbers for claims (`compare`): mean, std,
@@ -98,6 +100,11 @@ def validate_reported(d, where: str = "reported file") -> dict:
         if c["id"] in ids:
             raise IngurError(f"{where}: claim id {c['id']!r} appears twice: make ids unique.")
         ids.add(c["id"])
+    kinds = {c["id"]: c["kind"] for c in d["claims"]}
+    for c in d["claims"]:
+        if "of" in c and (kinds.get(c["of"]) != "absolute" or c.get("unit") != "%"):
+            raise IngurError(f"{where}: claim {c['id']!r} is `of` {c['of']!r}: name an absolute claim of this "
+                             f"file holding the paper's number, and measure ours against it in %.")
     return d
 
 
@@ -270,6 +277,14 @@ def _num(x: float, sign: bool = False) -> str:
     if x == round(x) and 1000 <= abs(x) < 1e15:
         return f"{x:{spec},.0f}"
     return f"{x:{spec},.2f}" if x == 0 or 0.01 <= abs(x) < 1e6 else f"{x:{spec}.3g}"
+
+
+def _si(x: float) -> str:
+    """A large count in SI units, three significant digits: 79 M, 1.93 G."""
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:g}"
 
 
 def _g(x: float) -> str:
@@ -534,8 +549,11 @@ def _measurement(row: dict) -> tuple:
     return (row.get("metric"), row.get("n_seeds", 1), nums)
 
 
-def _ours(c: dict, row: dict) -> str:
-    """Our number as shown: mean ± one standard error (n seeds); a count stands alone."""
+def _ours(c: dict, row: dict, of: dict | None = None) -> str:
+    """Our number as shown: mean ± one standard error (n seeds); a count stands alone, and a count measured
+    against the paper's number (`of`) reads in that number's unit: `5.72 M (+14.4%)`."""
+    if of is not None:
+        return f"{of['value'] * (1 + row['ours'] / 100):.3g} {of['unit']} ({row['ours']:+.1f}%)"
     n, text = row.get("n_seeds", 1), _num(row["ours"], c["kind"] == "relative")
     if n > 1:  # mean and error never split across lines (no-break spaces); "(n=3)" may wrap
         return f"{text}{NBSP}±{NBSP}{_num(row.get('ours_std', 0.0) / math.sqrt(n))} (n={n})"
@@ -546,6 +564,11 @@ NBSP = "\u00a0"
 
 COLUMNS = ["ref", "paper", "claim", "reported", "source", "ours", "our setting", "profile", "seeds",
            "verdict", "reason", "commit"]
+
+
+def _claim_of(reported: dict, paper: str, c: dict) -> dict | None:
+    """The absolute claim holding the paper's number that count claim `c` is measured against, if any."""
+    return next((x for x in reported[paper]["claims"] if x["id"] == c.get("of")), None)
 
 
 def _minutes_per_seed(res: dict) -> float | None:
@@ -567,11 +590,12 @@ def _rows_of(res: dict, reported: dict, paper: str | None) -> list[dict]:
                                           f"one measurement cannot test two claims")
         else:
             verdict, rule = judge_row(rc, row, _minutes_per_seed(res))
-        ours, setting = _ours(rc, row), row["metric"]
+        of = _claim_of(reported, row["paper"], rc)
+        ours, setting = _ours(rc, row, of), row["metric"]
         if verdict == NOT_TESTABLE:  # another quantity never sits in the column beside the paper's number
             ours, setting = "", f"{_sentence(setting)} Measured: {ours}"
         rows.append({"ref": reported[row["paper"]]["ref"], "paper": row["paper"], "claim": rc["claim"],
-                     "reported": _fmt(rc), "source": rc["source"], "ours": ours,
+                     "reported": _fmt(of or rc), "source": rc["source"], "ours": ours,
                      "our setting": setting, "profile": res["profile"], "seeds": row.get("n_seeds", 1),
                      "verdict": verdict, "reason": _join(rule, _note(row)),
                      "commit": res["provenance"]["commit"][:8], "_id": (row["paper"], row["claim"])})
@@ -612,7 +636,8 @@ def table(chapter: str | None = None, paper: str | None = None):
     for key, rep in reported.items():
         if (paper and key != paper) or (chapter and key != own and not any(r["paper"] == key for r in rows)):
             continue
-        rows += [_unrun(key, rep, rc) for rc in rep["claims"] if (key, rc["id"]) not in seen]
+        shown = {rc["of"] for rc in rep["claims"] if "of" in rc}   # the paper's number, shown in its count's row
+        rows += [_unrun(key, rep, rc) for rc in rep["claims"] if (key, rc["id"]) not in seen and rc["id"] not in shown]
     df = pd.DataFrame(rows, columns=COLUMNS)
     order = {v: i for i, v in enumerate((*VERDICTS, "not yet run"))}     # reproduced first, unrun last
     return df.sort_values(["ref", "verdict"], key=lambda col: col.map(order) if col.name == "verdict" else col,
@@ -628,6 +653,8 @@ def _fmt(c: dict) -> str:
     form = c.get("form", "effect") if c["kind"] == "relative" else None
 
     def num(v: float, sign: bool = True) -> str:
+        if abs(v) >= 1e6 and not sign:   # 7.9e+07 reads as 79 M, as papers write counts
+            return _si(v)
         return "0" if v == 0 else f"{v:+g}" if sign and not worded else f"{v:g}"
     if form == "bound":
         return f"no worse than {num(c['value'])}{where}"

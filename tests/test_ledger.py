@@ -406,3 +406,26 @@ def test_mean_se_writes_the_standard_error_not_the_spread():
     assert ledger.mean_se(s) == "3.0 ± 1.5"
     assert ledger.mean_se(ledger.paired([1.0, 2.0], [2.0, 2.0]), 2, "+") == "-0.50 ± 0.50"
     assert ledger.mean_se(ledger.summarize([0.25]), 2, "+") == "+0.25 ± 0.00"
+
+
+def test_one_claim_one_row_a_count_reads_in_the_papers_unit():
+    """02's Ti/S/B counts stood twice (absolute rows 'not testable', relative rows 'reproduced'); a count
+    claim that is `of` an absolute claim is now their one row, the paper's number beside ours."""
+    df = ledger.table(paper="deit")
+    assert not any(df["claim"].str.startswith("DeiT-Ti (192-dim")), "the absolute params_ti row is shown once"
+    row = df[df["claim"].str.contains("DeiT-Ti configuration")].iloc[0]
+    assert row["reported"].startswith("5 M") and row["ours"].startswith("5.72 M (+14.")
+    assert ledger._ours({"kind": "relative"}, {"ours": -0.36}, {"value": 12.0, "unit": "M"}) == "12 M (-0.4%)"
+    assert ledger._fmt({"kind": "absolute", "value": 0.79e8, "unit": "OPs", "dataset": "D"}) == "79 M OPs (D)"
+
+
+def test_a_count_must_be_of_an_absolute_claim_measured_in_percent():
+    base = {"paper": "p", "ref": 1, "title": "t", "authors": "a", "year": 2020, "bibkey": "k"}
+    absolute = {"id": "n", "claim": "c", "metric": "m", "value": 5, "unit": "M", "dataset": "d",
+                "kind": "absolute", "source": "s"}
+    count = {**absolute, "id": "n_count", "value": 0, "unit": "%", "kind": "relative", "form": "none",
+             "tolerance": 20.0, "of": "n"}
+    ledger.validate_reported({**base, "claims": [absolute, count]})
+    for bad in ({**count, "of": "missing"}, {**count, "unit": "M"}):
+        with pytest.raises(IngurError, match="name an absolute claim"):
+            ledger.validate_reported({**base, "claims": [absolute, bad]})
