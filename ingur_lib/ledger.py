@@ -554,10 +554,18 @@ def _ours(c: dict, row: dict, of: dict | None = None) -> str:
     against the paper's number (`of`) reads in that number's unit: `5.72 M (+14.4%)`."""
     if of is not None:
         return f"{of['value'] * (1 + row['ours'] / 100):.3g} {of['unit']} ({row['ours']:+.1f}%)"
-    n, text = row.get("n_seeds", 1), _num(row["ours"], c["kind"] == "relative")
+    ratio = c["unit"] == "x"                      # a ratio reads 12.26x, never +12.26
+    n, text = row.get("n_seeds", 1), _num(row["ours"], c["kind"] == "relative" and not ratio)
+    unit = _unit_after(c["unit"])
     if n > 1:  # mean and error never split across lines (no-break spaces); "(n=3)" may wrap
-        return f"{text}{NBSP}±{NBSP}{_num(row.get('ours_std', 0.0) / math.sqrt(n))} (n={n})"
-    return text if c.get("deterministic") else f"{text} (n=1)"
+        return f"{text}{NBSP}±{NBSP}{_num(row.get('ours_std', 0.0) / math.sqrt(n))}{unit} (n={n})"
+    return f"{text}{unit}" if c.get("deterministic") else f"{text}{unit} (n=1)"
+
+
+def _unit_after(unit: str) -> str:
+    """A claim's unit written after our number, as the paper's column writes it: `x` and `%` attached
+    (`12.26x`, `+0.3%`), a word after a space (`+0.56 points`)."""
+    return unit if unit == "x" or unit.startswith("%") else f" {unit}"
 
 
 NBSP = "\u00a0"
@@ -662,7 +670,7 @@ def _fmt(c: dict) -> str:
         return f"no effect: {num(c['value'])}{where}"
     if form == "sign":
         return f"{'a gain' if c['value'] > 0 else 'a loss'} (no size stated), {unit} ({c['dataset']})"
-    return f"{num(c['value'], sign=form == 'effect' and c['value'] > 0)}{where}"
+    return f"{num(c['value'], sign=form == 'effect' and c['value'] > 0 and unit != 'x')}{where}"
 
 
 def to_latex(df, path: str | Path | None = None) -> str:

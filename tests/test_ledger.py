@@ -289,7 +289,7 @@ def test_chapter_table_is_compact_with_reasons_folded(toy_root):
     _record([ledger.compare("toy", "gain", ledger.summarize([3.0, 3.5, 4.0]), "our gain", "a note")])
     md = ledger.chapter_markdown("toy_ch")
     assert md.splitlines()[0] == "| # | claim | paper | ours | verdict |"
-    assert "+3.50\u00a0±\u00a00.29 (n=3)" in md                 # mean ± standard error, never split
+    assert "+3.50\u00a0±\u00a00.29 points (n=3)" in md          # mean ± standard error in the claim's unit, never split
     assert "<details>" in md and "**Why:**" in md and "a note." in md
 
 
@@ -386,7 +386,7 @@ def test_the_papers_numbers_read_as_written():
     rel = dict(kind="relative", dataset="D")
     assert _fmt({**rel, "unit": "% less", "value": 85.7}) == "85.7% less (D)"
     assert _fmt({**rel, "unit": "%", "value": -22}) == "-22% (D)"
-    assert _fmt({**rel, "unit": "x", "value": 8.68}) == "+8.68x (D)"
+    assert _fmt({**rel, "unit": "x", "value": 8.68}) == "8.68x (D)"                 # a ratio has no sign
     assert _fmt({**rel, "unit": "points", "value": 0, "form": "none"}) == "no effect: 0 points (D)"
     assert _fmt({**rel, "unit": "points", "value": -0.5, "form": "bound"}) == "no worse than -0.5 points (D)"
     assert _fmt({"kind": "absolute", "dataset": "D", "unit": "M", "value": 12}) == "12 M (D)"
