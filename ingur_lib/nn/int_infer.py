@@ -52,8 +52,8 @@ class IntBitLinear(nn.Module):
     def forward(self, x):
         x_int, s = int8_tokens(self.norm(x))
         # same order of float operations as BitLinear.forward_additions: the two agree bit for bit
-        y = int8_matmul(x_int, self.codes).to(x.dtype) * (self.gamma / s)
-        return y + self.bias if self.bias is not None else y
+        y = int8_matmul(x_int, self.codes).to(x.dtype).mul_(self.gamma / s)  # in place: one float output lives
+        return y.add_(self.bias) if self.bias is not None else y
 
 
 class IntBinaryLinear(nn.Module):
@@ -71,8 +71,8 @@ class IntBinaryLinear(nn.Module):
 
     @torch.no_grad()
     def forward(self, x):
-        y = int8_matmul(torch.sign(x + self.shift).to(torch.int8), self.codes).to(x.dtype) * self.alpha
-        return y + self.bias if self.bias is not None else y
+        y = int8_matmul(torch.sign(x + self.shift).to(torch.int8), self.codes).to(x.dtype).mul_(self.alpha)
+        return y.add_(self.bias) if self.bias is not None else y
 
 
 CONVERSIONS = {BitLinear: IntBitLinear, BinaryLinear: IntBinaryLinear}
