@@ -81,7 +81,11 @@ class KeptLayerNorm(nn.Module):
         self.bias = nn.Parameter(norm.bias.detach()[kept].clone())
 
     def forward(self, x):
-        return F.layer_norm(x, (self.dim,), eps=self.eps)[..., self.kept] * self.weight + self.bias
+        y = F.layer_norm(x, (self.dim,), eps=self.eps)
+        # index_select on the 2-D view: ~6x faster on the CPU than indexing the last axis of a 3-D tensor,
+        # which cost more than the LayerNorm itself and made slim models at small cuts slower than dense ones
+        y = y.reshape(-1, self.dim).index_select(1, self.kept).view(*x.shape[:-1], len(self.kept))
+        return y * self.weight + self.bias
 
 
 def add_gates(model: nn.Module, gain: float = 1.0) -> nn.Module:
