@@ -139,16 +139,12 @@ def keep_fractions(scores: dict[str, torch.Tensor], ratio: float) -> list[dict]:
     return [{kind: float(masks[f"block{i}.{kind}"].float().mean()) for kind in ("attn", "mlp")} for i in range(depth)]
 
 
-def round_width(full: int, fraction: float, multiple: int) -> int:
-    """fraction * full rounded to the nearest multiple of `multiple`, at least one multiple, at most `full`."""
-    return min(full, max(multiple, multiple * round(fraction * full / multiple)))
-
-
 def scaled_widths(fractions: list[dict], cfg: ViTConfig, multiple: int) -> list[dict]:
     """The small model's keep fractions on `cfg`'s blocks: block j takes the small block at the same relative
-    depth (j * L_small // depth), each width rounded with `round_width`."""
+    depth (j * L_small // depth), each width rounded with `prune.round_width`."""
     full = {"attn": cfg.dim, "mlp": int(cfg.dim * cfg.mlp_ratio)}
-    return [{k: round_width(full[k], fractions[j * len(fractions) // cfg.depth][k], multiple) for k in full}
+    return [{k: prune.round_width(full[k], fractions[j * len(fractions) // cfg.depth][k] * full[k], multiple)
+             for k in full}
             for j in range(cfg.depth)]
 
 
@@ -172,11 +168,12 @@ def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int
     models = {"dense": ViT(cfg).eval()}
     widths = {r: scaled_widths(f, cfg, multiple) for r, f in fractions.items()}
     models.update({r: slim_structure(cfg, w) for r, w in widths.items()})
-    x1 = torch.randn(1, 3, 224, 224)
+    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
+    x1 = torch.randn(1, *shape)
     flops = {k: measure.count_flops(m, x1) for k, m in models.items()}
     rows = []
     for b in batches:
-        x = torch.randn(b, 3, 224, 224)
+        x = torch.randn(b, *shape)
         times = measure.alternated({k: (lambda m=m: m(x)) for k, m in models.items()}, rounds, warmup, repeats)
         for r in fractions:
             bound = flops["dense"] / flops[r]

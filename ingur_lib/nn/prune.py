@@ -158,6 +158,24 @@ def global_masks(score_dict: dict[str, torch.Tensor], ratio: float) -> dict[str,
     return masks
 
 
+def round_width(full: int, kept: float, multiple: int) -> int:
+    """`kept` dimensions rounded to the nearest multiple of `multiple` (CPU matrix kernels run whole vector
+    lanes, so a width of 99 costs what 112 does or more), at least one multiple, at most `full`."""
+    return min(full, max(multiple, multiple * round(kept / multiple)))
+
+
+def rounded_masks(score_dict: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
+                  multiple: int) -> dict[str, torch.Tensor]:
+    """Each gate keeps its `round_width` highest-scored dimensions instead of the `global_masks` count (ties
+    by position): the learned per-layer ratios, at widths the kernels like. The total changes a little."""
+    out = {}
+    for k, m in masks.items():
+        n = round_width(m.numel(), int(m.sum()), multiple)
+        top = torch.sort(score_dict[k].flatten().float(), descending=True, stable=True).indices[:n]
+        out[k] = torch.zeros(m.numel(), dtype=torch.bool).index_fill_(0, top, True)
+    return out
+
+
 def kept_fraction(masks: dict[str, torch.Tensor]) -> float:
     total = sum(m.numel() for m in masks.values())
     return sum(int(m.sum()) for m in masks.values()) / total
