@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from . import measure
 from .nn import prune
+from .models.deit import deit_config
 from .models.vit import ViT, ViTConfig
 from .nn.binary import BinaryLinear
 from .nn.int_infer import IntBinaryLinear, IntBitLinear
@@ -128,7 +129,7 @@ def int_report(table: dict) -> str:
 
 # ---------------------------------------------------------------- learned pruning on a DeiT-size structure
 
-DEIT = {"DeiT-Ti": {"dim": 192, "heads": 3}, "DeiT-S": {"dim": 384, "heads": 6}}
+DEIT = {"DeiT-Ti": "tiny", "DeiT-S": "small"}  # names of models.deit.DEIT_CONFIGS
 
 
 def keep_fractions(scores: dict[str, torch.Tensor], ratio: float) -> list[dict]:
@@ -156,14 +157,17 @@ def slim_structure(cfg: ViTConfig, widths: list[dict]) -> torch.nn.Module:
     return prune.slim(model, masks).eval()
 
 
-def deit_config(name: str) -> ViTConfig:
-    return ViTConfig(image_size=224, patch_size=16, in_chans=3, num_classes=1000, depth=12, mlp_ratio=4.0,
-                     **DEIT[name])
+def structure_config(name: str) -> ViTConfig:
+    """A DeiT size at 224 px (`DEIT`), or "07 standard": the book's small ViT that learned the ratios."""
+    if name == "07 standard":
+        from .chapters.vtp import CONFIGS
+        return CONFIGS["standard"].model
+    return deit_config(DEIT[name])
 
 
 @torch.no_grad()
 def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int, warmup: int, repeats: int):
-    cfg = deit_config(name)
+    cfg = structure_config(name)
     torch.manual_seed(0)
     models = {"dense": ViT(cfg).eval()}
     widths = {r: scaled_widths(f, cfg, multiple) for r, f in fractions.items()}
@@ -188,7 +192,7 @@ def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int
 def pruned_structures(scores: dict, ratios=(0.4, 0.8), structures=("DeiT-Ti", "DeiT-S"), batches=(1, 64),
                       multiple: int = 16, rounds: int = 3, warmup: int = 1, repeats: int = 3) -> dict:
     """Speedup of the learned keep ratios (`scores`: VTP's |a| per gate, as chapter 07 records them) on DeiT-size
-    structures against the dense one, per ratio and batch, beside the FLOPs bound 1 / (1 - cut)."""
+    structures (or "07 standard", where `multiple=1` gives the recorded widths) against the dense one, per ratio and batch, beside the FLOPs bound 1 / (1 - cut)."""
     fractions = {r: keep_fractions(scores, r) for r in ratios}
     rows = [row for name in structures
             for row in _pruned_rows(name, fractions, batches, multiple, rounds, warmup, repeats)]

@@ -26,7 +26,7 @@ def test_rounded_masks_keep_the_top_scores_at_rounded_counts():
 
 
 def test_scaled_widths_map_small_blocks_onto_a_deeper_structure():
-    cfg = speed.deit_config("DeiT-Ti")
+    cfg = speed.structure_config("DeiT-Ti")
     fractions = [{"attn": 1.0, "mlp": 0.5}, {"attn": 0.5, "mlp": 0.02}]
     widths = speed.scaled_widths(fractions, cfg, 16)
     assert len(widths) == 12
@@ -38,7 +38,7 @@ def _tiny(name):
 
 
 def test_pruned_structures_time_the_learned_ratios_beside_the_flops_bound(monkeypatch):
-    monkeypatch.setattr(speed, "deit_config", _tiny)
+    monkeypatch.setattr(speed, "structure_config", _tiny)
     g = torch.Generator().manual_seed(0)
     scores = {f"block{i}.{k}": torch.rand(n, generator=g).tolist() for i in range(2) for k, n in (("attn", 8),
                                                                                                       ("mlp", 16))}
