@@ -14,6 +14,7 @@ benchmark takes them from here, measured the same way:
   median of `repeats` calls in each round, and ratios taken within a round (`paired_ratio`).
 * **peak memory** (`peak_bytes`): the most bytes that tensors created during one call hold at once (the
   profiler's memory timeline; inputs and weights that exist before the call are not counted).
+* **where the time goes** (`op_times`): milliseconds per call of each ATen operator (self time, torch.profiler).
 * **storage**: bytes to store the weights: float32 and bfloat16 for everything, and `packed`, where a module
   that stores low-bit weights says how many bytes its packed weight takes (`packed_weight_bytes()`, e.g.
   2-bit ternary BitLinear, 1-bit binary linear) and everything else stays float32.
@@ -105,6 +106,20 @@ def peak_bytes(fn: Callable[[], object]) -> int:
             now -= size
         peak = max(peak, now)
     return peak
+
+
+def op_times(fn: Callable[[], object], warmup: int = WARMUP, repeats: int = REPEATS) -> dict[str, float]:
+    """Self CPU milliseconds per call of `fn` spent in each ATen operator (torch.profiler over `repeats` calls
+    after `warmup`), largest first: which kernels a model's time is made of."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(warmup):
+        fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            fn()
+    times = {e.key: e.self_cpu_time_total / 1000 / repeats for e in prof.key_averages()}
+    return dict(sorted(times.items(), key=lambda kv: -kv[1]))
 
 
 def _report(times: list[float], batch: int, warmup: int) -> dict:

@@ -165,13 +165,17 @@ def structure_config(name: str) -> ViTConfig:
     return deit_config(DEIT[name])
 
 
-@torch.no_grad()
-def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int, warmup: int, repeats: int):
+def _models(name: str, fractions: dict, multiple: int) -> tuple[ViTConfig, dict, dict]:
+    """(config, {"dense": ViT, ratio: slim ViT}, {ratio: widths}) of the structure `name`."""
     cfg = structure_config(name)
     torch.manual_seed(0)
-    models = {"dense": ViT(cfg).eval()}
     widths = {r: scaled_widths(f, cfg, multiple) for r, f in fractions.items()}
-    models.update({r: slim_structure(cfg, w) for r, w in widths.items()})
+    return cfg, {"dense": ViT(cfg).eval(), **{r: slim_structure(cfg, w) for r, w in widths.items()}}, widths
+
+
+@torch.no_grad()
+def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int, warmup: int, repeats: int):
+    cfg, models, widths = _models(name, fractions, multiple)
     shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
     x1 = torch.randn(1, *shape)
     flops = {k: measure.count_flops(m, x1) for k, m in models.items()}
@@ -197,3 +201,29 @@ def pruned_structures(scores: dict, ratios=(0.4, 0.8), structures=("DeiT-Ti", "D
     rows = [row for name in structures
             for row in _pruned_rows(name, fractions, batches, multiple, rounds, warmup, repeats)]
     return {"setting": _setting(rounds, warmup, repeats), "fractions": fractions, "rows": rows}
+
+
+@torch.no_grad()
+def pruned_ops(scores: dict, ratios=(0.2, 0.4, 0.8), structure: str = "07 standard", batch: int = 256,
+               multiple: int = 1, rounds: int = 2, warmup: int = 2, repeats: int = 5) -> dict:
+    """Where the dense and the pruned models' time goes: per model, the median over `rounds` (alternating
+    order) of the milliseconds per forward pass spent in each ATen operator (`measure.op_times`)."""
+    cfg, models, widths = _models(structure, {r: keep_fractions(scores, r) for r in ratios}, multiple)
+    x = torch.randn(batch, cfg.in_chans, cfg.image_size, cfg.image_size)
+    runs = {k: [] for k in models}
+    for i in range(rounds):
+        for k in (list(models) if i % 2 == 0 else list(models)[::-1]):
+            runs[k].append(measure.op_times(lambda m=models[k]: m(x), warmup, repeats))
+    ops = {k: {op: statistics.median(r.get(op, 0.0) for r in v) for op in v[0]} for k, v in runs.items()}
+    return {"setting": {**_setting(rounds, warmup, repeats), "structure": structure, "batch": batch,
+                        "multiple": multiple}, "widths": widths, "ms_per_op": ops}
+
+
+def ops_report(table: dict, top: int = 8) -> str:
+    """The dense model's `top` operators, with each model's milliseconds in them and in total."""
+    ops = table["ms_per_op"]
+    names = list(ops["dense"])[:top]
+    lines = ["model    " + "".join(f"{n.removeprefix('aten::')[:16]:>17s}" for n in names) + "    total ms"]
+    for k, v in ops.items():
+        lines.append(f"{str(k):8s} " + "".join(f"{v.get(n, 0.0):17.2f}" for n in names) + f"{sum(v.values()):12.2f}")
+    return "\n".join(lines)

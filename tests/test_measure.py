@@ -127,3 +127,10 @@ def test_peak_bytes_sees_the_tensors_a_call_holds_at_once():
     one = 32 * 128 * 4
     assert measure.peak_bytes(lambda: x @ w.t()) == one
     assert measure.peak_bytes(lambda: torch.relu(x @ w.t()) + 1) >= 2 * one  # two results live at once
+
+
+def test_op_times_name_the_kernels_a_call_runs():
+    x, w = torch.randn(64, 64), torch.randn(64, 64)
+    times = measure.op_times(lambda: torch.relu(x @ w), warmup=1, repeats=3)
+    assert {"aten::mm", "aten::relu"} <= set(times) and all(t >= 0 for t in times.values())
+    assert list(times.values()) == sorted(times.values(), reverse=True)

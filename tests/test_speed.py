@@ -72,3 +72,13 @@ def test_crossover_is_the_smallest_width_from_which_every_wider_one_wins():
     assert speed.crossover([row(64, 1.2), row(128, 0.9), row(256, 1.1), row(512, 1.5)], "ternary", 1) == 256
     assert speed.crossover([row(64, 1.2), row(512, 0.5)], "ternary", 1) is None
     assert measure.paired_ratio([3.0], [2.0])["median"] == 1.5
+
+
+def test_pruned_ops_break_each_models_time_into_kernels(monkeypatch):
+    monkeypatch.setattr(speed, "structure_config", _tiny)
+    scores = {f"block{i}.{k}": torch.linspace(0, 1, n).tolist() for i in range(2) for k, n in (("attn", 8),
+                                                                                                  ("mlp", 16))}
+    table = speed.pruned_ops(scores, ratios=(0.5,), structure="tiny", batch=2, rounds=2, warmup=0, repeats=1)
+    assert list(table["ms_per_op"]) == ["dense", 0.5]
+    assert all("aten::addmm" in ops for ops in table["ms_per_op"].values())
+    assert "total ms" in speed.ops_report(table)
