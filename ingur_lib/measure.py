@@ -74,14 +74,19 @@ def timeit(fn: Callable[[], object], warmup: int = WARMUP, repeats: int = REPEAT
     return times
 
 
-def alternated(fns: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = WARMUP,
-               repeats: int = REPEATS, device="cpu") -> dict[str, list[float]]:
-    """Median seconds of each callable in each of `rounds` rounds; the order is reversed every other round."""
+def in_rounds(fns: dict[str, Callable], rounds: int, take: Callable) -> dict[str, list]:
+    """take(fn) for each callable in each of `rounds` rounds, the order reversed every other round."""
     out = {name: [] for name in fns}
     for r in range(rounds):
         for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-            out[name].append(statistics.median(timeit(fns[name], warmup, repeats, device)))
+            out[name].append(take(fns[name]))
     return out
+
+
+def alternated(fns: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = WARMUP,
+               repeats: int = REPEATS, device="cpu") -> dict[str, list[float]]:
+    """Median seconds of each callable in each of `rounds` rounds (`in_rounds`: alternating order)."""
+    return in_rounds(fns, rounds, lambda fn: statistics.median(timeit(fn, warmup, repeats, device)))
 
 
 def paired_ratio(slow: list[float], fast: list[float]) -> dict:

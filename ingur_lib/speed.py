@@ -210,10 +210,8 @@ def pruned_ops(scores: dict, ratios=(0.2, 0.4, 0.8), structure: str = "07 standa
     order) of the milliseconds per forward pass spent in each ATen operator (`measure.op_times`)."""
     cfg, models, widths = _models(structure, {r: keep_fractions(scores, r) for r in ratios}, multiple)
     x = torch.randn(batch, cfg.in_chans, cfg.image_size, cfg.image_size)
-    runs = {k: [] for k in models}
-    for i in range(rounds):
-        for k in (list(models) if i % 2 == 0 else list(models)[::-1]):
-            runs[k].append(measure.op_times(lambda m=models[k]: m(x), warmup, repeats))
+    runs = measure.in_rounds({k: (lambda m=m: m(x)) for k, m in models.items()}, rounds,
+                             lambda fn: measure.op_times(fn, warmup, repeats))
     ops = {k: {op: statistics.median(r.get(op, 0.0) for r in v) for op in v[0]} for k, v in runs.items()}
     return {"setting": {**_setting(rounds, warmup, repeats), "structure": structure, "batch": batch,
                         "multiple": multiple}, "widths": widths, "ms_per_op": ops}
