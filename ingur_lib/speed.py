@@ -127,6 +127,26 @@ def int_report(table: dict) -> str:
     return "\n".join(lines)
 
 
+@torch.no_grad()
+def int_model(model: torch.nn.Module, x, rounds: int = 3, warmup: int = 2, repeats: int = 10) -> dict:
+    """A whole trained model as the chapters run it (fake-quantised float) against `nn.int_infer.to_int(model)`
+    (every BitLinear / BinaryLinear on the int8 kernel; the rest, e.g. BinaryViT's attention products, stays
+    float): milliseconds, speedup, memory (weights + peak bytes during a call), largest output difference (relative to the largest output)."""
+    from .nn.int_infer import to_int
+    model = model.eval()
+    fast = to_int(model)
+    fns = {"trained": lambda: model(x), "int8": lambda: fast(x)}
+    times = measure.alternated(fns, rounds, warmup, repeats)
+    weights = {"trained": _bytes((*model.parameters(), *model.buffers())),
+               "int8": _bytes((*fast.parameters(), *fast.buffers()))}
+    ref = model(x)
+    return {"setting": _setting(rounds, warmup, repeats), "batch": len(x),
+            **{f"{k}_ms": 1000 * statistics.median(v) for k, v in times.items()},
+            "speedup": measure.paired_ratio(times["trained"], times["int8"]),
+            "memory_bytes": {k: weights[k] + measure.peak_bytes(fns[k]) for k in fns}, "weight_bytes": weights,
+            "max_rel_diff": float((fast(x) - ref).abs().max() / ref.abs().max())}
+
+
 # ---------------------------------------------------------------- learned pruning on a DeiT-size structure
 
 DEIT = {"DeiT-Ti": "tiny", "DeiT-S": "small"}  # names of models.deit.DEIT_CONFIGS

@@ -82,3 +82,12 @@ def test_pruned_ops_break_each_models_time_into_kernels(monkeypatch):
     assert list(table["ms_per_op"]) == ["dense", 0.5]
     assert all("aten::addmm" in ops for ops in table["ms_per_op"].values())
     assert "total ms" in speed.ops_report(table)
+
+
+def test_int_model_times_a_converted_model_beside_the_trained_one():
+    from ingur_lib.models.lm import LMConfig, build
+    torch.manual_seed(0)
+    lm = build(LMConfig(arch="matmulfree", vocab=23, dim=32, depth=1, heads=4, max_len=16))
+    r = speed.int_model(lm, torch.randint(0, 23, (2, 16)), rounds=1, warmup=0, repeats=1)
+    assert r["weight_bytes"]["int8"] < r["weight_bytes"]["trained"] and r["max_rel_diff"] < 1e-5
+    assert r["batch"] == 2 and r["speedup"]["median"] > 0
