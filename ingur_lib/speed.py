@@ -131,7 +131,8 @@ def int_report(table: dict) -> str:
 def int_model(model: torch.nn.Module, x, rounds: int = 3, warmup: int = 2, repeats: int = 10) -> dict:
     """A whole trained model as the chapters run it (fake-quantised float) against `nn.int_infer.to_int(model)`
     (every BitLinear / BinaryLinear on the int8 kernel; the rest, e.g. BinaryViT's attention products, stays
-    float): milliseconds, speedup, memory (weights + peak bytes during a call), largest output difference (relative to the largest output)."""
+    float): milliseconds, speedup, memory (weights + peak bytes during a call), and the largest output
+    difference relative to the largest output."""
     from .nn.int_infer import to_int
     model = model.eval()
     fast = to_int(model)
@@ -177,25 +178,27 @@ def slim_structure(cfg: ViTConfig, widths: list[dict]) -> torch.nn.Module:
     return prune.slim(model, masks).eval()
 
 
-def structure_config(name: str) -> ViTConfig:
-    """A DeiT size at 224 px (`DEIT`), or "07 standard": the book's small ViT that learned the ratios."""
-    if name == "07 standard":
-        from .chapters.vtp import CONFIGS
-        return CONFIGS["standard"].model
-    return deit_config(DEIT[name])
+def structure_config(structure) -> ViTConfig:
+    """A DeiT size at 224 px by name (`DEIT`), or a ViTConfig as given (e.g. the chapter's own small ViT, where
+    `multiple=1` gives the widths it recorded)."""
+    return structure if isinstance(structure, ViTConfig) else deit_config(DEIT[structure])
 
 
-def _models(name: str, fractions: dict, multiple: int) -> tuple[ViTConfig, dict, dict]:
-    """(config, {"dense": ViT, ratio: slim ViT}, {ratio: widths}) of the structure `name`."""
-    cfg = structure_config(name)
+def _name(structure) -> str:
+    return structure if isinstance(structure, str) else f"ViT {structure.dim}x{structure.depth}"
+
+
+def _models(structure, fractions: dict, multiple: int) -> tuple[ViTConfig, dict, dict]:
+    """(config, {"dense": ViT, ratio: slim ViT}, {ratio: widths}) of `structure` (`structure_config`)."""
+    cfg = structure_config(structure)
     torch.manual_seed(0)
     widths = {r: scaled_widths(f, cfg, multiple) for r, f in fractions.items()}
     return cfg, {"dense": ViT(cfg).eval(), **{r: slim_structure(cfg, w) for r, w in widths.items()}}, widths
 
 
 @torch.no_grad()
-def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int, warmup: int, repeats: int):
-    cfg, models, widths = _models(name, fractions, multiple)
+def _pruned_rows(structure, fractions: dict, batches, multiple: int, rounds: int, warmup: int, repeats: int):
+    cfg, models, widths = _models(structure, fractions, multiple)
     shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
     x1 = torch.randn(1, *shape)
     flops = {k: measure.count_flops(m, x1) for k, m in models.items()}
@@ -206,7 +209,8 @@ def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int
         for r in fractions:
             bound = flops["dense"] / flops[r]
             speed = measure.paired_ratio(times["dense"], times[r])
-            rows.append({"structure": name, "ratio": r, "multiple": multiple, "batch": b, "widths": widths[r],
+            rows.append({"structure": _name(structure), "ratio": r, "multiple": multiple, "batch": b,
+                         "widths": widths[r],
                          "flops_cut": 1 - 1 / bound, "bound": bound, "speedup": speed,
                          "of_bound": speed["median"] / bound, "dense_ms": 1000 * statistics.median(times["dense"]),
                          "pruned_ms": 1000 * statistics.median(times[r])})
@@ -216,15 +220,16 @@ def _pruned_rows(name: str, fractions: dict, batches, multiple: int, rounds: int
 def pruned_structures(scores: dict, ratios=(0.4, 0.8), structures=("DeiT-Ti", "DeiT-S"), batches=(1, 64),
                       multiple: int = 16, rounds: int = 3, warmup: int = 1, repeats: int = 3) -> dict:
     """Speedup of the learned keep ratios (`scores`: VTP's |a| per gate, as chapter 07 records them) on DeiT-size
-    structures (or "07 standard", where `multiple=1` gives the recorded widths) against the dense one, per ratio and batch, beside the FLOPs bound 1 / (1 - cut)."""
+    structures (names of `DEIT`, or ViTConfigs) against the dense one, per ratio and batch, beside the FLOPs
+    bound 1 / (1 - cut)."""
     fractions = {r: keep_fractions(scores, r) for r in ratios}
-    rows = [row for name in structures
-            for row in _pruned_rows(name, fractions, batches, multiple, rounds, warmup, repeats)]
+    rows = [row for structure in structures
+            for row in _pruned_rows(structure, fractions, batches, multiple, rounds, warmup, repeats)]
     return {"setting": _setting(rounds, warmup, repeats), "fractions": fractions, "rows": rows}
 
 
 @torch.no_grad()
-def pruned_ops(scores: dict, ratios=(0.2, 0.4, 0.8), structure: str = "07 standard", batch: int = 256,
+def pruned_ops(scores: dict, structure, ratios=(0.2, 0.4, 0.8), batch: int = 256,
                multiple: int = 1, rounds: int = 2, warmup: int = 2, repeats: int = 5) -> dict:
     """Where the dense and the pruned models' time goes: per model, the median over `rounds` (alternating
     order) of the milliseconds per forward pass spent in each ATen operator (`measure.op_times`)."""
@@ -233,7 +238,7 @@ def pruned_ops(scores: dict, ratios=(0.2, 0.4, 0.8), structure: str = "07 standa
     runs = measure.in_rounds({k: (lambda m=m: m(x)) for k, m in models.items()}, rounds,
                              lambda fn: measure.op_times(fn, warmup, repeats))
     ops = {k: {op: statistics.median(r.get(op, 0.0) for r in v) for op in v[0]} for k, v in runs.items()}
-    return {"setting": {**_setting(rounds, warmup, repeats), "structure": structure, "batch": batch,
+    return {"setting": {**_setting(rounds, warmup, repeats), "structure": _name(structure), "batch": batch,
                         "multiple": multiple}, "widths": widths, "ms_per_op": ops}
 
 

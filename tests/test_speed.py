@@ -33,23 +33,22 @@ def test_scaled_widths_map_small_blocks_onto_a_deeper_structure():
     assert widths[:6] == [{"attn": 192, "mlp": 384}] * 6 and widths[6:] == [{"attn": 96, "mlp": 16}] * 6
 
 
-def _tiny(name):
-    return ViTConfig(image_size=16, patch_size=8, in_chans=3, dim=32, depth=4, heads=2, mlp_ratio=4.0)
+TINY = ViTConfig(image_size=16, patch_size=8, in_chans=3, dim=32, depth=4, heads=2, mlp_ratio=4.0)
 
 
-def test_pruned_structures_time_the_learned_ratios_beside_the_flops_bound(monkeypatch):
-    monkeypatch.setattr(speed, "structure_config", _tiny)
+def test_pruned_structures_time_the_learned_ratios_beside_the_flops_bound():
     g = torch.Generator().manual_seed(0)
     scores = {f"block{i}.{k}": torch.rand(n, generator=g).tolist() for i in range(2) for k, n in (("attn", 8),
                                                                                                       ("mlp", 16))}
-    table = speed.pruned_structures(scores, ratios=(0.4, 0.8), structures=("tiny",), batches=(1, 2), multiple=8,
+    table = speed.pruned_structures(scores, ratios=(0.4, 0.8), structures=(TINY,), batches=(1, 2), multiple=8,
                                     rounds=1, warmup=0, repeats=1)
     assert [(r["ratio"], r["batch"]) for r in table["rows"]] == [(0.4, 1), (0.8, 1), (0.4, 2), (0.8, 2)]
     for r in table["rows"]:
         assert all(w["attn"] % 8 == 0 and w["mlp"] % 8 == 0 for w in r["widths"]) and len(r["widths"]) == 4
         assert r["bound"] > 1 and abs(r["flops_cut"] - (1 - 1 / r["bound"])) < 1e-12
         assert abs(r["of_bound"] - r["speedup"]["median"] / r["bound"]) < 1e-12
-    slim = speed.slim_structure(_tiny(""), table["rows"][1]["widths"])
+    assert table["rows"][0]["structure"] == "ViT 32x4"
+    slim = speed.slim_structure(TINY, table["rows"][1]["widths"])
     assert prune.layer_widths(slim) == table["rows"][1]["widths"]
     assert table["setting"]["threads"] == torch.get_num_threads() and table["setting"]["repeats"] == 1
 
@@ -74,11 +73,10 @@ def test_crossover_is_the_smallest_width_from_which_every_wider_one_wins():
     assert measure.paired_ratio([3.0], [2.0])["median"] == 1.5
 
 
-def test_pruned_ops_break_each_models_time_into_kernels(monkeypatch):
-    monkeypatch.setattr(speed, "structure_config", _tiny)
+def test_pruned_ops_break_each_models_time_into_kernels():
     scores = {f"block{i}.{k}": torch.linspace(0, 1, n).tolist() for i in range(2) for k, n in (("attn", 8),
                                                                                                   ("mlp", 16))}
-    table = speed.pruned_ops(scores, ratios=(0.5,), structure="tiny", batch=2, rounds=2, warmup=0, repeats=1)
+    table = speed.pruned_ops(scores, TINY, ratios=(0.5,), batch=2, rounds=2, warmup=0, repeats=1)
     assert list(table["ms_per_op"]) == ["dense", 0.5]
     assert all("aten::addmm" in ops for ops in table["ms_per_op"].values())
     assert "total ms" in speed.ops_report(table)
