@@ -3,7 +3,7 @@
 Training keeps full-precision latent weights and runs the quantised product as a float matrix multiply
 (`quant.BitLinear`, `binary.BinaryLinear`). A deployed model keeps only the low-bit codes, and runs them on
 an integer kernel. This module does that with `torch._int_mm`, PyTorch's int8 x int8 -> int32 matrix multiply
-(measured on the book's AVX512-VNNI CPU: 3-5x float32 sgemm's rate at 4096 x 384-768 on a loaded machine, `speed.int_kernels`):
+(measured on the book's AVX512-VNNI CPU, loaded: 3-5x float32 sgemm's rate at 4096 x 384-768; `speed.int_kernels`):
 
 * **Ternary** (`IntBitLinear`, [9] Sec. 3.1, BitNet b1.58 Eq. 1-3): the weights W~ = RoundClip(W / gamma, -1, 1)
   are held exactly as int8 in {-1, 0, 1}; each token's RMS-normalised input is quantised as the paper
