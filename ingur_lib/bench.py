@@ -88,20 +88,18 @@ def bench(batch: int = 128, rounds: int = 6, repeats: int = 10) -> dict:
     models = {"book": ViT(cfg), "plain": PlainViT(cfg)}
     x = torch.randn(batch, cfg.in_chans, cfg.image_size, cfg.image_size)
     y = torch.randint(0, cfg.num_classes, (batch,))
-    runs = {(m, k): [] for m in models for k in ("inference", "training")}
-    for r in range(rounds):  # alternate, so drift of the machine's speed hits both
-        order = list(models) if r % 2 == 0 else list(models)[::-1]  # and who goes first: that is worth ~10%
-        for name in order:
-            model = models[name]
-            runs[name, "inference"].append(measure.latency(model, x, 2, repeats)["items_per_s"])
-            runs[name, "training"].append(measure.train_throughput(model, x, y, 2, repeats)["items_per_s"])
+    # alternate, so drift of the machine's speed hits both, and who goes first: that is worth ~10%
+    runs = measure.in_rounds(models, rounds, lambda model: {
+        "inference": measure.latency(model, x, 2, repeats)["items_per_s"],
+        "training": measure.train_throughput(model, x, y, 2, repeats)["items_per_s"]})
     out = {"batch": batch, "threads": torch.get_num_threads(), "rounds": rounds, "repeats": repeats,
            "params": {n: measure.count_params(m) for n, m in models.items()},
            "kernels": {n: sum(kernel_counts(m, x).values()) for n, m in models.items()}}
     for kind in ("inference", "training"):
-        ratios = [b / p for b, p in zip(runs["book", kind], runs["plain", kind])]  # paired: same round
-        out[kind] = {"book": statistics.median(runs["book", kind]), "plain": statistics.median(runs["plain", kind]),
-                     "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)]}
+        book, plain = ([r[kind] for r in runs[name]] for name in ("book", "plain"))
+        ratio = measure.paired_ratio(book, plain)  # paired: same round
+        out[kind] = {"book": statistics.median(book), "plain": statistics.median(plain),
+                     "ratio": ratio["median"], "ratio_range": ratio["range"]}
     return out
 
 

@@ -9,6 +9,12 @@ benchmark takes them from here, measured the same way:
   `F.scaled_dot_product_attention` is invisible to the counter).
 * **time**: `warmup` untimed calls, then the **median** of `repeats` timed calls (`time.perf_counter`,
   CUDA synchronised), with the torch thread count and batch size recorded beside the number.
+* **comparisons** (`alternated`): several callables timed in rounds, the order reversed every other round
+  (whoever goes first runs measurably slower, and the machine's drift then hits all alike); per callable the
+  median of `repeats` calls in each round, and ratios taken within a round (`paired_ratio`).
+* **peak memory** (`peak_bytes`): the most bytes that tensors created during one call hold at once (the
+  profiler's memory timeline; inputs and weights that exist before the call are not counted).
+* **where the time goes** (`op_times`): milliseconds per call of each ATen operator (self time, torch.profiler).
 * **storage**: bytes to store the weights: float32 and bfloat16 for everything, and `packed`, where a module
   that stores low-bit weights says how many bytes its packed weight takes (`packed_weight_bytes()`, e.g.
   2-bit ternary BitLinear, 1-bit binary linear) and everything else stays float32.
@@ -66,6 +72,59 @@ def timeit(fn: Callable[[], object], warmup: int = WARMUP, repeats: int = REPEAT
         _sync(device)
         times.append(time.perf_counter() - t0)
     return times
+
+
+def in_rounds(fns: dict[str, Callable], rounds: int, take: Callable) -> dict[str, list]:
+    """take(fn) for each callable in each of `rounds` rounds, the order reversed every other round."""
+    out = {name: [] for name in fns}
+    for r in range(rounds):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            out[name].append(take(fns[name]))
+    return out
+
+
+def alternated(fns: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = WARMUP,
+               repeats: int = REPEATS, device="cpu") -> dict[str, list[float]]:
+    """Median seconds of each callable in each of `rounds` rounds (`in_rounds`: alternating order)."""
+    return in_rounds(fns, rounds, lambda fn: statistics.median(timeit(fn, warmup, repeats, device)))
+
+
+def paired_ratio(slow: list[float], fast: list[float]) -> dict:
+    """slow / fast within each round (e.g. a speedup), its median and range over rounds."""
+    ratios = [a / b for a, b in zip(slow, fast)]
+    return {"median": statistics.median(ratios), "range": [min(ratios), max(ratios)]}
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """The most bytes held at once by tensors that one call of `fn` creates (CPU; torch.profiler's memory
+    timeline, which follows every tensor's creation and release; what exists before the call is not counted)."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import Action
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        fn()
+    now = peak = 0
+    for _, action, _, size in prof._memory_profile().timeline:
+        if action == Action.CREATE:
+            now += size
+        elif action == Action.DESTROY:
+            now -= size
+        peak = max(peak, now)
+    return peak
+
+
+def op_times(fn: Callable[[], object], warmup: int = WARMUP, repeats: int = REPEATS) -> dict[str, float]:
+    """Self CPU milliseconds per call of `fn` spent in each ATen operator (torch.profiler over `repeats` calls
+    after `warmup`), largest first: which kernels a model's time is made of."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(warmup):
+        fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            fn()
+    times = {e.key: e.self_cpu_time_total / 1000 / repeats for e in prof.key_averages()}
+    return dict(sorted(times.items(), key=lambda kv: -kv[1]))
 
 
 def _report(times: list[float], batch: int, warmup: int) -> dict:

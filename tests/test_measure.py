@@ -110,3 +110,27 @@ def test_book_vit_runs_exactly_the_plain_vits_kernels():
     x = torch.randn(2, 1, 28, 28)
     book, plain = kernel_counts(ViT(cfg), x), kernel_counts(PlainViT(cfg), x)
     assert book == plain and book["aten.addmm"] == 4 * cfg.depth + 1  # qkv, proj, fc1, fc2 per block; the head
+
+
+def test_alternated_times_every_callable_each_round_in_reversed_order():
+    order = []
+    fns = {name: (lambda n=name: order.append(n)) for name in ("a", "b")}
+    out = measure.alternated(fns, rounds=3, warmup=0, repeats=1)
+    assert [len(v) for v in out.values()] == [3, 3]
+    assert order == ["a", "b", "b", "a", "a", "b"]
+    r = measure.paired_ratio([2.0, 4.0, 3.0], [1.0, 1.0, 1.0])
+    assert r == {"median": 3.0, "range": [2.0, 4.0]}
+
+
+def test_peak_bytes_sees_the_tensors_a_call_holds_at_once():
+    x, w = torch.randn(32, 64), torch.randn(128, 64)
+    one = 32 * 128 * 4
+    assert measure.peak_bytes(lambda: x @ w.t()) == one
+    assert measure.peak_bytes(lambda: torch.relu(x @ w.t()) + 1) >= 2 * one  # two results live at once
+
+
+def test_op_times_name_the_kernels_a_call_runs():
+    x, w = torch.randn(64, 64), torch.randn(64, 64)
+    times = measure.op_times(lambda: torch.relu(x @ w), warmup=1, repeats=3)
+    assert {"aten::mm", "aten::relu"} <= set(times) and all(t >= 0 for t in times.values())
+    assert list(times.values()) == sorted(times.values(), reverse=True)

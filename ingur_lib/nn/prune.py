@@ -81,7 +81,11 @@ class KeptLayerNorm(nn.Module):
         self.bias = nn.Parameter(norm.bias.detach()[kept].clone())
 
     def forward(self, x):
-        return F.layer_norm(x, (self.dim,), eps=self.eps)[..., self.kept] * self.weight + self.bias
+        y = F.layer_norm(x, (self.dim,), eps=self.eps)
+        # index_select on the 2-D view: ~6x faster on the CPU than indexing the last axis of a 3-D tensor,
+        # which cost more than the LayerNorm itself and made slim models at small cuts slower than dense ones
+        y = y.reshape(-1, self.dim).index_select(1, self.kept).view(*x.shape[:-1], len(self.kept))
+        return y * self.weight + self.bias
 
 
 def add_gates(model: nn.Module, gain: float = 1.0) -> nn.Module:
@@ -152,6 +156,24 @@ def global_masks(score_dict: dict[str, torch.Tensor], ratio: float) -> dict[str,
         masks[k] = keep[start:start + n].clone()
         start += n
     return masks
+
+
+def round_width(full: int, kept: float, multiple: int) -> int:
+    """`kept` dimensions rounded to the nearest multiple of `multiple` (CPU matrix kernels run whole vector
+    lanes, so a width of 99 costs what 112 does or more), at least one multiple, at most `full`."""
+    return min(full, max(multiple, multiple * round(kept / multiple)))
+
+
+def rounded_masks(score_dict: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
+                  multiple: int) -> dict[str, torch.Tensor]:
+    """Each gate keeps its `round_width` highest-scored dimensions instead of the `global_masks` count (ties
+    by position): the learned per-layer ratios, at widths the kernels like. The total changes a little."""
+    out = {}
+    for k, m in masks.items():
+        n = round_width(m.numel(), int(m.sum()), multiple)
+        top = torch.sort(score_dict[k].flatten().float(), descending=True, stable=True).indices[:n]
+        out[k] = torch.zeros(m.numel(), dtype=torch.bool).index_fill_(0, top, True)
+    return out
 
 
 def kept_fraction(masks: dict[str, torch.Tensor]) -> float:
