@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import ledger, measure
+from ..experiment import sweep_bracketed
 from ..errors import IngurError
 from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_images
 from ..exercises import assert_same, exercise
@@ -211,16 +212,9 @@ TUNED = ("ViT", "SL-ViT")  # the baseline and the method get the same sweep; +SP
 
 
 def bracketed(accuracy, lrs, most: int = 2) -> dict[str, float]:
-    """`accuracy(lr)` at every rate of `lrs`, then one rate a factor 2 beyond whichever end wins, up to
-    `most` times: a sweep whose best rate is not at its edge (unless `most` extensions did not reach it)."""
-    acc = {lr: accuracy(lr) for lr in sorted(lrs)}
-    for _ in range(most):
-        best, rates = max(acc, key=acc.get), sorted(acc)
-        if best not in (rates[0], rates[-1]) or len(rates) == 1:
-            break
-        lr = best * 2 if best == rates[-1] else best / 2
-        acc[lr] = accuracy(lr)
-    return {str(lr): acc[lr] for lr in sorted(acc)}
+    """`accuracy(lr)` over `lrs`, extended a factor 2 beyond whichever end wins, up to `most` times
+    (`experiment.sweep_bracketed`, the book's one sweep)."""
+    return sweep_bracketed(accuracy, lrs, most)
 
 
 def tune(cfg: Config, progress: bool) -> tuple[dict, dict]:

@@ -1,0 +1,34 @@
+"""The experiment base (`ingur_lib.experiment`): the one sweep and the one convergence record."""
+import math
+
+import pytest
+
+from ingur_lib import ledger
+from ingur_lib.experiment import best_of, longer_check, sweep_bracketed
+
+
+@pytest.mark.parametrize("peak, higher, expect", [
+    (8e-3, True, ["0.004", "0.008", "0.016"]),                     # inside: no extension
+    (5e-2, True, ["0.004", "0.008", "0.016", "0.032", "0.064"]),   # top edge: up, twice at most
+    (1e-3, False, ["0.001", "0.002", "0.004", "0.008", "0.016"]),  # a loss (lower is better), bottom edge
+])
+def test_the_sweep_extends_past_a_winning_edge_until_it_brackets(peak, higher, expect):
+    calls = []
+
+    def score(lr):
+        calls.append(lr)
+        far = abs(math.log(lr / peak))
+        return -far if higher else far
+
+    got = sweep_bracketed(score, (4e-3, 8e-3, 1.6e-2), higher_is_better=higher)
+    assert list(got) == expect and len(calls) == len(expect)
+    assert best_of(got, higher) == pytest.approx(min((float(k) for k in got), key=lambda r: abs(math.log(r / peak))))
+
+
+def test_a_convergence_record_holds_numbers_paired_per_seed_and_no_verdict():
+    rec = longer_check([80.0, 81.0, 82.0], [80.5, 81.5], seeds=[0, 1, 2], factor=1.5)
+    assert rec["seeds"] == [0, 1] and rec["base"] == [80.0, 81.0] and rec["change"]["values"] == [0.5, 0.5]
+    assert not {"converged", "verdict"} & set(rec)
+    pct = longer_check([2.0, 4.0], [1.9, 4.2], seeds=[0, 1], factor=1.5, percent=True)
+    assert pct["change"]["values"] == pytest.approx([-5.0, 5.0])
+    assert ledger.convergence(pct["change"], {}, default=6.0)["converged"] is True
