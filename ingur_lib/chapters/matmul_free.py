@@ -565,7 +565,7 @@ def standard_summary(results: dict) -> str:
     out.append("- **Validation loss** at each model's best rate: " + ", ".join(
         f"{n} {m[f'{n} / val_loss']['mean']:.3f} ± {se[n]:.3f}" for n in MODELS) + " nats/char (s.e.).")
     out.append(f"- **Gap**, MatMul-free minus Transformer++ in % of Transformer++'s loss, paired by seed: "
-               f"{ledger.effect_text(gap, 2, ' %')} ({gap['n']} seeds).")
+               f"{ledger.effect_text(gap, 2, ' %')}" + (f" ({gap['n']} seeds)." if gap["n"] > 1 else "."))
     for name, c in conv.items():
         n, mean = len(c["seeds"]), lambda xs: sum(xs) / len(xs)  # noqa: E731
         change = ledger.effect_text(c["change"], 1, " %") if n > 1 else f"{c['change']['mean']:+.1f} %"
@@ -604,8 +604,8 @@ def reading(results: dict) -> str:
     ahead = MMF if gap["mean"] < 0 else BASE
     out.append(f"- **Loss.** {ahead} is ahead on average; " + (
         f"the paired gap is resolved ({ledger.RESOLVED_WORDS})." if ledger.resolved(gap)
-        else f"the paired gap is a null ({ledger.NULL_WORDS}), so {gap['n']} seeds do not tell which "
-             "is ahead."))
+        else f"the paired gap is a null ({ledger.NULL_WORDS}), so {gap['n']} seed{'s' * (gap['n'] > 1)} "
+             f"{'do' if gap['n'] > 1 else 'does'} not tell which is ahead."))
     if conv:
         out.append("- **Convergence.** " + _convergence_words(conv))
     return "\n".join(out)
