@@ -13,7 +13,8 @@ FAILED, USAGE, INTERRUPTED = 1, 2, 130
 
 ENVIRONMENT = """\
 environment variables:
-  INGUR_PROFILE            profile when --profile is not given (smoke, standard, full; default smoke)
+  INGUR_PROFILE            profile when --profile is not given (smoke, standard, full; default:
+                           standard for reproduce, smoke for the notebooks)
   INGUR_SEED               first seed when --seeds is not given (a chapter keeps its number of seeds)
   INGUR_DEVICE             cpu, cuda or mps (default: the best one here)
   INGUR_RESULTS            folder of recorded results (default data/results; it must exist)
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     r = command("reproduce", "run a chapter's experiments and record data/results/<chapter>/<profile>.json")
     r.add_argument("chapter", metavar="CHAPTER", help=f"one of: {', '.join(chapters)}")
     r.add_argument("--profile", metavar=profiles, default=None,
-                   help="default: INGUR_PROFILE, else smoke (`standard` records the ledger's numbers)")
+                   help="default: INGUR_PROFILE, else standard (the ledger's runs; smoke takes minutes)")
     r.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: the chapter's own (started at INGUR_SEED when set)")
     f = command("figures", "redraw every registered figure from recorded results (PDF + PNG)")
@@ -165,7 +166,7 @@ def _settle_reproduce(a) -> None:
     from .runtime import choose_seeds, pick_device
     a.module = get(a.chapter)
     a.chapter_id = a.module.CHAPTER
-    a.profile, profile_from = choose_profile(a.profile, "--profile")
+    a.profile, profile_from = choose_profile(a.profile, "--profile", default="standard")
     a.seeds, seeds_from = choose_seeds(a.seeds, "--seeds", a.module.config(a.profile).seeds)
     device = pick_device()
     writable_dir(results_dir() / a.chapter_id, "point INGUR_RESULTS at a folder you can write to")

@@ -18,18 +18,20 @@ PROFILES = ("smoke", "standard", "full")
 T = TypeVar("T")
 
 
-DEFAULT = "smoke"  # the cheapest: a run nobody asked to make long never is
+DEFAULT = "smoke"  # the cheapest: a notebook nobody asked to make long never is
 
 
-def choose_profile(given: str | None = None, given_by: str = "profile=...") -> tuple[str, str]:
-    """(profile, where it came from): `given` (named `given_by` in messages), else INGUR_PROFILE, else smoke.
-    An explicit choice wins over the environment; the run prints which one decided (`Ingur: profile ...`)."""
+def choose_profile(given: str | None = None, given_by: str = "profile=...",
+                   default: str = DEFAULT) -> tuple[str, str]:
+    """(profile, where it came from): `given` (named `given_by` in messages), else INGUR_PROFILE, else
+    `default` (smoke; `reproduce`, whose job is recording the ledger's runs, passes standard). An explicit
+    choice wins over the environment; the run prints which one decided (`Ingur: profile ...`)."""
     if given:
         return _checked(given, given_by), f"from {given_by}"
     env = os.environ.get("INGUR_PROFILE", "").strip()
     if env:
         return _checked(env, "INGUR_PROFILE"), "from INGUR_PROFILE"
-    return DEFAULT, "the default"
+    return default, "the default"
 
 
 def _checked(name: str, given_by: str) -> str:

@@ -56,11 +56,11 @@ def _settled(argv, monkeypatch, **env):
 
 def test_reproduce_takes_profile_and_seeds_flag_then_environment_then_default(monkeypatch, tmp_results):
     run = ["reproduce", "02_deit"]
-    assert "profile smoke (the default), seeds 0, 1, 2 (the default)" in _settled(run, monkeypatch)
-    said = _settled(run, monkeypatch, INGUR_PROFILE="standard", INGUR_SEED="7")
-    assert "profile standard (from INGUR_PROFILE)" in said            # no longer overridden by a default
+    assert "profile standard (the default), seeds 0, 1, 2 (the default)" in _settled(run, monkeypatch)
+    said = _settled(run, monkeypatch, INGUR_PROFILE="smoke", INGUR_SEED="7")
+    assert "profile smoke (from INGUR_PROFILE)" in said            # no longer overridden by reproduce's default
     assert "seeds 7, 8, 9 (from INGUR_SEED, the run's 3 seeds from there)" in said
-    said = _settled([*run, "--profile", "smoke", "--seeds", "4"], monkeypatch, INGUR_PROFILE="standard",
+    said = _settled([*run, "--profile", "smoke", "--seeds", "4"], monkeypatch, INGUR_PROFILE="full",
                     INGUR_SEED="7")
     assert "profile smoke (from --profile), seeds 4 (from --seeds)" in said
 
