@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import measure
+from .errors import IngurError
 from .models.vit import ViT, ViTConfig
 
 
@@ -81,8 +82,16 @@ def kernel_counts(model: nn.Module, x: torch.Tensor) -> Counter:
     return counts
 
 
+def check_counts(**counts) -> None:
+    """Each count a whole number >= 1 (a batch of 0 times nothing), else IngurError naming it."""
+    for name, n in counts.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise IngurError(f"bench {name}={n!r} measures nothing: use a whole number >= 1.")
+
+
 def bench(batch: int = 128, rounds: int = 6, repeats: int = 10) -> dict:
     """Inference and training images/s of the book's ViT and the plain one, and their ratios."""
+    check_counts(batch=batch, rounds=rounds, repeats=repeats)
     cfg = base_config()
     torch.manual_seed(0)
     models = {"book": ViT(cfg), "plain": PlainViT(cfg)}

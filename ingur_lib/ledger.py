@@ -364,7 +364,7 @@ _RULES = {"effect": _effect, "bound": _bound, "none": _none, "sign": _sign}
 
 
 def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "relative",
-          tolerance: float = DEFAULT_TOLERANCE, testable: bool = True, *, form: str = "effect", n: int = 1,
+          tolerance: float = DEFAULT_TOLERANCE, *, form: str = "effect", n: int = 1,
           deterministic: bool = False, band: float = SIZE_BANDS["score"],
           minutes_per_seed: float | None = None) -> tuple[str, str]:
     """The verdict for one claim, from the numbers alone, with the rule that gave it.
@@ -379,12 +379,11 @@ def judge(reported: float, ours: float, ours_std: float = 0.0, kind: str = "rela
     interval stays within the bound plus `tolerance`, not reproduced when it lies beyond; none:
     reproduced inside ±tolerance, not reproduced outside. Otherwise inconclusive, with about how many
     seeds would decide (and, given the run's `minutes_per_seed`, about how long the extra seeds take).
-    Absolute claims and untestable ones are `not testable at this scale`.
+    Absolute claims are `not testable at this scale` (so are claims whose YAML says `not_testable`,
+    `judge_row`).
     """
     if kind == "absolute":
         return NOT_TESTABLE, "an absolute number at the paper's scale; our data and model are smaller"
-    if not testable:
-        return NOT_TESTABLE, "the chapter measures another quantity or setting than the paper's"
     if n < 2 and not deterministic:
         return INCONCLUSIVE, f"one seed ({_num(ours, True)}) has no spread to call an effect by: run 3 or more"
     lo, hi = interval(ours, ours_std, n)
@@ -407,18 +406,18 @@ def judge_row(c: dict, row: dict, minutes_per_seed: float | None = None) -> tupl
     if c.get("not_testable"):
         return NOT_TESTABLE, c["not_testable"]   # (a `not_run` claim that a run did fill is judged)
     return judge(c["value"], row["ours"], row.get("ours_std", 0.0), c["kind"], tolerance(c),
-                 row.get("testable", True), form=c.get("form", "effect"), n=row.get("n_seeds", 1),
+                 form=c.get("form", "effect"), n=row.get("n_seeds", 1),
                  deterministic=c.get("deterministic", False), band=size_band(c),
                  minutes_per_seed=minutes_per_seed)
 
 
-def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "",
-            testable: bool = True) -> dict:
+def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: str = "") -> dict:
     """Our number for a claim: a `summarize` dict over seeds (or one float), kept as mean, std, n and the
     per-seed values, with what we measured (`metric`) and the chapter's `note`.
 
     The row also carries today's verdict and reason for display; `record` stores the numbers only, and
-    every table judges them again against the current YAML (`judge_row`)."""
+    every table judges them again against the current YAML (`judge_row`). Whether a claim can be tested
+    at our scale is the YAML's to say (`not_testable`), never the results file's."""
     c = claim(paper, claim_id)
     s = ours if isinstance(ours, dict) else summarize([ours])
     if not _finite(s.get("mean")):
@@ -429,8 +428,6 @@ def compare(paper: str, claim_id: str, ours: dict | float, metric: str, note: st
            "note": note.strip()}
     if "values" in s:
         row["values"] = [float(v) for v in s["values"]]
-    if not testable:
-        row["testable"] = False
     verdict, rule = judge_row(c, row)
     return {**row, "verdict": verdict, "reason": _join(rule, note)}
 
@@ -442,6 +439,12 @@ def _join(*parts: str) -> str:
 
 # ---------------------------------------------------------------- results (JSON)
 
+# What a stored comparison may hold: its claim, what we measured, our numbers and the chapter's note. A verdict,
+# a reason or a `testable` flag is judged from the numbers against the YAML when a table is drawn, never stored.
+COMPARISON_TEXT = ("paper", "claim", "metric", "note")
+COMPARISON_KEYS = (*COMPARISON_TEXT, "ours", "ours_std", "n_seeds", "values")
+
+
 def _validate_comparison(c, where: str) -> None:
     if not isinstance(c, dict):
         raise IngurError(f"{where}: each comparison must be a mapping written by ledger.compare, not {c!r}.")
@@ -449,6 +452,14 @@ def _validate_comparison(c, where: str) -> None:
     name = f"{c.get('paper', '?')}/{c.get('claim', '?')}"
     if lack:
         raise IngurError(f"{where}: comparison {name} lacks {', '.join(lack)}: rerun the chapter to rewrite it.")
+    extra = [k for k in c if k not in COMPARISON_KEYS]
+    if extra:
+        raise IngurError(f"{where}: comparison {name} stores {', '.join(map(repr, extra))}, but results files hold "
+                         f"numbers only (the ledger judges them against the YAML): delete those keys, or run "
+                         f"`python -m ingur_lib.migrate`.")
+    wrong = [k for k in COMPARISON_TEXT if k in c and not isinstance(c[k], str)]
+    if wrong:
+        raise IngurError(f"{where}: comparison {name} has a non-text {', '.join(wrong)}: rerun the chapter.")
     n, std = c.get("n_seeds", 1), c.get("ours_std", 0.0)
     if not _finite(c["ours"]) or not _finite(std) or std < 0:
         raise IngurError(f"{where}: comparison {name} needs a finite number and std >= 0: rerun the chapter.")
@@ -476,10 +487,32 @@ def validate_results(d, where: str = "results file") -> dict:
     lack = [k for k in PROVENANCE_KEYS if k not in d["provenance"]]
     if lack:
         raise IngurError(f"{where}: provenance lacks {', '.join(lack)}: rerun the chapter to record them.")
-    # Verdicts stored by older versions are ignored (never shown): every table judges the numbers again.
+    _validate_types(d, where)
     for c in d.get("comparisons", []):
         _validate_comparison(c, where)
     return d
+
+
+# The type each field a page reads must have (None: any); `runtime.provenance` writes them so.
+_TYPES = {"chapter": str, "profile": str, "metrics": dict, "comparisons": list}
+_PROVENANCE_TYPES = {"commit": str, "dirty": (bool, type(None)), "date": str, "machine": str, "torch": str,
+                     "profile": str, "seeds": list, "wall_time_s": (int, float), "dataset": dict}
+
+
+def _validate_types(d: dict, where: str) -> None:
+    """A field of the wrong type is named here, not met later as a traceback inside a page."""
+    fields = [(k, d[k], t) for k, t in _TYPES.items() if k in d]
+    fields += [(f"provenance.{k}", d["provenance"][k], t) for k, t in _PROVENANCE_TYPES.items()]
+    for name, value, types in fields:
+        if not isinstance(value, types) or (types == (int, float) and isinstance(value, bool)):
+            want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise IngurError(f"{where}: {name} is {type(value).__name__} {value!r:.40}, not {want}: "
+                             f"results are written by ingur_lib.ledger.record only; rerun the chapter.")
+    bad = [k for k, m in d["metrics"].items()
+           if not (isinstance(m, dict) and _finite(m.get("mean")) and _finite(m.get("std", 0.0)))]
+    if bad:
+        raise IngurError(f"{where}: metric {bad[0]!r} is not a summary with a finite mean and std "
+                         f"(ledger.summarize): rerun the chapter.")
 
 
 def results_path(chapter: str, profile: str) -> Path:
@@ -516,32 +549,11 @@ def load_results(chapter: str, profile: str = "standard") -> dict | None:
 
 
 def all_results() -> list[dict]:
-    """Every recorded results file. A missing results folder is an error, not an empty ledger: a misspelt
-    `INGUR_RESULTS` would otherwise publish every claim as "not yet run"."""
-    root = results_dir()
-    if not root.is_dir():
-        raise IngurError(f"The results folder {root} does not exist: point INGUR_RESULTS at a folder of "
-                         f"recorded results (or unset it to use data/results).")
-    return [load_results(p.parent.name, p.stem) for p in sorted(root.glob("*/*.json"))]
+    """Every recorded results file (a missing results folder is an error: `paths.results_dir`)."""
+    return [load_results(p.parent.name, p.stem) for p in sorted(results_dir().glob("*/*.json"))]
 
 
 # ---------------------------------------------------------------- tables
-
-def _note(row: dict) -> str:
-    """The chapter's note on a comparison. Files written before notes were stored separately keep it
-    after the old rule's first sentence in `reason`."""
-    if "note" in row:
-        return row["note"]
-    parts = str(row.get("reason", "")).split(". ", 1)
-    return parts[1] if len(parts) == 2 else ""
-
-
-def _legacy_testable(row: dict) -> dict:
-    """Older files said "not testable" only through their verdict; read it as the chapter's testable=False."""
-    if "testable" not in row and row.get("verdict") == NOT_TESTABLE:
-        return {**row, "testable": False}
-    return row
-
 
 def _measurement(row: dict) -> tuple:
     """What identifies one measurement inside a results file (one measurement fills one claim)."""
@@ -574,7 +586,7 @@ COLUMNS = ["ref", "paper", "claim", "reported", "source", "ours", "our setting",
            "verdict", "reason", "commit"]
 
 
-def _claim_of(reported: dict, paper: str, c: dict) -> dict | None:
+def _count_of(reported: dict, paper: str, c: dict) -> dict | None:
     """The absolute claim holding the paper's number that count claim `c` is measured against, if any."""
     return next((x for x in reported[paper]["claims"] if x["id"] == c.get("of")), None)
 
@@ -588,26 +600,40 @@ def _minutes_per_seed(res: dict) -> float | None:
 def _rows_of(res: dict, reported: dict, paper: str | None) -> list[dict]:
     """One results file's comparisons, judged now against the current YAML."""
     rows, filled = [], {}
-    for row in map(_legacy_testable, res.get("comparisons", [])):
-        rc = next((x for x in reported.get(row["paper"], {}).get("claims", []) if x["id"] == row["claim"]), None)
-        if rc is None or (paper and row["paper"] != paper):
+    for row in res.get("comparisons", []):
+        if paper and row["paper"] != paper:
             continue
+        rc = _claim_of(row, reported, res)
         first = filled.setdefault(_measurement(row), row["claim"])
         if first != row["claim"]:
             verdict, rule = NOT_TESTABLE, (f"the measurement that fills claim {first!r} fills this one too; "
                                           f"one measurement cannot test two claims")
         else:
             verdict, rule = judge_row(rc, row, _minutes_per_seed(res))
-        of = _claim_of(reported, row["paper"], rc)
+        of = _count_of(reported, row["paper"], rc)
         ours, setting = _ours(rc, row, of), row["metric"]
         if verdict == NOT_TESTABLE:  # another quantity never sits in the column beside the paper's number
             ours, setting = "", f"{_sentence(setting)} Measured: {ours}"
         rows.append({"ref": reported[row["paper"]]["ref"], "paper": row["paper"], "claim": rc["claim"],
                      "reported": _fmt(of or rc), "source": rc["source"], "ours": ours,
                      "our setting": setting, "profile": res["profile"], "seeds": row.get("n_seeds", 1),
-                     "verdict": verdict, "reason": _join(rule, _note(row)),
+                     "verdict": verdict, "reason": _join(rule, row.get("note", "")),
                      "commit": res["provenance"]["commit"][:8], "_id": (row["paper"], row["claim"])})
     return rows
+
+
+def _claim_of(row: dict, reported: dict, res: dict) -> dict:
+    """The YAML claim a stored comparison fills; a paper or id the YAML lacks is an error naming the known
+    ones (a misspelt id would otherwise drop its row and show the claim as "not yet run")."""
+    where = results_path(res["chapter"], res["profile"])
+    if row["paper"] not in reported:
+        raise IngurError(f"{where}: comparison {row['paper']}/{row['claim']} names an unknown paper: use one of "
+                         f"{', '.join(sorted(reported))}.")
+    claims = {c["id"]: c for c in reported[row["paper"]]["claims"]}
+    if row["claim"] not in claims:
+        raise IngurError(f"{where}: comparison {row['paper']}/{row['claim']} names no claim of "
+                         f"data/reported/{row['paper']}.yaml: use one of {', '.join(claims)}.")
+    return claims[row["claim"]]
 
 
 def _unrun(key: str, rep: dict, rc: dict) -> dict:

@@ -33,10 +33,9 @@ def shown(path: str | os.PathLike) -> str:
 
 
 def cache_dir() -> Path:
-    """Downloads and derived datasets (git-ignored). `INGUR_CACHE` overrides it."""
-    path = Path(os.environ.get("INGUR_CACHE", repo_root() / "data" / "cache"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Downloads and derived datasets (git-ignored). `INGUR_CACHE` overrides it (made if missing)."""
+    return writable_dir(os.environ.get("INGUR_CACHE") or repo_root() / "data" / "cache",
+                        "point INGUR_CACHE at a folder you can write to (or unset it to use data/cache)")
 
 
 def reported_dir() -> Path:
@@ -44,7 +43,15 @@ def reported_dir() -> Path:
 
 
 def results_dir() -> Path:
-    return Path(os.environ.get("INGUR_RESULTS", repo_root() / "data" / "results"))
+    """Recorded results: `INGUR_RESULTS`, else data/results. A folder that does not exist is an error, not an
+    empty ledger: a misspelt INGUR_RESULTS would otherwise show every claim as "not yet run" and record a
+    run where nobody looks."""
+    from .errors import IngurError
+    path = Path(os.environ.get("INGUR_RESULTS") or repo_root() / "data" / "results")
+    if not path.is_dir():
+        raise IngurError(f"The results folder {path} does not exist: point INGUR_RESULTS at a folder of "
+                         f"recorded results (or unset it to use data/results).")
+    return path
 
 
 def writable_dir(path: str | os.PathLike, fix: str = "pass --out a folder you can write to") -> Path:

@@ -14,7 +14,7 @@ import torch
 
 from .errors import IngurError
 from .paths import repo_root
-from .profiles import get_profile
+from .profiles import choose_profile
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -69,7 +69,7 @@ def check_seeds(seeds) -> tuple[int, ...]:
     return seeds
 
 
-def env_seed(default: int = 0) -> int:
+def env_seed(default: int | None = 0) -> int | None:
     """INGUR_SEED if set (CI and teachers run the notebooks under other seeds), else `default`."""
     raw = os.environ.get("INGUR_SEED", "").strip()
     if not raw:
@@ -79,6 +79,22 @@ def env_seed(default: int = 0) -> int:
     except ValueError:
         raise IngurError(f"INGUR_SEED={raw!r} is not an integer: set it to one in [0, 2**32 - 1].") from None
     return check_seed(seed)
+
+
+def choose_seeds(given=None, given_by: str = "seed=...", defaults=(0,)) -> tuple[tuple[int, ...], str]:
+    """(seeds, where they came from), the one rule for notebooks and `reproduce`: `given` (named `given_by`),
+    else INGUR_SEED, else `defaults` (a notebook's 0, a chapter's own seeds). INGUR_SEED=s keeps the count
+    of `defaults` and starts it at s (s, s+1, ...), so a chapter's run keeps the seeds its evidence needs."""
+    if given:
+        return check_seeds(given), f"from {given_by}"
+    start = env_seed(None)
+    if start is None:
+        return check_seeds(defaults), "the default"
+    seeds = tuple(range(start, start + len(defaults)))
+    if seeds[-1] > SEED_MAX:
+        raise IngurError(f"INGUR_SEED={start} leaves no room for this run's {len(seeds)} seeds: set it to at "
+                         f"most {SEED_MAX - len(seeds) + 1}.")
+    return seeds, "from INGUR_SEED" + (f", the run's {len(seeds)} seeds from there" if len(seeds) > 1 else "")
 
 
 def seed_everything(seed: int) -> None:
@@ -161,12 +177,15 @@ def setup(profile: str | None = None, seed: int | None = None, device: str | Non
           quiet: bool = False) -> Context:
     """One call at the top of every notebook: check the profile, pick the device, seed, plot style.
 
-    The seed is `seed`, else INGUR_SEED, else 0 (read here, beside the profile)."""
+    Profile and seed follow the command line's rule (`choose_profile`, `choose_seeds`): the argument, else
+    INGUR_PROFILE / INGUR_SEED, else smoke / 0; the printed line says which decided."""
     from .viz import thesis_style
-    seed = env_seed() if seed is None else check_seed(seed)
-    ctx = Context(get_profile(profile), pick_device(device), seed)
-    seed_everything(seed)
+    profile, profile_from = choose_profile(profile, "PROFILE")
+    seeds, seed_from = choose_seeds(None if seed is None else [seed], "seed=...")
+    ctx = Context(profile, pick_device(device), seeds[0])
+    seed_everything(ctx.seed)
     thesis_style()
     if not quiet:
-        print(f"Ingur: {ctx}")
+        print(f"Ingur: profile {ctx.profile} ({profile_from}), seed {ctx.seed} ({seed_from}), "
+              f"device {ctx.device}, torch {torch.__version__}")
     return ctx

@@ -56,8 +56,9 @@ class TrainConfig:
     def __post_init__(self):
         from .errors import IngurError
         from .runtime import check_seed
-        if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
-            raise IngurError(f"epochs={self.epochs!r} trains nothing: use a number > 0 (fractions allowed).")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not 0 < self.epochs < math.inf:
+            raise IngurError(f"epochs={self.epochs!r} is no length of training: use a finite number > 0 "
+                             "(fractions allowed).")
         for name in ("batch_size", "eval_batch_size", "eval_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

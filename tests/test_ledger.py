@@ -2,16 +2,19 @@
 book page fresh."""
 import json
 import math
+import subprocess
 
 import pytest
 import yaml
 
-from ingur_lib import ledger
+from ingur_lib import ledger, migrate
 from ingur_lib.book import ledger_page
 from ingur_lib.errors import IngurError
 from ingur_lib.paths import repo_root, reported_dir, results_dir
 from ingur_lib.chapters import CHAPTERS
 from ingur_lib.runtime import provenance
+
+MIGRATED_FROM = "6701f8a"  # the last commit whose 08 and 09 results stored `testable: false`
 
 # ---------------------------------------------------------------- the rule, on constructed numbers
 # std = 0.5 over n = 3 seeds: s.e. 0.289, t = 4.303, so the 95% interval is mean ± 1.242.
@@ -52,7 +55,6 @@ def test_one_seed_is_no_effect_unless_the_quantity_is_a_count():
 
 def test_absolute_and_untestable_claims():
     assert ledger.judge(81.8, 92.0, kind="absolute")[0] == "not testable at this scale"
-    assert ledger.judge(4.0, 3.9, 0.1, testable=False, n=3)[0] == "not testable at this scale"
 
 
 def test_interval_is_mean_plus_minus_t_standard_errors():
@@ -171,7 +173,9 @@ def test_the_table_judges_against_the_current_yaml_not_a_stored_verdict(toy_root
     row = ledger.compare("toy", "gain", ledger.summarize([3.0, 3.5, 4.0]), "our gain")
     path = _record([row])
     d = json.loads(path.read_text())
-    d["comparisons"][0]["verdict"] = "reproduced"            # a hand-typed verdict: ignored
+    path.write_text(json.dumps({**d, "comparisons": [{**d["comparisons"][0], "verdict": "not reproduced"}]}))
+    with pytest.raises(IngurError, match="stores 'verdict', but results files hold numbers only"):
+        ledger.table(chapter="toy_ch")                       # a hand-typed verdict: refused, not obeyed
     path.write_text(json.dumps(d))
     assert ledger.table(chapter="toy_ch")["verdict"][0] == "reproduced"
     _write_claims(toy_root, _claim(value=-4.0))             # the claim is edited: the verdict follows it
@@ -192,18 +196,44 @@ def test_one_measurement_does_not_fill_two_claims(toy_root):
     assert "'gain'" in t.loc["A beats C by 4", "reason"]
 
 
-def test_older_results_files_still_load_and_are_judged_again(toy_root):
+def _leaves(x, at=""):
+    """Every number of a JSON value, by its path (lists by index)."""
+    if isinstance(x, dict):
+        return {k: v for key, val in x.items() for k, v in _leaves(val, f"{at}/{key}").items()}
+    if isinstance(x, list):
+        return {k: v for i, val in enumerate(x) for k, v in _leaves(val, f"{at}/{i}").items()}
+    return {at: x} if isinstance(x, (int, float)) and not isinstance(x, bool) else {}
+
+
+def test_older_results_files_are_refused_until_migrated_with_every_number_kept(toy_root):
     legacy = {"paper": "toy", "claim": "gain", "metric": "our gain", "ours": 1.0, "ours_std": 0.1,
-              "n_seeds": 1, "verdict": "reproduced", "reason": "our effect +1.00 is within the noise ±0.30. "
-              "one seed; noise from the base."}
+              "n_seeds": 1, "verdict": "not testable at this scale", "testable": False,
+              "reason": "our effect +1.00 is within the noise ±0.30. one seed; noise from the base."}
     path = toy_root / "data" / "results" / "toy_ch" / "standard.json"
     path.parent.mkdir()
-    d = {"chapter": "toy_ch", "profile": "standard", "metrics": {}, "comparisons": [legacy],
-         "provenance": provenance("standard", [0], 1.0, dataset={"name": "toy"})}
+    d = {"chapter": "toy_ch", "profile": "standard", "metrics": {"acc": ledger.summarize([0.9])},
+         "comparisons": [legacy], "provenance": provenance("standard", [0], 1.0, dataset={"name": "toy"})}
     path.write_text(json.dumps(d))
-    t = ledger.table(chapter="toy_ch")
-    assert t["verdict"][0] == "inconclusive"                 # one seed: not an effect
-    assert t["reason"][0].endswith("one seed; noise from the base.") and "within the noise" not in t["reason"][0]
+    with pytest.raises(IngurError, match=r"stores 'verdict', 'testable', 'reason'.*python -m ingur_lib.migrate"):
+        ledger.table(chapter="toy_ch")
+    assert migrate.migrate() == [path] and migrate.migrate() == []
+    assert _leaves(json.loads(path.read_text())) == _leaves(d)
+    t = ledger.table(chapter="toy_ch")                       # judged again: one seed is not an effect
+    assert t["verdict"][0] == "inconclusive" and "within the noise" not in t["reason"][0]
+
+
+def test_committed_results_hold_numbers_only_and_the_migration_kept_every_number():
+    """The migration of 08 and 09 (their stored `testable: false`) dropped that flag and nothing else."""
+    for path in sorted(results_dir().glob("*/*.json")):
+        d = json.loads(path.read_text())
+        assert migrate.migrated(d) == d, f"{path} still stores what the ledger judges"
+        ledger.load_results(path.parent.name, path.stem)
+    before = json.loads(subprocess.run(["git", "show", f"{MIGRATED_FROM}:data/results/09_matmul_free/standard.json"],
+                                       cwd=repo_root(), capture_output=True, text=True).stdout or "null")
+    if before:  # a shallow clone may lack the commit before the migration
+        assert before["comparisons"][-1]["testable"] is False
+        now = json.loads((results_dir() / "09_matmul_free" / "standard.json").read_text())
+        assert _leaves(now) == _leaves(before) and migrate.migrated(before) == now
 
 
 @pytest.mark.parametrize("results, match", [

@@ -118,12 +118,12 @@ def test_an_error_keeps_the_checkpoints_for_the_next_try(tmp_cache):
     assert resume.active() is None
 
 
-def test_cli_reproduce_runs_inside_resumable(monkeypatch, tmp_cache):
+def test_cli_reproduce_runs_inside_resumable(monkeypatch, tmp_cache, tmp_results):
     import types
 
     from ingur_lib import __main__ as cli
     seen = {}
-    fake = types.SimpleNamespace(CHAPTER="99_fake",
+    fake = types.SimpleNamespace(CHAPTER="99_fake", config=lambda profile: types.SimpleNamespace(seeds=(0,)),
                                  reproduce=lambda profile, **kw: seen.setdefault("f", resume.active()))
     monkeypatch.setattr("ingur_lib.chapters.get", lambda name: fake)
     assert cli.main(["reproduce", "99_fake", "--profile", "smoke"]) == 0

@@ -247,20 +247,34 @@ def build(cfg: ForgeryConfig, faces: torch.Tensor | None = None, source: str = "
     return ForgeryData(train, test, VARIANTS, source, asdict(cfg))
 
 
+def _to_tensors(d: ForgeryData) -> dict:
+    """`d` as plain tensors, strings and dicts: what `torch.load(weights_only=True)` reads back."""
+    return {"train": asdict(d.train), "test": asdict(d.test), "variants": list(d.variants),
+            "source": d.source, "config": d.config}
+
+
+def _from_tensors(saved: dict) -> ForgeryData:
+    return ForgeryData(Split(**saved["train"]), Split(**saved["test"]), tuple(saved["variants"]),
+                       saved["source"], saved["config"])
+
+
 def load(cfg: ForgeryConfig) -> ForgeryData:
-    """`build(cfg)` from the cache under data/cache/forgery/, or built now and cached atomically."""
+    """`build(cfg)` from the cache under data/cache/forgery/, or built now and cached atomically.
+
+    The cache holds tensors and plain values only, read with `weights_only=True`: `INGUR_CACHE` may point
+    at a shared folder, and a planted pickle must not run code here."""
     key = hashlib.sha256(json.dumps({**asdict(cfg), "size": SIZE, "version": VERSION}, sort_keys=True)
                          .encode()).hexdigest()[:12]
     path = cache_dir() / "forgery" / f"{key}.pt"
     if path.exists():
         try:
-            d = torch.load(path, weights_only=False)
+            d = _from_tensors(torch.load(path, weights_only=True))
             print(f"forgery data: read from cache {shown(path)}")
             return d
         except Exception:
             print(f"forgery data: cache {shown(path)} unreadable; rebuilding it")
     d = build(cfg)
     with atomic_path(path) as tmp:
-        torch.save(d, tmp)
+        torch.save(_to_tensors(d), tmp)
     print(f"forgery data: built from {d.source} and cached in {shown(path)}")
     return d

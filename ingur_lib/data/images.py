@@ -200,10 +200,21 @@ DATASETS = {
 }
 
 
+def _cache_name(name: str) -> str:
+    """The cache folder of dataset `name`. Fashion-MNIST read from INGUR_FASHION_MNIST_DIR gets a folder of
+    its own (named by a hash of that path): a cache built from another copy must never answer for it, nor
+    its copy later answer for the package's."""
+    env = os.environ.get("INGUR_FASHION_MNIST_DIR")
+    if name != "fashion_mnist" or not env or not (Path(env) / "train-images-idx3-ubyte.gz").exists():
+        return name
+    import hashlib
+    return f"{name}-{hashlib.sha256(str(Path(env).resolve()).encode()).hexdigest()[:10]}"
+
+
 @lru_cache(maxsize=4)
-def _load(name: str) -> ImageData:
+def _load(name: str, cache_name: str) -> ImageData:
     build, classes = DATASETS[name]
-    dsd, source, where = cached(name, build)
+    dsd, source, where = cached(cache_name, build)
     dsd = dsd.with_format("torch")
     train, test = dsd["train"][:], dsd["test"][:]  # whole splits as torch tensors
     tx, ty, vx, vy = train["image"], train["label"], test["image"], test["label"]
@@ -220,7 +231,7 @@ def load_images(name: str = "fashion_mnist", verbose: bool = True) -> ImageData:
     key = name.strip().lower().replace("-", "_")
     if key not in DATASETS:
         raise IngurError(f"Unknown dataset {name!r}: use one of {', '.join(DATASETS)}.")
-    data = _load(key)
+    data = _load(key, _cache_name(key))
     if verbose:
         print(data.describe())
     return data

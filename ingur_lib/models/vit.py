@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import IngurError
 from ..measure import count_params  # noqa: F401  (re-exported: notebooks count with it)
-from ..nn.blocks import Block
+from ..nn.blocks import Block, check_rate
 from ..nn.class_attention import ClassAttentionBlock
 from ..nn.patch_dropout import patch_dropout
 from ..nn.tokens import TOKENIZERS, check_patchable
@@ -51,6 +51,8 @@ class ViTConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise IngurError(f"ViTConfig {name}={value!r} must be a whole number >= 1.")
         check_patchable(self.image_size, self.patch_size)
+        for name in ("dropout", "attn_dropout", "drop_path"):  # checked here, before any model is built
+            check_rate(f"ViTConfig {name}", getattr(self, name))
         if not 0 < self.patch_keep <= 1:
             raise IngurError(f"patch_keep must be in (0, 1], got {self.patch_keep}: it is the fraction of "
                              "patch tokens kept in training (1 turns PatchDropout off).")

@@ -22,12 +22,21 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+def check_rate(name: str, p) -> float:
+    """A drop probability in [0, 1): at 1 every sample is dropped and the rescale 1 / (1 - p) divides by zero
+    (NaN outputs), and above 1 it is no probability."""
+    from ..errors import IngurError
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise IngurError(f"{name}={p!r} must be a probability in [0, 1): use 0 to turn it off.")
+    return float(p)
+
+
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al. 2016): drop a sample's whole residual branch with probability p."""
 
     def __init__(self, p: float = 0.0):
         super().__init__()
-        self.p = p
+        self.p = check_rate("drop_path", p)
 
     def forward(self, x):
         if not self.training or self.p == 0.0:
