@@ -21,13 +21,13 @@ def register_all() -> None:
 
 def ledger_page() -> str:
     """The ledger page's Markdown (`ledger.book_page` over the book's chapters)."""
-    from .ledger import book_page
+    from .publish import book_page
     return book_page(CHAPTERS)
 
 
 def write_ledger_page(path: str | Path | None = None) -> Path:
     """Regenerate book/ledger.md (or write to `path`) and the intro's chapter table."""
-    from .ledger import write_book_page
+    from .publish import write_book_page
     if path is None:
         write_intro()
     return write_book_page(CHAPTERS, path)
@@ -95,7 +95,7 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .ledger import load_results
+    from .results import load_results
     from .viz import colour_scope, save_figure, thesis_style
     register_all()
     thesis_style()

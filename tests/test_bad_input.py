@@ -14,7 +14,7 @@ import warnings
 import pytest
 import torch
 
-from ingur_lib import ledger
+from ingur_lib import ledger, verdicts
 from ingur_lib.__main__ import main
 from ingur_lib.data import images, load_images
 from ingur_lib.errors import IngurError
@@ -47,7 +47,7 @@ def _recorded(tmp_results, drop_comparison=None, drop_provenance=None, chapter="
 
 def _yaml(tmp_path, monkeypatch, text):
     (tmp_path / "paper.yaml").write_text(text)
-    monkeypatch.setattr(ledger, "reported_dir", lambda: tmp_path)
+    monkeypatch.setattr(verdicts, "reported_dir", lambda: tmp_path)
     return lambda: ledger.load_reported("paper")
 
 

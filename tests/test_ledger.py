@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from ingur_lib import ledger, migrate
+from ingur_lib import ledger, migrate, publish
 from ingur_lib.book import ledger_page
 from ingur_lib.errors import IngurError
 from ingur_lib.paths import repo_root, reported_dir, results_dir
@@ -412,7 +412,7 @@ def test_a_check_noisier_than_the_effect_it_guards_is_flagged():
 
 def test_the_papers_numbers_read_as_written():
     """The ledger page showed '+85.7 % less', 'no effect: +0 points' and '+8.68 x'."""
-    from ingur_lib.ledger import _fmt
+    from ingur_lib.publish import _fmt
     rel = dict(kind="relative", dataset="D")
     assert _fmt({**rel, "unit": "% less", "value": 85.7}) == "85.7% less (D)"
     assert _fmt({**rel, "unit": "%", "value": -22}) == "-22% (D)"
@@ -445,8 +445,8 @@ def test_one_claim_one_row_a_count_reads_in_the_papers_unit():
     assert not any(df["claim"].str.startswith("DeiT-Ti (192-dim")), "the absolute params_ti row is shown once"
     row = df[df["claim"].str.contains("DeiT-Ti configuration")].iloc[0]
     assert row["reported"].startswith("5 M") and row["ours"].startswith("5.72 M (+14.")
-    assert ledger._ours({"kind": "relative"}, {"ours": -0.36}, {"value": 12.0, "unit": "M"}) == "12 M (-0.4%)"
-    assert ledger._fmt({"kind": "absolute", "value": 0.79e8, "unit": "OPs", "dataset": "D"}) == "79 M OPs (D)"
+    assert publish._ours({"kind": "relative"}, {"ours": -0.36}, {"value": 12.0, "unit": "M"}) == "12 M (-0.4%)"
+    assert publish._fmt({"kind": "absolute", "value": 0.79e8, "unit": "OPs", "dataset": "D"}) == "79 M OPs (D)"
 
 
 def test_a_count_must_be_of_an_absolute_claim_measured_in_percent():

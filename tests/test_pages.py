@@ -6,7 +6,7 @@ import re
 import pandas as pd
 import pytest
 
-from ingur_lib import book, ledger, pages
+from ingur_lib import book, ledger, pages, publish, verdicts
 from ingur_lib.paths import repo_root
 
 
@@ -74,11 +74,11 @@ def test_intro_and_reading_paths_are_generated_from_the_chapters(tmp_path):
 def test_ledger_counts_print_as_counts_and_arrows_do_not_split():
     """BinaryViT's OPs showed as `39,938.00`, a baseline's parameters as `4.077e+05`, and a claim's
     `57.07 -> 61.07` broke between `-` and `>` in a narrow column."""
-    assert ledger._num(39938.0) == "39,938" and ledger._num(-15.61, sign=True) == "-15.61"
-    assert ledger._num(100.0) == "100.00" and ledger._num(6.68e-6, sign=True) == "+6.68e-06"
-    assert ledger._baseline_value({"mean": 407690.0, "n": 1}) == "407,690"
-    assert ledger._baseline_value({"mean": 0.9019, "n": 1}) == "0.9019"
-    assert ledger._md_cell("ViT (57.07 -> 61.07)") == "ViT (57.07 → 61.07)"
+    assert verdicts._num(39938.0) == "39,938" and verdicts._num(-15.61, sign=True) == "-15.61"
+    assert verdicts._num(100.0) == "100.00" and verdicts._num(6.68e-6, sign=True) == "+6.68e-06"
+    assert publish._baseline_value({"mean": 407690.0, "n": 1}) == "407,690"
+    assert publish._baseline_value({"mean": 0.9019, "n": 1}) == "0.9019"
+    assert publish._md_cell("ViT (57.07 -> 61.07)") == "ViT (57.07 → 61.07)"
 
 
 def test_provenance_is_plain_text_within_the_column():
@@ -122,5 +122,5 @@ def test_provenance_shows_the_cache_from_the_checkout():
     """Recorded runs name the recording machine's folder (/work/wt-ch03/data/cache/...): pages show
     data/cache/... (the record itself is left as it was written)."""
     src = "offline: Debian package (/usr/share/datasets/fashion-mnist); read from cache /work/x/data/cache/fm"
-    assert ledger._cache_relative(src).endswith("(/usr/share/datasets/fashion-mnist); read from cache data/cache/fm")
+    assert publish._cache_relative(src).endswith("(/usr/share/datasets/fashion-mnist); read from cache data/cache/fm")
     assert not any("/work/" in line for line in ledger.provenance_lines())
