@@ -1,0 +1,297 @@
+"""Each chapter's mechanism beside its paper's official code, with the same weights on the same inputs
+(DESIGN.md, "Equal to the official code").
+
+The official sources are never copied into this repository: each test reads the file it needs from a snapshot of
+the official repository under $INGUR_OFFICIAL_DIR (default /work/.mirror), either a git directory
+`<owner>+<name>/repo` (read at HEAD) or a checkout `<owner>+<name>/` or `<name>/`, and executes only the classes
+and functions it names, with the file's imports replaced by what they resolve to (torch) or by stubs (the
+`transformers` and `timm` names the classes only mention). A test is skipped, saying so, when its snapshot is
+absent (CI has none). Where ours deviates on purpose, the test asserts the measured difference, and the chapter's
+Deviations cell states it.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import os
+import subprocess
+import typing
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OFFICIAL_DIR = Path(os.environ.get("INGUR_OFFICIAL_DIR", "/work/.mirror"))
+BINARYVIT = "Phuoc-Hoan-Le/BinaryViT"
+
+
+def official_source(repo: str, path: str) -> str:
+    """The text of `path` in the snapshot of `repo` (owner/name); skips the test when there is none."""
+    owner_name = repo.replace("/", "+")
+    git_dir = OFFICIAL_DIR / owner_name / "repo"
+    if (git_dir / "HEAD").is_file():
+        out = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"HEAD:{path}"],
+                             capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout
+    for tree in (OFFICIAL_DIR / owner_name, OFFICIAL_DIR / repo.split("/")[1]):
+        if (tree / path).is_file():
+            return (tree / path).read_text()
+    pytest.skip(f"no snapshot of {repo} with {path} under {OFFICIAL_DIR} (set INGUR_OFFICIAL_DIR to a folder "
+                f"holding {owner_name}/repo, a git directory, or a checkout)")
+
+
+def official(repo: str, path: str, names: tuple[str, ...], **namespace) -> SimpleNamespace:
+    """The top-level classes and functions `names` of an official file, executed with `namespace` as globals
+    (torch, nn, F, math and typing's names are there already); the rest of the file is not run."""
+    tree = ast.parse(official_source(repo, path))
+    nodes = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name in names]
+    missing = set(names) - {n.name for n in nodes}
+    assert not missing, f"{repo}/{path} no longer defines {sorted(missing)}"
+    scope = {"torch": torch, "nn": nn, "F": F, "math": math, **vars(typing), **namespace}
+    exec(compile(ast.Module(body=nodes, type_ignores=[]), f"{repo}/{path}", "exec"), scope)
+    return SimpleNamespace(**{name: scope[name] for name in names})
+
+
+def copy_params(dst: nn.Module, src: nn.Module, names: dict[str, str]) -> None:
+    """dst.<ours> <- src.<theirs> for every (ours, theirs) in `names` (shapes must agree)."""
+    theirs = dict(src.named_parameters())
+    with torch.no_grad():
+        for ours, param in dst.named_parameters():
+            if ours in names:
+                param.copy_(theirs[names[ours]].reshape(param.shape))
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|a - b| / |b|, both as norms over every element."""
+    return ((a - b).norm() / b.norm()).item()
+
+
+# ---------------------------------------------------------------- 08 BinaryViT [1]
+
+def _binaryvit_quant() -> SimpleNamespace:
+    return official(BINARYVIT, "transformer/utils_quant.py",
+                    ("BinaryQuantizer", "BiTBinaryQuantizer", "QuantizeLinear"))
+
+
+def _binaryvit_layers(path: str = "transformer/modeling_vit_extra_res_pyramid.py") -> SimpleNamespace:
+    """The official block (ViTLayer) and its parts; DropPath is never built (drop_path 0)."""
+    q = _binaryvit_quant()
+    return official(BINARYVIT, path, ("RPReLU", "LayerScale", "ViTSelfAttention", "ViTSelfOutput", "ViTAttention",
+                                      "ViTIntermediate", "ViTOutput", "ViTLayer"),
+                    ViTConfig=object, DropPath=None, **vars(q))
+
+
+def _binaryvit_config(dim: int, heads: int, hidden: int, norm_layer=nn.LayerNorm) -> SimpleNamespace:
+    """The official `config` of one binary stage (as models.get_model fills it): multi-pooling on, no layer scale."""
+    return SimpleNamespace(hidden_size=[dim], num_attention_heads=[heads], intermediate_size=[hidden],
+                           reduction_ratio=[1], stages=[0], layer_norm_eps=1e-5, norm_layer=norm_layer,
+                           weight_bits=1, input_bits=1, clip_val=2.5, attention_probs_dropout_prob=0.0,
+                           hidden_dropout_prob=0.0, chunk_size_feed_forward=0, disable_layerscale=True,
+                           avg_res3=True, avg_res5=True)
+
+
+def test_binaryvit_binary_linear_equals_official_quantize_linear():
+    """1-bit weights (row-centred sign, mean|W| per row, STE through the clamp) and Bi-Real activations."""
+    from ingur_lib.nn.binary import BinaryLinear
+    torch.manual_seed(0)
+    cfg = SimpleNamespace(weight_bits=1, input_bits=1, clip_val=2.5)
+    theirs, ours = _binaryvit_quant().QuantizeLinear(24, 16, config=cfg), BinaryLinear(24, 16, bias=False)
+    copy_params(ours, theirs, {"weight": "weight"})
+    x = torch.randn(2, 5, 24) * 0.8
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    out_t, out_o = theirs(xs[0]), ours(xs[1])
+    torch.testing.assert_close(out_o, out_t)
+    (out_t * out_o.detach()).sum().backward()
+    (out_o * out_o.detach()).sum().backward()
+    torch.testing.assert_close(xs[1].grad, xs[0].grad)
+    torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
+
+
+def test_binaryvit_attention_bits_equal_official_bit_quantizer():
+    """Probabilities to {0, alpha}: values and both gradients (BiT's quantiser)."""
+    from ingur_lib.nn.binary import binarize_attention
+    torch.manual_seed(0)
+    p = torch.rand(2, 3, 7, 7).softmax(-1)
+    grad = torch.randn_like(p)
+    outs = []
+    for fn in (_binaryvit_quant().BiTBinaryQuantizer.apply, binarize_attention):
+        pi, alpha = p.clone().requires_grad_(), torch.tensor(0.12, requires_grad=True)
+        out = fn(pi, alpha)
+        (out * grad).sum().backward()
+        outs.append((out, pi.grad, alpha.grad.reshape(())))
+    for o, t in zip(outs[1], outs[0]):
+        torch.testing.assert_close(o, t)
+
+
+def test_binaryvit_rprelu_and_affine_equal_official():
+    from ingur_lib.models.binaryvit import Affine
+    from ingur_lib.nn.binary import RPReLU
+    torch.manual_seed(0)
+    off = _binaryvit_layers()
+    theirs, ours = off.RPReLU(6), RPReLU(6)
+    for p in theirs.parameters():
+        nn.init.normal_(p)
+    copy_params(ours, theirs, {"gamma": "move1", "slope": "prelu.weight", "zeta": "move2"})
+    x = torch.randn(2, 5, 6)
+    torch.testing.assert_close(ours(x), theirs(x))
+    scale, aff = off.LayerScale(6), Affine(6, 0.1)
+    torch.testing.assert_close(aff.a, scale.alpha)  # both start at 0.1
+    nn.init.normal_(scale.move)
+    copy_params(aff, scale, {"a": "alpha", "b": "move"})
+    torch.testing.assert_close(aff(x), scale(x))
+
+
+def test_binaryvit_token_batchnorm_equals_official_batchnorm_t():
+    """norm='batch' is the official BatchNormT (--replace-ln-bn), in training and in eval mode."""
+    from ingur_lib.models.binaryvit import TokenBatchNorm
+    theirs = official(BINARYVIT, "models.py", ("BatchNormT",)).BatchNormT(6, eps=1e-5)
+    ours = TokenBatchNorm(6)
+    torch.manual_seed(0)
+    for _ in range(3):
+        x = torch.randn(4, 9, 6) * 3 + 1
+        torch.testing.assert_close(ours(x), theirs(x))
+    torch.testing.assert_close(ours.running_var, theirs.running_var)
+    ours.eval(), theirs.eval()
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def _official_pool_branch(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the official block's multi-pooling contribution to its output, the normed tokens it read)."""
+    seen = []
+    hook = layer.layernorm_after.register_forward_hook(lambda m, i, o: seen.append(o))
+    with torch.no_grad():
+        full = layer(x)[0]
+        for name in ("w3", "h3", "w5", "h5"):
+            getattr(layer, f"layerscale_{name}").alpha.zero_(), getattr(layer, f"layerscale_{name}").move.zero_()
+        without = layer(x)[0]
+    hook.remove()
+    return full - without, seen[0]
+
+
+def _pool_layers(grid: int = 4, dim: int = 32, unit: bool = False):
+    """The official block on a `grid` x `grid` token grid with multi-pooling affines (random, or a=1, b=0: the plain
+    averages), and our MultiPool (the padding counted) with the same affines. POOLS = (1,3), (3,1), (1,5), (5,1):
+    the official w3, h3, w5, h5."""
+    from ingur_lib.models.binaryvit import MultiPool
+    torch.manual_seed(0)
+    layer = _binaryvit_layers().ViTLayer(_binaryvit_config(dim, 2, 2 * dim), 0)
+    ours = MultiPool(dim, (grid, grid), count_pad=True)
+    with torch.no_grad():
+        for k, name in enumerate(("w3", "h3", "w5", "h5")):
+            scale = getattr(layer, f"layerscale_{name}")
+            scale.alpha.fill_(1.0) if unit else nn.init.normal_(scale.alpha)
+            scale.move.zero_() if unit else nn.init.normal_(scale.move, std=0.1)
+            ours.a[k], ours.b[k] = scale.alpha, scale.move
+    return layer, ours, torch.randn(3, grid * grid, dim)
+
+
+def test_binaryvit_multi_pool_equals_official_branch_with_the_padding_counted():
+    """The official branch reads the post-attention norm and counts the zero padding (AvgPool2d's default): our
+    MultiPool(count_pad=True) on the same normed tokens gives its contribution to float precision."""
+    layer, ours, x = _pool_layers()
+    contribution, normed = _official_pool_branch(layer, x)
+    torch.testing.assert_close(ours(normed), contribution, rtol=1e-5, atol=1e-5)
+
+
+def test_binaryvit_multi_pool_default_differs_from_official_by_the_padding():
+    """Our default (count_pad=False, the recorded runs) on a 4x4 grid: every token is an edge token for the 5-wide
+    kernels (3 or 4 of 5 places real), half of them for the 3-wide ones, so the summed plain averages are ~35%
+    larger than the official ones (norm of the difference over the official's; 31% for 3-wide, 47% for 5-wide)."""
+    from ingur_lib.models.binaryvit import MultiPool
+    layer, counted, x = _pool_layers(unit=True)
+    contribution, normed = _official_pool_branch(layer, x)
+    ours = MultiPool(32, (4, 4))
+    ours.load_state_dict(counted.state_dict())
+    assert relative(ours(normed), contribution) == pytest.approx(0.35, abs=0.02)
+
+
+def test_binaryvit_block_multi_pool_placement_as_official():
+    """pool_at_output: the branch reads norm2 (after the attention residual) and adds beside the MLP's residual,
+    outside the block's affines, as the official ViTLayer.forward; the default reads norm1 inside aff1."""
+    from ingur_lib.models.binaryvit import BinaryBlock, BinaryViTConfig
+    torch.manual_seed(0)
+    cfg = BinaryViTConfig(dims=(16,), depths=(1,), heads=2, pool="mean", multi_pool=True, affine=True,
+                          pool_pad=True, pool_at_output=True)
+    blk = BinaryBlock(cfg, 16, (4, 4))
+    nn.init.normal_(blk.pools.a), nn.init.normal_(blk.pools.b)
+    x = torch.randn(2, 16, 16)
+    with torch.no_grad():
+        mid = x + blk.aff1(blk.attn(blk.norm1(x)))
+        mlp = mid + blk.aff2(blk.fc2(blk.act(blk.fc1(blk.norm2(mid)))))
+        torch.testing.assert_close(blk(x), mlp + blk.pools(blk.norm2(mid)))
+
+
+def test_binaryvit_attention_alpha_starts_at_the_official_constant():
+    """The official binary attention's alpha (att_prob_clip) starts at 0.005 whatever the token count; ours at 2/N
+    unless attn_alpha is given."""
+    from ingur_lib.models.binaryvit import BinaryAttention, BinaryViTConfig
+    cfg = SimpleNamespace(**{**vars(_binaryvit_config(32, 2, 64)), "hidden_size": [32]})
+    theirs = _binaryvit_layers().ViTSelfAttention(cfg, 0).att_prob_clip
+    ours = BinaryAttention(BinaryViTConfig(dims=(32,), heads=2, attn_alpha=theirs.item()), 32, 17).alpha
+    torch.testing.assert_close(ours, theirs)
+    assert BinaryAttention(BinaryViTConfig(dims=(32,), heads=2), 32, 17).alpha.item() == pytest.approx(2 / 17)
+
+
+def test_binaryvit_official_runs_use_batchnorm_and_pool_keys_values_in_the_first_stages():
+    """Facts the chapter's Deviations state: every official binary run passes --replace-ln-bn, and the pyramid's
+    first two stages average-pool the tokens that keys and values read (reduction ratios 8 and 4)."""
+    import json
+    for script in ("run_reactdeit-small-patch16-224.sh", "run_reactdeit-small-patch16-224-avg_pool.sh",
+                   "run_reactdeit-small-patch16-224-avg_pool-multi_branch.sh",
+                   "run_reactdeit-small-patch16-224-avg_pool-multi_branch-ls.sh", "run_binaryvit-small-patch4-224.sh"):
+        assert "--replace-ln-bn" in official_source(BINARYVIT, f"scripts/{script}"), script
+    config = json.loads(official_source(BINARYVIT, "configs/binaryvit-small-patch4-224/config.json"))
+    assert config["reduction_ratio"] == [8, 4, 1, 1]
+    layer = _binaryvit_layers().ViTSelfAttention(
+        SimpleNamespace(**{**vars(_binaryvit_config(32, 2, 64)), "reduction_ratio": [2]}), 0)
+    assert isinstance(layer.pool, nn.AvgPool2d) and layer.pool.kernel_size == 2
+
+
+# ---------------------------------------------------------------- 05 SPT + LSA [2]
+
+SPT_LSA = "aanna0701/SPT_LSA_ViT"
+
+
+def _spt_lsa(path: str, names: tuple[str, ...]) -> SimpleNamespace:
+    einops = pytest.importorskip("einops", reason="the official SPT/LSA classes use einops (pip install einops)")
+    from einops.layers.torch import Rearrange
+    return official(SPT_LSA, path, names, einsum=torch.einsum, rearrange=einops.rearrange, repeat=einops.repeat,
+                    Rearrange=Rearrange, init_weights=lambda m: None, DropPath=None)
+
+
+def test_spt_equals_official_shifted_patch_tokenization():
+    """Four diagonal half-patch shifts, (row, col, channel) flattening, LayerNorm over the patch, Linear."""
+    from ingur_lib.nn.spt import ShiftedPatchTokenizer
+    off = _spt_lsa("models/SPT.py", ("ShiftedPatchTokenization", "PatchShifting"))
+    torch.manual_seed(0)
+    theirs = off.ShiftedPatchTokenization(3, 32, 4, is_pe=True)  # the official ViT's call (in_dim fixed at 3)
+    ours = ShiftedPatchTokenizer(16, 4, 3, 32)
+    for p in theirs.merging[1].parameters():
+        nn.init.normal_(p)
+    copy_params(ours, theirs, {"norm.weight": "merging.1.weight", "norm.bias": "merging.1.bias",
+                               "proj.weight": "merging.2.weight", "proj.bias": "merging.2.bias"})
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def _lsa_pair(heads: int = 2, dim: int = 32, n: int = 17):
+    from ingur_lib.nn.lsa import LocalitySelfAttention
+    off = _spt_lsa("models/vit.py", ("Attention",))
+    torch.manual_seed(0)
+    theirs = off.Attention(dim, n - 1, heads=heads, dim_head=dim // heads, is_LSA=True)
+    nn.init.normal_(theirs.to_qkv.weight, std=0.2)
+    with torch.no_grad():
+        theirs.scale.mul_(torch.tensor([1.0, 2.5]))  # as if trained: one temperature per head
+    return theirs, LocalitySelfAttention(dim, heads, qkv_bias=False), torch.randn(2, n, dim)
+
+
+def test_lsa_equals_official_attention():
+    """Per-head learnable temperature multiplying q k^T; the whole diagonal masked, class token included."""
+    theirs, ours, x = _lsa_pair()
+    copy_params(ours, theirs, {"temperature": "scale", "qkv.weight": "to_qkv.weight",
+                               "proj.weight": "to_out.0.weight", "proj.bias": "to_out.0.bias"})
+    torch.testing.assert_close(ours(x), theirs(x))
