@@ -12,6 +12,7 @@ Deviations cell states it.
 from __future__ import annotations
 
 import ast
+import copy
 import math
 import os
 import subprocess
@@ -295,3 +296,106 @@ def test_lsa_equals_official_attention():
     copy_params(ours, theirs, {"temperature": "scale", "qkv.weight": "to_qkv.weight",
                                "proj.weight": "to_out.0.weight", "proj.bias": "to_out.0.bias"})
     torch.testing.assert_close(ours(x), theirs(x))
+
+
+# ---------------------------------------------------------------- 02 DeiT [4] and 03 CaiT [5]
+
+DEIT = "facebookresearch/deit"
+
+
+class _TimmMlp(nn.Module):
+    """Stands in for timm's `Mlp` (fc1 -> act -> dropout -> fc2 -> dropout), which cait_models.py imports."""
+
+    def __init__(self, in_features, hidden_features, act_layer=nn.GELU, drop=0.0):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(in_features, hidden_features), act_layer(), nn.Linear(
+            hidden_features, in_features)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def _cait() -> SimpleNamespace:
+    return official(DEIT, "cait_models.py", ("Class_Attention", "Attention_talking_head", "LayerScale_Block_CA",
+                                             "LayerScale_Block"), Mlp=_TimmMlp, DropPath=None)
+
+
+def _randomized(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Every parameter drawn afresh (LayerScale and norms included), so that no mapping hides behind an init."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.3)
+    return module
+
+
+def _same_state(ours: nn.Module, theirs: nn.Module, rename: dict[str, str] | None = None) -> None:
+    """ours <- theirs, parameter by parameter in order (names mapped where `rename` says; shapes must agree)."""
+    rename = rename or {}
+    state = {rename.get(k, k): v for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(state, strict=True)
+
+
+def test_cait_class_attention_block_equals_official():
+    from ingur_lib.nn.class_attention import ClassAttentionBlock
+    theirs = _randomized(_cait().LayerScale_Block_CA(32, 2, mlp_ratio=4.0, qkv_bias=True, init_values=0.1))
+    ours = ClassAttentionBlock(32, 2, mlp_ratio=4.0, qkv_bias=True, layer_scale=0.1)
+    _same_state(ours, theirs, {"gamma_1": "ls1.gamma", "gamma_2": "ls2.gamma"})
+    x, cls = torch.randn(2, 16, 32), torch.randn(2, 1, 32)
+    torch.testing.assert_close(ours(cls, x), theirs(x, cls))
+
+
+def test_cait_talking_heads_block_equals_official():
+    from ingur_lib.nn.blocks import Block
+    theirs = _randomized(_cait().LayerScale_Block(32, 4, mlp_ratio=2.0, qkv_bias=True, init_values=0.1))
+    ours = Block(32, 4, mlp_ratio=2.0, attention="talking_heads", layer_scale=0.1)
+    _same_state(ours, theirs, {"gamma_1": "ls1.gamma", "gamma_2": "ls2.gamma"})
+    x = torch.randn(2, 16, 32)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_cait_layer_norm_epsilon_differs_from_official_by_little():
+    """The official CaiT models build their norms with eps 1e-6, ours keep torch's 1e-5 (03's Deviations)."""
+    from functools import partial
+
+    from ingur_lib.nn.blocks import Block
+    theirs = _randomized(_cait().LayerScale_Block(32, 2, qkv_bias=True, init_values=0.1,
+                                                   norm_layer=partial(nn.LayerNorm, eps=1e-6)))
+    ours = Block(32, 2, mlp_ratio=4.0, attention="talking_heads", layer_scale=0.1)
+    _same_state(ours, theirs, {"gamma_1": "ls1.gamma", "gamma_2": "ls2.gamma"})
+    x = torch.randn(2, 16, 32)
+    assert relative(ours(x), theirs(x)) < 1e-4
+
+
+def test_deit_distillation_losses_equal_official():
+    """Hard (CE to the teacher's argmax) and soft (tau^2 KL summed over B x C) at alpha 0.5, on a DistilledViT's
+    (class, distillation) logits, teacher on the same batch."""
+    from ingur_lib.nn.distill import distillation_loss
+    loss_cls = official(DEIT, "losses.py", ("DistillationLoss",)).DistillationLoss
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 5), torch.randint(0, 4, (8,))
+    teacher, student = nn.Linear(5, 4), nn.Linear(5, 8)
+    pair = lambda m: lambda v: tuple(m(v).split(4, dim=1))  # noqa: E731 (a two-head student)
+    for kind in ("hard", "soft"):
+        theirs = loss_cls(nn.CrossEntropyLoss(), teacher, kind, alpha=0.5, tau=3.0)(x, pair(student)(x), y)
+        ours, _ = distillation_loss(teacher, kind, alpha=0.5, tau=3.0)(pair(student), (x, y))
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_deit_distilled_forward_equals_official():
+    """The official DistilledVisionTransformer.forward_features / forward run on our DistilledViT (the same
+    attribute names): class token at 0, distillation token at 1, both with position embeddings; at test time
+    the two heads averaged."""
+    from ingur_lib.models.deit import DistilledViT
+    from ingur_lib.models.vit import ViTConfig
+    off = official(DEIT, "models.py", ("DistilledVisionTransformer",), VisionTransformer=nn.Module,
+                   trunc_normal_=None).DistilledVisionTransformer
+    torch.manual_seed(0)
+    ours = _randomized(DistilledViT(ViTConfig(image_size=28, patch_size=7, dim=32, depth=2, heads=2)))
+    theirs = copy.deepcopy(ours)  # the same modules, run by the official methods
+    theirs.__class__ = type("OfficialForward", (DistilledViT,), {"forward_features": off.forward_features,
+                                                                  "forward": off.forward})
+    x = torch.randn(3, 1, 28, 28)
+    for training in (True, False):
+        ours.train(training), theirs.train(training)
+        torch.testing.assert_close(ours(x), theirs(x))
