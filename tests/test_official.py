@@ -399,3 +399,141 @@ def test_deit_distilled_forward_equals_official():
     for training in (True, False):
         ours.train(training), theirs.train(training)
         torch.testing.assert_close(ours(x), theirs(x))
+
+
+# ---------------------------------------------------------------- 06 CViT [7]
+
+CVIT = "erprogs/CViT"
+
+
+def _official_cvit(**kwargs) -> nn.Module:
+    einops = pytest.importorskip("einops", reason="the official CViT uses einops (pip install einops)")
+    names = ("Residual", "PreNorm", "FeedForward", "Attention", "Transformer", "CViT")
+    return official(CVIT, "model/cvit.py", names, rearrange=einops.rearrange).CViT(**kwargs)
+
+
+def _cvit_pair(attention: str):
+    """The official CViT (its VGG stages, 3 channels; 64 px so that the map is 2x2, cut with patch 2 into its
+    single feature token as the official 7x7 map with patch 7) and ours with the same weights, our final
+    LayerNorm (kept, 06's Deviations) set aside."""
+    from ingur_lib.models.cvit import PAPER_STAGES, CViT, CViTConfig
+    from ingur_lib.models.vit import ViTConfig
+    torch.manual_seed(0)
+    theirs = _official_cvit(image_size=64, patch_size=2, dim=64, depth=2, heads=4, mlp_dim=128).eval()
+    vit = ViTConfig(image_size=64, in_chans=3, num_classes=2, dim=64, depth=2, heads=4, mlp_ratio=2.0,
+                    qkv_bias=False, attention=attention)
+    ours = CViT(CViTConfig(vit=vit, stages=PAPER_STAGES, feature_patch=2, mlp_head=128)).eval()
+    ours.norm = nn.Identity()
+    state = {}
+    for k, v in theirs.state_dict().items():
+        k = k.replace("features.", "patch_embed.features.").replace("mlp_head.", "head.")
+        k = k.replace("pos_embedding", "pos_embed").replace("patch_to_embedding", "patch_embed.proj")
+        for old, new in ((".0.fn.norm", ".norm1"), (".0.fn.fn.to_qkv", ".attn.qkv"), (".0.fn.fn.to_out", ".attn.proj"),
+                         (".1.fn.norm", ".norm2"), (".1.fn.fn.net.0", ".mlp.fc1"), (".1.fn.fn.net.2", ".mlp.fc2")):
+            k = k.replace(old, new)
+        state[k.replace("transformer.layers.", "blocks.")] = v
+    w = state["patch_embed.proj.weight"]  # Linear over (p1 p2 c) -> the stride-p conv's (dim, c, p1, p2)
+    state["patch_embed.proj.weight"] = w.view(64, 2, 2, 512).permute(0, 3, 1, 2)
+    state["pos_embed"] = state["pos_embed"][:, :2]  # sized by the image's patches, sliced to the tokens in forward
+    ours.load_state_dict(state)
+    return theirs, ours, torch.randn(2, 3, 64, 64)
+
+
+def test_cvit_equals_official_with_the_width_scaled_attention():
+    """Extractor, feature tokens, class token, positions, blocks and MLP head: the official CViT to float
+    precision once the attention scales q k^T by 1/sqrt(dim), as the official code does."""
+    theirs, ours, x = _cvit_pair("mhsa_width_scaled")
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
+
+
+def test_cvit_default_attention_scale_differs_from_official():
+    """Our default scales by 1/sqrt(d_head) (the recorded runs): sqrt(heads) = 2 times sharper logits here."""
+    theirs, ours, x = _cvit_pair("mhsa")
+    with torch.no_grad():
+        assert relative(ours(x), theirs(x)) > 1e-3
+
+
+# ---------------------------------------------------------------- 09 MatMul-free LM [9]
+
+MMFREE = "ridgerchu/matmulfreellm"
+
+
+def _mmfree_bitnet() -> SimpleNamespace:
+    """The pure-torch BitLinear of mmfreelm/ops/bitnet.py (the fused Triton one computes the same on a GPU), its
+    RMSNorm (a fused kernel in mmfreelm.modules) standing in as the book's RMSNorm, x / rms(x) * g."""
+    from ingur_lib.nn.norms import RMSNorm
+    return official(MMFREE, "mmfreelm/ops/bitnet.py", ("activation_quant", "weight_quant", "BitLinear"),
+                    RMSNorm=RMSNorm)
+
+
+def test_matmul_free_quantisers_equal_official():
+    from ingur_lib.nn import quant
+    off = _mmfree_bitnet()
+    torch.manual_seed(0)
+    x, w = torch.randn(4, 7, 24) * 3, torch.randn(16, 24) * 0.1
+    torch.testing.assert_close(quant.activation_quant(x), off.activation_quant(x.clone()))
+    torch.testing.assert_close(quant.weight_quant(w), off.weight_quant(w.clone()))
+
+
+def test_matmul_free_bitlinear_equals_official():
+    """RMSNorm (eps 1e-8), int8 tokens, ternary weights, straight-through gradients, no bias."""
+    from ingur_lib.nn.quant import BitLinear
+    torch.manual_seed(0)
+    theirs, ours = _randomized(_mmfree_bitnet().BitLinear(24, 16, bias=False)), BitLinear(24, 16)
+    _same_state(ours, theirs)
+    xs = [(torch.randn(3, 5, 24) * 2).requires_grad_() for _ in range(1)] * 2
+    out_t, out_o = theirs(xs[0]), ours(xs[0])
+    torch.testing.assert_close(out_o, out_t)
+    g = torch.randn_like(out_t)
+    grads = [torch.autograd.grad(o, [xs[0], *m.parameters()], g) for o, m in ((out_t, theirs), (out_o, ours))]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a)
+
+
+def test_matmul_free_recurrence_equals_official_naive_hgrn():
+    """h_t = f_t * h_{t-1} + c_t, the official reference loop (per head, (B, H, T, d)) against ours (B, T, D)."""
+    from ingur_lib.models.mlgru import mlgru_scan
+    naive = official(MMFREE, "mmfreelm/ops/hgrn/naive.py", ("naive_recurrent_hgrn",)).naive_recurrent_hgrn
+    torch.manual_seed(0)
+    c, f = torch.randn(2, 9, 12), torch.rand(2, 9, 12)
+    heads = lambda t: t.view(2, 9, 3, 4).transpose(1, 2)  # noqa: E731
+    theirs, _ = naive(heads(c), heads(f))
+    torch.testing.assert_close(mlgru_scan(f, c), theirs.transpose(1, 2).reshape(2, 9, 12))
+
+
+def _mmfree_mlp(dim: int = 32, hidden: int = 64) -> nn.Module:
+    """The official channel mixer (HGRNBitMLP) with the pure-torch BitLinear; `swiglu` is a CUDA jiterator there,
+    whose code string computes x * sigmoid(x) * y: that formula stands in on the CPU."""
+    off = official(MMFREE, "mmfreelm/models/hgrn_bit/modeling_hgrn_bit.py", ("HGRNBitMLP",),
+                   BitLinear=_mmfree_bitnet().BitLinear, ACT2FN={"swish": nn.SiLU()},
+                   swiglu=lambda x, y: F.silu(x) * y)
+    return _randomized(off.HGRNBitMLP(dim, intermediate_size=hidden))
+
+
+def test_matmul_free_glu_equals_official_mlp_when_fused():
+    """GLU(fused=True): gate and up one BitLinear split in two (one ternary scale, one RMSNorm gain)."""
+    from ingur_lib.nn.glu import GLU
+    from ingur_lib.nn.quant import BitLinear
+    theirs, ours = _mmfree_mlp(), GLU(32, 64, BitLinear, fused=True)
+    _same_state(ours, theirs, {"gate_proj.weight": "gate_up.weight", "gate_proj.norm.weight": "gate_up.norm.weight",
+                               "down_proj.weight": "down.weight", "down_proj.norm.weight": "down.norm.weight"})
+    x = torch.randn(2, 7, 32)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_matmul_free_glu_default_differs_from_official_by_the_split_scale():
+    """Our default (the recorded runs): gate and up are two BitLinears, each with its own ternary scale
+    mean|W| and RMSNorm gain. Loaded with the official weights (the gain copied to both), the outputs differ
+    only by the two scales; measured here on random weights whose halves differ in scale by 1.5x."""
+    from ingur_lib.nn.glu import GLU
+    from ingur_lib.nn.quant import BitLinear
+    theirs, ours = _mmfree_mlp(), GLU(32, 64, BitLinear)
+    with torch.no_grad():
+        theirs.gate_proj.weight[:64] *= 1.5
+        gate, up = theirs.gate_proj.weight.chunk(2)
+        for name, w in (("gate", gate), ("up", up)):
+            getattr(ours, name).weight.copy_(w), getattr(ours, name).norm.weight.copy_(theirs.gate_proj.norm.weight)
+        ours.down.load_state_dict(theirs.down_proj.state_dict())
+    x = torch.randn(2, 7, 32)
+    assert relative(ours(x), theirs(x)) > 0.05
