@@ -47,9 +47,13 @@ def official_source(repo: str, path: str) -> str:
 
 def official(repo: str, path: str, names: tuple[str, ...], **namespace) -> SimpleNamespace:
     """The top-level classes and functions `names` of an official file, executed with `namespace` as globals
-    (torch, nn, F, math and typing's names are there already); the rest of the file is not run."""
+    (torch, nn, F, math and typing's names are there already); the rest of the file is not run. Decorators of
+    functions are dropped (in these files they only register functions with torch.fx tracing)."""
     tree = ast.parse(official_source(repo, path))
     nodes = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name in names]
+    for node in nodes:
+        if isinstance(node, ast.FunctionDef):
+            node.decorator_list = []
     missing = set(names) - {n.name for n in nodes}
     assert not missing, f"{repo}/{path} no longer defines {sorted(missing)}"
     scope = {"torch": torch, "nn": nn, "F": F, "math": math, **vars(typing), **namespace}
@@ -334,6 +338,36 @@ def _same_state(ours: nn.Module, theirs: nn.Module, rename: dict[str, str] | Non
     rename = rename or {}
     state = {rename.get(k, k): v for k, v in theirs.state_dict().items()}
     ours.load_state_dict(state, strict=True)
+
+
+TIMM = "huggingface/pytorch-image-models"
+
+
+def _timm_block() -> type:
+    """timm's ViT `Block` (DeiT's models build on it) with its Attention, Mlp and LayerScale, each read from its
+    own file; the explicit attention path (use_fused_attn off), torch's LayerNorm passed as norm_layer."""
+    from functools import partial
+    attn = official(TIMM, "timm/layers/attention.py", ("maybe_add_mask", "resolve_self_attn_mask", "Attention"),
+                    use_fused_attn=lambda: False)
+    mlp = official(TIMM, "timm/layers/mlp.py", ("Mlp",), partial=partial, to_2tuple=lambda v: (v, v))
+    scale = official(TIMM, "timm/layers/layer_scale.py", ("LayerScale",))
+    create = lambda layer, dim, depth=0, **kw: layer(dim, **kw)  # noqa: E731 (timm's _create_attn for a class)
+    return official(TIMM, "timm/models/vision_transformer.py", ("Block",), LayerNorm=nn.LayerNorm, Mlp=mlp.Mlp,
+                    Attention=attn.Attention, LayerScale=scale.LayerScale, DropPath=None, _create_attn=create,
+                    LayerType=object).Block
+
+
+@pytest.mark.parametrize("layer_scale", [None, 0.1])
+def test_vit_block_equals_timm_block(layer_scale):
+    """The book's pre-LN block (every ViT chapter) against timm's, which DeiT's models use: same weights,
+    same outputs, with and without LayerScale."""
+    from ingur_lib.nn.blocks import Block
+    theirs = _randomized(_timm_block()(32, 2, mlp_ratio=2.0, qkv_bias=True, init_values=layer_scale,
+                                       norm_layer=nn.LayerNorm))
+    ours = Block(32, 2, mlp_ratio=2.0, layer_scale=layer_scale)
+    _same_state(ours, theirs)
+    x = torch.randn(2, 17, 32)
+    torch.testing.assert_close(ours(x), theirs(x))
 
 
 def test_cait_class_attention_block_equals_official():
