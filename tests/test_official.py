@@ -241,6 +241,26 @@ def test_binaryvit_attention_alpha_starts_at_the_official_constant():
     assert BinaryAttention(BinaryViTConfig(dims=(32,), heads=2), 32, 17).alpha.item() == pytest.approx(2 / 17)
 
 
+def test_binaryvit_distillation_is_the_official_loss_over_the_classes():
+    """The official DistributionLoss is the soft cross-entropy to the teacher's softmax, averaged over the batch;
+    ours (08: KL at tau 1, summed and divided by batch x classes) is it minus the teacher's entropy, over C: the
+    same gradient divided by the number of classes."""
+    from ingur_lib.nn.distill import distillation_loss
+    theirs_fn = official(BINARYVIT, "losses.py", ("DistributionLoss",)).DistributionLoss()
+    ours_fn = distillation_loss(None, "soft", alpha=1.0, tau=1.0, precomputed=True)
+    torch.manual_seed(0)
+    s, t, y = torch.randn(8, 10), torch.randn(8, 10) * 2, torch.randint(0, 10, (8,))
+    grads = []
+    for fn in (lambda v: theirs_fn(v, t), lambda v: ours_fn(lambda u: u, (v, y, t))[0]):
+        v = s.clone().requires_grad_()
+        loss = fn(v)
+        loss.backward()
+        grads.append((loss.detach(), v.grad))
+    entropy = -(t.softmax(1) * t.log_softmax(1)).sum(1).mean()
+    torch.testing.assert_close(grads[1][0] * 10, grads[0][0] - entropy)
+    torch.testing.assert_close(grads[1][1] * 10, grads[0][1])
+
+
 def test_binaryvit_official_runs_use_batchnorm_and_pool_keys_values_in_the_first_stages():
     """Facts the chapter's Deviations state: every official binary run passes --replace-ln-bn, and the pyramid's
     first two stages average-pool the tokens that keys and values read (reduction ratios 8 and 4)."""
