@@ -358,3 +358,22 @@ def test_official_switches_change_the_documented_pieces():
     assert pooling_matrices((4, 4))[2].sum(1)[0].item() == pytest.approx(1.0)
     with pytest.raises(IngurError):
         BinaryViTConfig(norm="group")
+
+
+def test_binaryvit_block_multi_pool_placement_as_official():
+    """pool_at_output: the branch reads norm2 (after the attention residual) and adds beside the MLP's residual,
+    outside the block's affines, as the official ViTLayer.forward (tests/test_official.py checks the branch itself
+    against it); the default reads norm1 inside aff1."""
+    from torch import nn
+
+    from ingur_lib.models.binaryvit import BinaryBlock
+    torch.manual_seed(0)
+    cfg = BinaryViTConfig(dims=(16,), depths=(1,), heads=2, pool="mean", multi_pool=True, affine=True,
+                          pool_pad=True, pool_at_output=True)
+    blk = BinaryBlock(cfg, 16, (4, 4))
+    nn.init.normal_(blk.pools.a), nn.init.normal_(blk.pools.b)
+    x = torch.randn(2, 16, 16)
+    with torch.no_grad():
+        mid = x + blk.aff1(blk.attn(blk.norm1(x)))
+        mlp = mid + blk.aff2(blk.fc2(blk.act(blk.fc1(blk.norm2(mid)))))
+        torch.testing.assert_close(blk(x), mlp + blk.pools(blk.norm2(mid)))
