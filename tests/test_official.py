@@ -251,12 +251,13 @@ def test_binaryvit_distillation_is_the_official_loss_over_the_classes():
 
 
 def test_binaryvit_official_runs_use_batchnorm_and_pool_keys_values_in_the_first_stages():
-    """Facts the chapter's Deviations state: every official binary run passes --replace-ln-bn, and the pyramid's
+    """Facts the chapter's Deviations state: all six official binary runs pass --replace-ln-bn, and the pyramid's
     first two stages average-pool the tokens that keys and values read (reduction ratios 8 and 4)."""
     import json
     for script in ("run_reactdeit-small-patch16-224.sh", "run_reactdeit-small-patch16-224-avg_pool.sh",
                    "run_reactdeit-small-patch16-224-avg_pool-multi_branch.sh",
-                   "run_reactdeit-small-patch16-224-avg_pool-multi_branch-ls.sh", "run_binaryvit-small-patch4-224.sh"):
+                   "run_reactdeit-small-patch16-224-avg_pool-multi_branch-ls.sh", "run_binaryvit-small-patch4-224.sh",
+                   "run_binaryvit-small-patch4-224-some-fp.sh"):
         assert "--replace-ln-bn" in official_source(BINARYVIT, f"scripts/{script}"), script
     config = json.loads(official_source(BINARYVIT, "configs/binaryvit-small-patch4-224/config.json"))
     assert config["reduction_ratio"] == [8, 4, 1, 1]
