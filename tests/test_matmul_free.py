@@ -378,3 +378,15 @@ def test_fused_glu_is_one_projection_split_in_two():
     lm = MatMulFreeLM(LMConfig(arch="matmulfree", vocab=11, dim=16, depth=1, glu_fused=True))
     assert lm.blocks[0].glu.gate_up.weight.shape == (2 * lm.cfg.glu_hidden, 16)
     assert lm(torch.randint(0, 11, (2, 5))).shape == (2, 5, 11)
+
+
+def test_official_gate_builds_the_rmsnorm_swish_gate():
+    """official_gate (tests/test_official.py compares it with the official module): o = RMSNorm(g) * SiLU(h)."""
+    torch.manual_seed(0)
+    mixer = MLGRU(8, official_gate=True)
+    g, h = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    torch.testing.assert_close(mixer.output_gate(g, h), rms_norm(g, mixer.g_norm.weight) * F.silu(h))
+    torch.testing.assert_close(MLGRU(8).output_gate(g, h), torch.sigmoid(g) * h)
+    lm = MatMulFreeLM(LMConfig(arch="matmulfree", vocab=11, dim=16, depth=2, official_gate=True))
+    assert all(b.mixer.g_norm is not None for b in lm.blocks)
+    assert lm(torch.randint(0, 11, (2, 5))).shape == (2, 5, 11)

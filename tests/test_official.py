@@ -546,6 +546,50 @@ def test_matmul_free_recurrence_equals_official_naive_hgrn():
     torch.testing.assert_close(mlgru_scan(f, c), theirs.transpose(1, 2).reshape(2, 9, 12))
 
 
+def _mmfree_token_mixer(dim: int = 32) -> nn.Module:
+    """The official MLGRU (HGRNBitAttention) on the CPU: the pure-torch BitLinear, the reference recurrence
+    (naive_recurrent_hgrn) for the Triton one, and for FusedRMSNormSwishGate the file's own rms_norm_ref times
+    the kernel's swish gate line (y * o * sigmoid(o))."""
+    einops = pytest.importorskip("einops", reason="the official MLGRU uses einops (pip install einops)")
+    ref = official(MMFREE, "mmfreelm/modules/fused_norm_gate.py", ("rms_norm_ref",)).rms_norm_ref
+    naive = official(MMFREE, "mmfreelm/ops/hgrn/naive.py", ("naive_recurrent_hgrn",)).naive_recurrent_hgrn
+
+    class SwishGate(nn.Module):
+        def __init__(self, hidden_size, eps=1e-5):
+            super().__init__()
+            self.eps, self.weight = eps, nn.Parameter(torch.ones(hidden_size))
+
+        def forward(self, x, o):
+            return ref(x, self.weight, None, eps=self.eps) * o * torch.sigmoid(o)
+
+    off = official(MMFREE, "mmfreelm/layers/hgrn_bit.py", ("HGRNBitAttention",), rearrange=einops.rearrange,
+                   BitLinear=_mmfree_bitnet().BitLinear, FusedRMSNormSwishGate=SwishGate, ShortConvolution=None,
+                   swiglu=lambda x, y: F.silu(x) * y, fused_recurrent_hgrn=naive, Cache=object, HGRNAttention=object)
+    return _randomized(off.HGRNBitAttention(hidden_size=dim, num_heads=2, layernorm_eps=1e-6, layer_idx=1))
+
+
+def _mlgru_pair(official_gate: bool):
+    from ingur_lib.models.mlgru import MLGRU
+    theirs, ours = _mmfree_token_mixer(), MLGRU(32, official_gate=official_gate)
+    rename = {f"i_proj.{k}": f"c_proj.{k}" for k in ("weight", "norm.weight")}
+    state = {rename.get(k, k): v for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(state if official_gate else {k: v for k, v in state.items() if "g_norm" not in k})
+    return theirs, ours, torch.randn(2, 9, 32), torch.rand(32) * 0.5
+
+
+def test_matmul_free_mlgru_equals_official_with_its_output_gate():
+    """MLGRU(official_gate=True): forget gate with the lower bound, SiLU candidate times 1 - f, the recurrence,
+    and the official output RMSNorm(g) * SiLU(h): equal to the official HGRNBitAttention."""
+    theirs, ours, x, bound = _mlgru_pair(True)
+    torch.testing.assert_close(ours(x, bound), theirs(x, lower_bound=bound)[0])
+
+
+def test_matmul_free_mlgru_paper_gate_differs_from_official():
+    """Our default follows the paper, sigmoid(g) * h: on the same weights the mixer's output differs."""
+    theirs, ours, x, bound = _mlgru_pair(False)
+    assert relative(ours(x, bound), theirs(x, lower_bound=bound)[0]) > 0.1
+
+
 def _mmfree_mlp(dim: int = 32, hidden: int = 64) -> nn.Module:
     """The official channel mixer (HGRNBitMLP) with the pure-torch BitLinear; `swiglu` is a CUDA jiterator there,
     whose code string computes x * sigmoid(x) * y: that formula stands in on the CPU."""

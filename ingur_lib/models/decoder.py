@@ -37,6 +37,7 @@ class LMConfig:
     lower_bound: bool = True       # MLGRU: learned forget-gate lower bounds rising with depth
     ternary_head: bool = True      # MatMul-free: the output head is a BitLinear too, as in the official code
     glu_fused: bool = False        # gate and up as one projection (the official HGRNBitMLP: one ternary scale)
+    official_gate: bool = False    # MLGRU output RMSNorm(g) * SiLU(h), the official code (paper: sigmoid(g) * h)
     init_std: float = 0.02
 
     def __post_init__(self):
