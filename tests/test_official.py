@@ -398,6 +398,28 @@ def test_cait_talking_heads_block_equals_official():
     torch.testing.assert_close(ours(x), theirs(x))
 
 
+def _official_call_order(model: nn.Module) -> list:
+    """Our class-attention blocks called as the official ones are, blk(patches, cls) (ours: blk(cls, patches))."""
+    return [lambda x, cls, blk=blk: blk(cls, x) for blk in model.class_blocks]
+
+
+def test_cait_forward_equals_official_on_our_modules():
+    """The official cait_models.forward_features / forward run on our CaiT's modules: positions on the patches
+    only, the class token entering after the self-attention stack, the final norm over [class; patches], the
+    head on the class token."""
+    from ingur_lib.models.vit import ViT, ViTConfig
+    names = ("Class_Attention", "Attention_talking_head", "LayerScale_Block_CA", "LayerScale_Block", "cait_models")
+    off = official(DEIT, "cait_models.py", names, Mlp=_TimmMlp, DropPath=None, PatchEmbed=None).cait_models
+    ours = _randomized(ViT(ViTConfig(image_size=28, patch_size=7, dim=32, depth=2, heads=2, attention="talking_heads",
+                                     layer_scale=0.1, class_attention=2)))
+    theirs = copy.deepcopy(ours)  # the same modules, run by the official methods
+    theirs.__class__ = type("OfficialForward", (ViT,), {"forward_features": off.forward_features,
+                                                         "forward": off.forward,
+                                                         "blocks_token_only": property(_official_call_order)})
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
 def test_cait_layer_norm_epsilon_differs_from_official_by_little():
     """The official CaiT models build their norms with eps 1e-6, ours keep torch's 1e-5 (03's Deviations)."""
     from functools import partial
