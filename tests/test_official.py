@@ -271,11 +271,11 @@ def test_binaryvit_official_runs_use_batchnorm_and_pool_keys_values_in_the_first
 SPT_LSA = "aanna0701/SPT_LSA_ViT"
 
 
-def _spt_lsa(path: str, names: tuple[str, ...]) -> SimpleNamespace:
+def _spt_lsa(path: str, names: tuple[str, ...], **namespace) -> SimpleNamespace:
     einops = pytest.importorskip("einops", reason="the official SPT/LSA classes use einops (pip install einops)")
     from einops.layers.torch import Rearrange
     return official(SPT_LSA, path, names, einsum=torch.einsum, rearrange=einops.rearrange, repeat=einops.repeat,
-                    Rearrange=Rearrange, init_weights=lambda m: None, DropPath=None)
+                    Rearrange=Rearrange, init_weights=lambda m: None, DropPath=None, **namespace)
 
 
 def test_spt_equals_official_shifted_patch_tokenization():
@@ -309,6 +309,42 @@ def test_lsa_equals_official_attention():
     theirs, ours, x = _lsa_pair()
     copy_params(ours, theirs, {"temperature": "scale", "qkv.weight": "to_qkv.weight",
                                "proj.weight": "to_out.0.weight", "proj.bias": "to_out.0.bias"})
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def _spt_lsa_state(theirs: nn.Module, spt: bool) -> dict:
+    """The official ViT's state under our ViT's names (the plain patch Linear over (p1 p2 c) as our conv)."""
+    rename = [("transformer.layers.", "blocks."), (".0.norm.", ".norm1."), (".0.fn.to_qkv.", ".attn.qkv."),
+              (".0.fn.scale", ".attn.temperature"), (".0.fn.to_out.0.", ".attn.proj."), (".1.norm.", ".norm2."),
+              (".1.fn.net.0.", ".mlp.fc1."), (".1.fn.net.3.", ".mlp.fc2."), ("mlp_head.0.", "norm."),
+              ("mlp_head.1.", "head."), ("pos_embedding", "pos_embed"), ("to_patch_embedding.1.", "patch_embed.proj."),
+              ("to_patch_embedding.merging.1.", "patch_embed.norm."),
+              ("to_patch_embedding.merging.2.", "patch_embed.proj.")]
+    state = {}
+    for k, v in theirs.state_dict().items():
+        for old, new in rename:
+            k = k.replace(old, new)
+        state[k] = v
+    if not spt:  # Linear (dim, p*p*c) in (p1, p2, c) order -> conv (dim, c, p, p)
+        state["patch_embed.proj.weight"] = state["patch_embed.proj.weight"].view(32, 4, 4, 3).permute(0, 3, 1, 2)
+    return state
+
+
+@pytest.mark.parametrize("spt_lsa", [True, False], ids=["SL-ViT", "ViT"])
+def test_spt_lsa_vit_equals_official(spt_lsa):
+    """The official ViT of the chapter (models/vit.py) with and without SPT + LSA against ours (qkv without bias,
+    as the official code), same weights: equal to float precision."""
+    from ingur_lib.models.vit import ViT, ViTConfig
+    spt = _spt_lsa("models/SPT.py", ("ShiftedPatchTokenization", "PatchShifting")).ShiftedPatchTokenization
+    off = _spt_lsa("models/vit.py", ("pair", "PreNorm", "FeedForward", "Attention", "Transformer", "ViT"),
+                   ShiftedPatchTokenization=spt)
+    theirs = _randomized(off.ViT(img_size=16, patch_size=4, num_classes=5, dim=32, depth=2, heads=2, mlp_dim_ratio=2,
+                                 dim_head=16, is_LSA=spt_lsa, is_SPT=spt_lsa)).eval()
+    ours = ViT(ViTConfig(image_size=16, patch_size=4, in_chans=3, num_classes=5, dim=32, depth=2, heads=2,
+                         qkv_bias=False, tokenizer="spt" if spt_lsa else "patch",
+                         attention="lsa" if spt_lsa else "mhsa")).eval()
+    ours.load_state_dict(_spt_lsa_state(theirs, spt_lsa))
+    x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(ours(x), theirs(x))
 
 
