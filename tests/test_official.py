@@ -11,8 +11,9 @@ Deviations cell states it.
 
 Last compared (snapshot HEADs): Phuoc-Hoan-Le/BinaryViT ca16a43, facebookresearch/deit 7e160fe,
 aanna0701/SPT_LSA_ViT 54bd796, erprogs/CViT 00b8e6d, ridgerchu/matmulfreellm a016f72,
-huggingface/pytorch-image-models aa4b5850. Papers without an official PyTorch module: [6] (tensor2tensor), [3]
-(big_vision, JAX: its RandAugment and mixup formulas are compared in 04's Deviations), [8] (no code released).
+huggingface/pytorch-image-models aa4b5850, google-research/big_vision 0127fb6. Papers without an official PyTorch
+module: [6] (tensor2tensor), [3] (big_vision, TF/JAX: its RandAugment magnitude formulas are compared), [8] (no
+code released).
 """
 from __future__ import annotations
 
@@ -51,19 +52,28 @@ def official_source(repo: str, path: str) -> str:
 
 
 def official(repo: str, path: str, names: tuple[str, ...], **namespace) -> SimpleNamespace:
-    """The top-level classes and functions `names` of an official file, executed with `namespace` as globals
+    """The top-level classes, functions and constants `names` of an official file, executed with `namespace` as globals
     (torch, nn, F, math and typing's names are there already); the rest of the file is not run. Decorators of
     functions are dropped (in these files they only register functions with torch.fx tracing)."""
     tree = ast.parse(official_source(repo, path))
-    nodes = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name in names]
+    nodes = [n for n in tree.body if _defines(n) in names]
     for node in nodes:
         if isinstance(node, ast.FunctionDef):
             node.decorator_list = []
-    missing = set(names) - {n.name for n in nodes}
+    missing = set(names) - {_defines(n) for n in nodes}
     assert not missing, f"{repo}/{path} no longer defines {sorted(missing)}"
     scope = {"torch": torch, "nn": nn, "F": F, "math": math, **vars(typing), **namespace}
     exec(compile(ast.Module(body=nodes, type_ignores=[]), f"{repo}/{path}", "exec"), scope)
     return SimpleNamespace(**{name: scope[name] for name in names})
+
+
+def _defines(node: ast.stmt) -> str | None:
+    """The name a top-level class, function or single-name constant (`_MAX_LEVEL = 10.`) defines."""
+    if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
 
 
 def copy_params(dst: nn.Module, src: nn.Module, names: dict[str, str]) -> None:
@@ -346,6 +356,43 @@ def test_spt_lsa_vit_equals_official(spt_lsa):
     ours.load_state_dict(_spt_lsa_state(theirs, spt_lsa))
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(ours(x), theirs(x))
+
+
+# ---------------------------------------------------------------- 04 AugReg [3]: formulas only (big_vision is TF/JAX)
+
+BIG_VISION = "google-research/big_vision"
+
+
+def _randaug_args(op: str, level: float):
+    """big_vision's RandAugment argument for `op` at magnitude `level` (pp/autoaugment.py's level_to_arg), the
+    50% sign flip left out (ours draws it per image too)."""
+    off = official(BIG_VISION, "big_vision/pp/autoaugment.py",
+                   ("_MAX_LEVEL", "_rotate_level_to_arg", "_enhance_level_to_arg", "_shear_level_to_arg",
+                    "_translate_level_to_arg", "level_to_arg"), _randomly_negate_tensor=lambda t: t)
+    return off.level_to_arg(SimpleNamespace(translate_const=100, cutout_const=40))[op](level)
+
+
+@pytest.mark.parametrize("level", [5.0, 10.0, 15.0])
+def test_augreg_geometric_magnitudes_equal_big_vision(level):
+    """Rotate (degrees), shear and translate (100 px of 224 per 10 levels) at the same magnitude."""
+    from ingur_lib.data.randaugment import affine_matrix
+    one = torch.ones(1)
+    theta = affine_matrix("rotate", level, one)[0]
+    assert math.degrees(math.atan2(theta[1, 0], theta[0, 0])) == pytest.approx(_randaug_args("Rotate", level)[0])
+    assert affine_matrix("shear_x", level, one)[0, 0, 1].item() == pytest.approx(_randaug_args("ShearX", level)[0])
+    translate = affine_matrix("translate_x", level, one)[0, 0, 2].item() / 2 * 224  # normalised -> px at 224
+    assert translate == pytest.approx(_randaug_args("TranslateX", level)[0], rel=1e-6)
+
+
+def test_augreg_pixel_magnitudes_differ_from_big_vision_as_documented():
+    """04's Deviations: our solarize, posterize and enhance ops take the "increasing" forms (identity at M=0);
+    big_vision's map M=0 to a full inversion, a black image and a 0.1 blend. At M=10 the enhance factor agrees."""
+    from ingur_lib.data.randaugment import _factor
+    assert _randaug_args("Solarize", 0.0) == (0,)  # threshold 0: every pixel inverted; ours inverts none
+    assert _randaug_args("Posterize", 0.0) == (0,)  # 0 bits kept: black; ours keeps 8
+    assert _randaug_args("Contrast", 0.0)[0] == pytest.approx(0.1)
+    assert _factor(0.0, torch.ones(1)).item() == 1.0
+    assert _factor(10.0, torch.ones(1)).item() == pytest.approx(_randaug_args("Contrast", 10.0)[0])
 
 
 # ---------------------------------------------------------------- 02 DeiT [4] and 03 CaiT [5]
