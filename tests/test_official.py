@@ -85,6 +85,22 @@ def copy_params(dst: nn.Module, src: nn.Module, names: dict[str, str]) -> None:
                 param.copy_(theirs[names[ours]].reshape(param.shape))
 
 
+def _randomized(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Every parameter drawn afresh (LayerScale and norms included), so that no mapping hides behind an init."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.3)
+    return module
+
+
+def _same_state(ours: nn.Module, theirs: nn.Module, rename: dict[str, str] | None = None) -> None:
+    """ours <- theirs by state-dict name (their names renamed where `rename` says); every name must match."""
+    rename = rename or {}
+    state = {rename.get(k, k): v for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(state, strict=True)
+
+
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     """|a - b| / |b|, both as norms over every element."""
     return ((a - b).norm() / b.norm()).item()
@@ -98,7 +114,10 @@ def _binaryvit_quant() -> SimpleNamespace:
 
 
 def _binaryvit_layers(path: str = "transformer/modeling_vit_extra_res_pyramid.py") -> SimpleNamespace:
-    """The official block (ViTLayer) and its parts; DropPath is never built (drop_path 0)."""
+    """The official block (ViTLayer) and its parts; DropPath is never built (drop_path 0). Read from the pyramid
+    file, whose ViTLayer is modeling_vit_extra_res.py's with the grid read from the tokens (the non-pyramid file
+    hard-codes DeiT-S's 384 channels on a 14x14 grid) and per-stage sizes (one stage here, reduction ratio 1: no
+    key/value pooling)."""
     q = _binaryvit_quant()
     return official(BINARYVIT, path, ("RPReLU", "LayerScale", "ViTSelfAttention", "ViTSelfOutput", "ViTAttention",
                                       "ViTIntermediate", "ViTOutput", "ViTLayer"),
@@ -192,13 +211,13 @@ def _official_pool_branch(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tens
     return full - without, seen[0]
 
 
-def _pool_layers(grid: int = 4, dim: int = 32, unit: bool = False):
+def _pool_layers(grid: int = 4, dim: int = 32, unit: bool = False, layer: nn.Module | None = None):
     """The official block on a `grid` x `grid` token grid with multi-pooling affines (random, or a=1, b=0: the plain
     averages), and our MultiPool (the padding counted) with the same affines. POOLS = (1,3), (3,1), (1,5), (5,1):
     the official w3, h3, w5, h5."""
     from ingur_lib.models.binaryvit import MultiPool
     torch.manual_seed(0)
-    layer = _binaryvit_layers().ViTLayer(_binaryvit_config(dim, 2, 2 * dim), 0)
+    layer = layer or _binaryvit_layers().ViTLayer(_binaryvit_config(dim, 2, 2 * dim), 0)
     ours = MultiPool(dim, (grid, grid), count_pad=True)
     with torch.no_grad():
         for k, name in enumerate(("w3", "h3", "w5", "h5")):
@@ -213,6 +232,16 @@ def test_binaryvit_multi_pool_equals_official_branch_with_the_padding_counted():
     """The official branch reads the post-attention norm and counts the zero padding (AvgPool2d's default): our
     MultiPool(count_pad=True) on the same normed tokens gives its contribution to float precision."""
     layer, ours, x = _pool_layers()
+    contribution, normed = _official_pool_branch(layer, x)
+    torch.testing.assert_close(ours(normed), contribution, rtol=1e-5, atol=1e-5)
+
+
+def test_binaryvit_multi_pool_equals_official_branch_of_the_deit_ladder():
+    """The same on the file the ladder's runs use (modeling_vit_extra_res.py), at its hard-coded DeiT-S size."""
+    off = _binaryvit_layers("transformer/modeling_vit_extra_res.py")
+    cfg = SimpleNamespace(**{**vars(_binaryvit_config(384, 6, 1536)), "hidden_size": 384, "num_attention_heads": 6,
+                             "intermediate_size": 1536})
+    layer, ours, x = _pool_layers(14, 384, layer=off.ViTLayer(cfg))
     contribution, normed = _official_pool_branch(layer, x)
     torch.testing.assert_close(ours(normed), contribution, rtol=1e-5, atol=1e-5)
 
@@ -417,22 +446,6 @@ def _cait() -> SimpleNamespace:
                                              "LayerScale_Block"), Mlp=_TimmMlp, DropPath=None)
 
 
-def _randomized(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Every parameter drawn afresh (LayerScale and norms included), so that no mapping hides behind an init."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_(0, 0.3)
-    return module
-
-
-def _same_state(ours: nn.Module, theirs: nn.Module, rename: dict[str, str] | None = None) -> None:
-    """ours <- theirs, parameter by parameter in order (names mapped where `rename` says; shapes must agree)."""
-    rename = rename or {}
-    state = {rename.get(k, k): v for k, v in theirs.state_dict().items()}
-    ours.load_state_dict(state, strict=True)
-
-
 TIMM = "huggingface/pytorch-image-models"
 
 
@@ -631,11 +644,11 @@ def test_matmul_free_bitlinear_equals_official():
     torch.manual_seed(0)
     theirs, ours = _randomized(_mmfree_bitnet().BitLinear(24, 16, bias=False)), BitLinear(24, 16)
     _same_state(ours, theirs)
-    xs = [(torch.randn(3, 5, 24) * 2).requires_grad_() for _ in range(1)] * 2
-    out_t, out_o = theirs(xs[0]), ours(xs[0])
+    x = (torch.randn(3, 5, 24) * 2).requires_grad_()
+    out_t, out_o = theirs(x), ours(x)
     torch.testing.assert_close(out_o, out_t)
     g = torch.randn_like(out_t)
-    grads = [torch.autograd.grad(o, [xs[0], *m.parameters()], g) for o, m in ((out_t, theirs), (out_o, ours))]
+    grads = [torch.autograd.grad(o, [x, *m.parameters()], g) for o, m in ((out_t, theirs), (out_o, ours))]
     for a, b in zip(*grads):
         torch.testing.assert_close(b, a)
 
