@@ -333,3 +333,51 @@ def test_recorded_figures_draw():
     for draw in (ch.fig_ladder, ch.fig_ops, ch.fig_curves, ch.fig_attention):
         assert draw(r) is not None
     plt.close("all")
+
+
+@pytest.mark.parametrize("switches", [dict(norm="batch"), dict(attn_alpha=0.005),
+                                      dict(pool="mean", multi_pool=True, pool_pad=True, pool_at_output=True),
+                                      dict(pool="mean", multi_pool=True, pool_at_output=True, dims=(8, 16),
+                                           depths=(1, 1), norm="batch")])
+def test_official_switches_build_and_run(switches):
+    """The official code's choices (tests/test_official.py compares each with the official module) build a model
+    that trains: finite logits and gradients."""
+    cfg = BinaryViTConfig(**{**dict(dims=(16,), depths=(1,), heads=2), **switches})
+    model = BinaryViT(cfg)
+    out = model(torch.randn(4, 1, 28, 28))
+    out.sum().backward()
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_official_switches_change_the_documented_pieces():
+    """attn_alpha sets the initial alpha; norm='batch' puts BatchNorm in every norm; pool_pad counts padding."""
+    from ingur_lib.models.binaryvit import TokenBatchNorm, pooling_matrices
+    model = BinaryViT(BinaryViTConfig(dims=(16,), depths=(1,), heads=2, attn_alpha=0.005, norm="batch"))
+    assert model.stages[0][0].attn.alpha.item() == pytest.approx(0.005)
+    assert not any(isinstance(m, torch.nn.LayerNorm) for m in model.modules())
+    assert sum(isinstance(m, TokenBatchNorm) for m in model.modules()) == 3
+    # a corner of a 4x4 grid under the 1x5 kernel: 3 real of 5 places
+    assert pooling_matrices((4, 4), count_pad=True)[2].sum(1)[0].item() == pytest.approx(3 / 5)
+    assert pooling_matrices((4, 4))[2].sum(1)[0].item() == pytest.approx(1.0)
+    with pytest.raises(IngurError):
+        BinaryViTConfig(norm="group")
+
+
+def test_binaryvit_block_multi_pool_placement_as_official():
+    """pool_at_output: the branch reads norm2 (after the attention residual) and adds beside the MLP's residual,
+    outside the block's affines, as the official ViTLayer.forward (tests/test_official.py checks the branch itself
+    against it); the default reads norm1 inside aff1."""
+    from torch import nn
+
+    from ingur_lib.models.binaryvit import BinaryBlock
+    torch.manual_seed(0)
+    cfg = BinaryViTConfig(dims=(16,), depths=(1,), heads=2, pool="mean", multi_pool=True, affine=True,
+                          pool_pad=True, pool_at_output=True)
+    blk = BinaryBlock(cfg, 16, (4, 4))
+    nn.init.normal_(blk.pools.a), nn.init.normal_(blk.pools.b)
+    x = torch.randn(2, 16, 16)
+    with torch.no_grad():
+        mid = x + blk.aff1(blk.attn(blk.norm1(x)))
+        mlp = mid + blk.aff2(blk.fc2(blk.act(blk.fc1(blk.norm2(mid)))))
+        torch.testing.assert_close(blk(x), mlp + blk.pools(blk.norm2(mid)))

@@ -385,3 +385,31 @@ def test_config_rejects_a_bad_sweep_or_check():
         replace(ch.config("smoke"), lrs=(1e-3, 0))
     with pytest.raises(IngurError, match="factor > 1"):
         replace(ch.config("smoke"), longer=1.0)
+
+
+def test_fused_glu_is_one_projection_split_in_two():
+    """glu_fused (the official HGRNBitMLP): gate and up one BitLinear; with its halves copied into the split
+    GLU's two layers the plain-Linear versions agree exactly (only the ternary scale is shared)."""
+    from ingur_lib.nn.glu import GLU
+    torch.manual_seed(0)
+    fused, split = GLU(8, 12, fused=True), GLU(8, 12)
+    with torch.no_grad():
+        split.gate.weight.copy_(fused.gate_up.weight[:12]), split.up.weight.copy_(fused.gate_up.weight[12:])
+        split.down.weight.copy_(fused.down.weight)
+    x = torch.randn(2, 3, 8)
+    torch.testing.assert_close(fused(x), split(x))
+    lm = MatMulFreeLM(LMConfig(arch="matmulfree", vocab=11, dim=16, depth=1, glu_fused=True))
+    assert lm.blocks[0].glu.gate_up.weight.shape == (2 * lm.cfg.glu_hidden, 16)
+    assert lm(torch.randint(0, 11, (2, 5))).shape == (2, 5, 11)
+
+
+def test_official_gate_builds_the_rmsnorm_swish_gate():
+    """official_gate (tests/test_official.py compares it with the official module): o = RMSNorm(g) * SiLU(h)."""
+    torch.manual_seed(0)
+    mixer = MLGRU(8, official_gate=True)
+    g, h = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    torch.testing.assert_close(mixer.output_gate(g, h), rms_norm(g, mixer.g_norm.weight) * F.silu(h))
+    torch.testing.assert_close(MLGRU(8).output_gate(g, h), torch.sigmoid(g) * h)
+    lm = MatMulFreeLM(LMConfig(arch="matmulfree", vocab=11, dim=16, depth=2, official_gate=True))
+    assert all(b.mixer.g_norm is not None for b in lm.blocks)
+    assert lm(torch.randint(0, 11, (2, 5))).shape == (2, 5, 11)

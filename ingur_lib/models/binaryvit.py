@@ -41,6 +41,12 @@ class BinaryViTConfig:
     pool: str = "cls"                 # "cls" or "mean" (GAP)
     multi_pool: bool = False
     affine: bool = False
+    # The official code's choices (phuoc-hoan-le/BinaryViT, transformer/modeling_vit_extra_res.py), off by default:
+    # the chapter's recorded runs predate them (tests/test_official.py runs each beside the official module).
+    pool_pad: bool = False            # the pools' averages count the zero padding (AvgPool2d's count_include_pad)
+    pool_at_output: bool = False      # the pools read the post-attention norm and add at the block output
+    attn_alpha: float | None = None   # initial alpha of the binary probabilities; None: 2 / N (official 0.005)
+    norm: str = "layer"               # "batch": BatchNorm per channel over batch and tokens (official --replace-ln-bn)
 
     def __post_init__(self):
         if self.image_size % self.patch_size:
@@ -53,11 +59,24 @@ class BinaryViTConfig:
         if (self.multi_pool or len(self.dims) > 1) and self.pool != "mean":
             raise IngurError("multi-pooling and the pyramid need pool='mean': a class token has no place on "
                              "the token grid (turn on GAP first, as the paper's ladder does).")
+        if self.norm not in ("layer", "batch"):
+            raise IngurError(f"Unknown norm {self.norm!r}: use 'layer' or 'batch'.")
         if any(d % self.heads for d in self.dims):
             raise IngurError(f"heads={self.heads} must divide every width {self.dims}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class TokenBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over (B, N, C) tokens: statistics per channel over the batch and the tokens."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def _norm(cfg: BinaryViTConfig, dim: int) -> nn.Module:
+    return TokenBatchNorm(dim) if cfg.norm == "batch" else nn.LayerNorm(dim)
 
 
 def _linear(cfg: BinaryViTConfig, binary: bool, n_in: int, n_out: int) -> nn.Linear:
@@ -84,7 +103,8 @@ class BinaryAttention(nn.Module):
         self.qkv, self.proj = _linear(cfg, cfg.binary_mlp, dim, 3 * dim), _linear(cfg, cfg.binary_mlp, dim, dim)
         self.binary, self.alpha_tokens = cfg.binary and cfg.binary_attention, n_tokens
         # alpha = 2 / N: at first a token is kept where its probability is above uniform
-        self.alpha = nn.Parameter(torch.tensor(2.0 / n_tokens)) if self.binary else None
+        alpha = 2.0 / n_tokens if cfg.attn_alpha is None else cfg.attn_alpha
+        self.alpha = nn.Parameter(torch.tensor(alpha)) if self.binary else None
         self.capture: list | None = None  # set by nn.attention.capture_attention()
 
     def forward(self, x):
@@ -100,21 +120,22 @@ class BinaryAttention(nn.Module):
         return self.proj((p @ v).transpose(1, 2).reshape(b, n, -1))
 
 
-def pooling_matrices(grid: tuple[int, int]) -> torch.Tensor:
+def pooling_matrices(grid: tuple[int, int], count_pad: bool = False) -> torch.Tensor:
     """(len(POOLS), N, N): row i of matrix k averages token i's neighbours under kernel k (stride 1, same
-    size, padding not counted). Average pooling is linear in the tokens, so one matmul applies it."""
+    size; `count_pad`: the zero padding counts in the average, as in the official code). Average pooling is
+    linear in the tokens, so one matmul applies it."""
     n = grid[0] * grid[1]
     eye = torch.eye(n).view(n, 1, *grid)  # one image per token, holding a 1 at that token
-    mats = [F.avg_pool2d(eye, k, 1, (k[0] // 2, k[1] // 2), count_include_pad=False).view(n, n).T for k in POOLS]
+    mats = [F.avg_pool2d(eye, k, 1, (k[0] // 2, k[1] // 2), count_include_pad=count_pad).view(n, n).T for k in POOLS]
     return torch.stack(mats)
 
 
 class MultiPool(nn.Module):
     """Sum over kernels k of affine_k(avgpool_k(tokens on their grid)); each affine starts at 0."""
 
-    def __init__(self, dim: int, grid: tuple[int, int]):
+    def __init__(self, dim: int, grid: tuple[int, int], count_pad: bool = False):
         super().__init__()
-        self.register_buffer("mats", pooling_matrices(grid), persistent=False)
+        self.register_buffer("mats", pooling_matrices(grid, count_pad), persistent=False)
         self.a, self.b = nn.Parameter(torch.zeros(len(POOLS), dim)), nn.Parameter(torch.zeros(len(POOLS), dim))
 
     def forward(self, x):
@@ -123,15 +144,17 @@ class MultiPool(nn.Module):
 
 
 class BinaryBlock(nn.Module):
-    """Pre-LN block: x + [affine](attn(LN x) [+ pools]); x + [affine](fc2(RPReLU(fc1(LN x))))."""
+    """Pre-LN block: x + [affine](attn(LN x) [+ pools]); x + [affine](fc2(RPReLU(fc1(LN x)))).
+    With `pool_at_output` (the official code) the pools read the second LN and add beside the MLP's residual."""
 
     def __init__(self, cfg: BinaryViTConfig, dim: int, grid: tuple[int, int]):
         super().__init__()
         n_tokens = grid[0] * grid[1] + (cfg.pool == "cls")
         hidden = int(dim * cfg.mlp_ratio)
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.norm1, self.norm2 = _norm(cfg, dim), _norm(cfg, dim)
         self.attn = BinaryAttention(cfg, dim, n_tokens)
-        self.pools = MultiPool(dim, grid) if cfg.multi_pool else None
+        self.pools = MultiPool(dim, grid, cfg.pool_pad) if cfg.multi_pool else None
+        self.pool_at_output = cfg.pool_at_output
         self.fc1, self.fc2 = _linear(cfg, cfg.binary_mlp, dim, hidden), _linear(cfg, cfg.binary_mlp, hidden, dim)
         self.act = RPReLU(hidden) if cfg.binary else nn.GELU()
         self.aff1 = Affine(dim, 0.1) if cfg.affine else nn.Identity()
@@ -140,10 +163,12 @@ class BinaryBlock(nn.Module):
     def forward(self, x):
         h = self.norm1(x)
         a = self.attn(h)
-        if self.pools is not None:
+        if self.pools is not None and not self.pool_at_output:
             a = a + self.pools(h)
         x = x + self.aff1(a)
-        return x + self.aff2(self.fc2(self.act(self.fc1(self.norm2(x)))))
+        h = self.norm2(x)
+        x = x + self.aff2(self.fc2(self.act(self.fc1(h))))
+        return x + self.pools(h) if self.pools is not None and self.pool_at_output else x
 
 
 class Merge(nn.Module):
@@ -152,7 +177,7 @@ class Merge(nn.Module):
 
     def __init__(self, cfg: BinaryViTConfig, dim_in: int, dim_out: int):
         super().__init__()
-        self.norm = nn.LayerNorm(4 * dim_in)
+        self.norm = _norm(cfg, 4 * dim_in)
         self.reduce = _linear(cfg, True, 4 * dim_in, dim_out)
 
     def forward(self, x, grid):
@@ -179,7 +204,7 @@ class BinaryViT(nn.Module):
                 self.merges.append(Merge(cfg, cfg.dims[i - 1], dim))
                 g = math.ceil(g / 2)
             self.stages.append(nn.ModuleList(BinaryBlock(cfg, dim, (g, g)) for _ in range(depth)))
-        self.norm = nn.LayerNorm(cfg.dims[-1])
+        self.norm = _norm(cfg, cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
 
     def no_weight_decay(self) -> set[str]:

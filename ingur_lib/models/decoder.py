@@ -36,6 +36,8 @@ class LMConfig:
     max_len: int = 512             # longest sequence (RoPE table)
     lower_bound: bool = True       # MLGRU: learned forget-gate lower bounds rising with depth
     ternary_head: bool = True      # MatMul-free: the output head is a BitLinear too, as in the official code
+    glu_fused: bool = False        # gate and up as one projection (the official HGRNBitMLP: one ternary scale)
+    official_gate: bool = False    # MLGRU output RMSNorm(g) * SiLU(h), the official code (paper: sigmoid(g) * h)
     init_std: float = 0.02
 
     def __post_init__(self):
@@ -81,8 +83,9 @@ class CausalLM(nn.Module):
             raise IngurError("LMConfig.vocab is 0: set it to the vocabulary size, e.g. len(vocab).")
         self.cfg = cfg
         self.token_embed = nn.Embedding(cfg.vocab, cfg.dim)
-        self.blocks = nn.ModuleList(Block(cfg.dim, self.make_mixer(i), GLU(cfg.dim, cfg.glu_hidden, self.linear))
-                                    for i in range(cfg.depth))
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, self.make_mixer(i), GLU(cfg.dim, cfg.glu_hidden, self.linear, cfg.glu_fused))
+            for i in range(cfg.depth))
         self.norm = RMSNorm(cfg.dim)
         self.head = self.head_linear()(cfg.dim, cfg.vocab, bias=False)
         self.reset_parameters()

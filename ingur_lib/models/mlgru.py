@@ -9,6 +9,9 @@ elementwise and every projection a ternary BitLinear:
     g_t = sigmoid(BitLinear_g(x_t))                output gate
     o_t = BitLinear_o(g_t * h_t)
 
+The official code (`mmfreelm/layers/hgrn_bit.py`) gates differently: o_t = BitLinear_o(RMSNorm(BitLinear_g(x_t))
+* SiLU(h_t)) (its `FusedRMSNormSwishGate`); `MLGRU(official_gate=True)` builds that (LMConfig.official_gate).
+
 The hidden state is updated by elementwise products only (unlike a GRU or LSTM, whose h_{t-1} passes
 through a weight matrix), so the only matrix products left are the ternary projections of x_t.
 
@@ -26,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.attention import recording
+from ..nn.norms import RMSNorm
 from ..nn.quant import BitLinear
 from .decoder import CausalLM, LMConfig
 
@@ -46,9 +50,10 @@ def mlgru_scan(f: torch.Tensor, c: torch.Tensor, h0: torch.Tensor | None = None)
 class MLGRU(nn.Module):
     """The MatMul-free token mixer: four ternary projections (f, c, g, o) and an elementwise recurrence."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, official_gate: bool = False, eps: float = 1e-6):
         super().__init__()
         self.f_proj, self.c_proj, self.g_proj, self.o_proj = (BitLinear(dim, dim) for _ in range(4))
+        self.g_norm = RMSNorm(dim, eps) if official_gate else None  # the official RMSNorm-swish output gate
         self.record: list | None = None  # set by record_gates(): forget gates (B, T, D) are appended
 
     def gates(self, x: torch.Tensor, lower_bound: torch.Tensor | None = None):
@@ -63,7 +68,11 @@ class MLGRU(nn.Module):
         if self.record is not None:
             self.record.append(f.detach())
         h = mlgru_scan(f, c)
-        return self.o_proj(torch.sigmoid(self.g_proj(x)) * h)
+        return self.o_proj(self.output_gate(self.g_proj(x), h))
+
+    def output_gate(self, g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """sigmoid(g) * h (the paper), or RMSNorm(g) * SiLU(h) (the official code's FusedRMSNormSwishGate)."""
+        return self.g_norm(g) * F.silu(h) if self.g_norm is not None else torch.sigmoid(g) * h
 
 
 def lower_bounds(params: torch.Tensor) -> torch.Tensor:
@@ -83,7 +92,7 @@ class MatMulFreeLM(CausalLM):
         self.lower_bound_params = nn.Parameter(torch.zeros(cfg.depth, cfg.dim)) if cfg.lower_bound else None
 
     def make_mixer(self, i):
-        return MLGRU(self.cfg.dim)
+        return MLGRU(self.cfg.dim, self.cfg.official_gate)
 
     def head_linear(self):
         return BitLinear if self.cfg.ternary_head else nn.Linear

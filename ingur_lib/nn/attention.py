@@ -145,4 +145,12 @@ def attention_entropy(weights: torch.Tensor, eps: float = 1e-12) -> torch.Tensor
     return -(weights * (weights + eps).log()).sum(-1)
 
 
-ATTENTIONS = {"mhsa": Attention}
+class WidthScaledAttention(Attention):
+    """MHSA with q k^T scaled by 1/sqrt(dim), the model width, instead of 1/sqrt(d_head): the official CViT
+    code's `Attention` (erprogs/CViT, model/cvit.py, `self.scale = dim ** -0.5`); sqrt(heads) times flatter."""
+
+    def logit_scale(self):
+        return (self.heads * self.head_dim) ** -0.5
+
+
+ATTENTIONS = {"mhsa": Attention, "mhsa_width_scaled": WidthScaledAttention}

@@ -18,12 +18,20 @@ def glu_hidden(dim: int, ratio: float = 8 / 3, multiple: int = 16) -> int:
 
 
 class GLU(nn.Module):
-    """down(SiLU(gate(x)) * up(x)); `linear` builds each projection (nn.Linear or BitLinear), without bias."""
+    """down(SiLU(gate(x)) * up(x)); `linear` builds each projection (nn.Linear or BitLinear), without bias.
 
-    def __init__(self, dim: int, hidden: int, linear=nn.Linear):
+    `fused`: gate and up are one (2 hidden x dim) projection split in two, as the official MatMul-free code's
+    `HGRNBitMLP.gate_proj`; with BitLinear the two halves then share one ternary scale and one RMSNorm gain.
+    """
+
+    def __init__(self, dim: int, hidden: int, linear=nn.Linear, fused: bool = False):
         super().__init__()
-        self.gate, self.up = linear(dim, hidden, bias=False), linear(dim, hidden, bias=False)
+        if fused:
+            self.gate_up = linear(dim, 2 * hidden, bias=False)
+        else:
+            self.gate, self.up = linear(dim, hidden, bias=False), linear(dim, hidden, bias=False)
         self.down = linear(hidden, dim, bias=False)
 
     def forward(self, x):
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = self.gate_up(x).chunk(2, -1) if hasattr(self, "gate_up") else (self.gate(x), self.up(x))
+        return self.down(F.silu(gate) * up)
