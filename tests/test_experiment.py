@@ -32,3 +32,35 @@ def test_a_convergence_record_holds_numbers_paired_per_seed_and_no_verdict():
     pct = longer_check([2.0, 4.0], [1.9, 4.2], seeds=[0, 1], factor=1.5, percent=True)
     assert pct["change"]["values"] == pytest.approx([-5.0, 5.0])
     assert ledger.convergence(pct["change"], {}, default=6.0)["converged"] is True
+
+
+def _toy_train(variant, seed, factor):
+    """A fake training: ViT+LS is 1.0 better (+-0.1 by seed), and the ViT still gains 2.0 when trained
+    longer (not converged) while ViT+LS gains 0.05 (converged)."""
+    base = 80.0 + 0.1 * seed + (1.0 + 0.05 * (seed % 2) if variant == "ViT+LS" else 0.0)
+    return base + (factor > 1) * (2.0 if variant == "ViT" else 0.05)
+
+
+def test_a_declared_two_variant_three_seed_experiment_runs_judges_and_records(tmp_results):
+    from ingur_lib.experiment import Experiment
+    exp = Experiment("10_demo", _toy_train, variants=("ViT", "ViT+LS"), seeds=(0, 1, 2),
+                     effects={"LayerScale": ("ViT+LS", "ViT")}, checked=("ViT", "ViT+LS"))
+    out = exp.run()
+    assert out["metric"]["ViT"] == pytest.approx([80.0, 80.1, 80.2])
+    assert out["effects"]["LayerScale"]["values"] == pytest.approx([1.0, 1.05, 1.0])
+    judged = exp.judge(out)
+    assert judged["ViT"]["converged"] is False and judged["ViT+LS"]["converged"] is True
+    assert judged["ViT"]["smallest_name"] == "LayerScale"
+    path = exp.record("standard", out, wall_time_s=1.0)
+    stored = ledger.load_results("10_demo", "standard")
+    assert path.exists() and stored["per_seed"] == out["metric"] and "converged" not in str(stored["convergence"])
+    assert stored["metrics"]["LayerScale"]["mean"] == pytest.approx(1.0167, abs=1e-4)
+
+
+def test_an_experiment_that_names_an_undeclared_variant_or_too_few_seeds_is_refused():
+    from ingur_lib.errors import IngurError
+    from ingur_lib.experiment import Experiment
+    with pytest.raises(IngurError, match="declare them as variants"):
+        Experiment("x", _toy_train, variants=("ViT",), seeds=(0, 1, 2), effects={"g": ("ViT+LS", "ViT")})
+    with pytest.raises(IngurError, match="2 seeds or more"):
+        Experiment("x", _toy_train, variants=("ViT",), seeds=(0,))
