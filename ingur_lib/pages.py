@@ -27,19 +27,46 @@ def count(n) -> str:
     return f"{int(round(float(n))):,}"
 
 
+# A metric's key as a table header, in words with its unit: every results table goes through `tidy`, so no
+# page shows `epoch_s` or a fraction beside percentages.
+HEADERS = {
+    "params": "parameters", "exact": "exact match (%)", "bleu": "char-BLEU", "chrf": "chrF",
+    "decode_s": "decoding (s)", "epoch_s": "s per epoch", "time_to_target_s": "s to target", "train_s": "training (s)",
+    "mflops": "MFLOPs", "images_per_s": "images/s", "bops": "BOPs (M)", "flops": "FLOPs (M)", "ops": "OPs (M)",
+    "fp32_bytes": "float32 bytes", "packed_bytes": "packed bytes", "size_ratio": "float32 / packed",
+    "binary_layers_ratio": "binary layers: float32 / packed", "val_loss": "val. loss (nats/char)",
+    "bpc": "bits per char", "perplexity": "perplexity", "lr": "learning rate", "train_minutes": "training (min)",
+    "train_tokens_per_s": "training tokens/s", "val_token_acc": "val. token accuracy (%)",
+    "val_acc": "val. accuracy (%)", "test_acc": "test accuracy (%)",
+}
+# Accuracies stored as fractions, shown in % beside the book's other percentages.
+FRACTIONS = ("val_token_acc", "val_acc", "test_acc")
+
+
+def headed(df):
+    """`df` with its known metric keys as headers in words (`HEADERS`) and fractions as percentages."""
+    out = df.copy()
+    for key in FRACTIONS:
+        if key in out.columns:
+            out[key] = 100 * out[key]
+    return out.rename(columns=HEADERS)
+
+
 def tidy(df, digits: int = 2):
-    """A results table for display: columns holding whole numbers (counts) as counts with thousands
+    """A results table for display, the book's one table formatter: headers in words with units and
+    accuracies in % (`headed`), columns holding whole numbers (counts) as counts with thousands
     separators (`113,984`; pandas printed a float column of counts as `113984.000`), the rest rounded
     to `digits`, and a cell with no value (a ratio the profile does not fine-tune) as a dash, never `NaN`.
     For display only: count columns and columns with a dash become text."""
     import pandas as pd
-    out = df.copy()
+    out = headed(df)
     for col in out.columns:
         v = pd.to_numeric(out[col], errors="coerce")
         known = v.dropna()
         if known.empty or v.isna().sum() > out[col].isna().sum():
             continue  # a text column
-        if (known == known.round()).all() and (known.abs() >= 1000).any():
+        if (known.abs() >= 1000).any() and ((known == known.round()).all() or (known.abs() >= 100).all()):
+            # counts, and large measured rates (9,006 images/s, not 9005.68): whole, with separators
             out[col] = v.map(lambda x: NONE if pd.isna(x) else count(x))
         elif v.isna().any():
             out[col] = v.map(lambda x: NONE if pd.isna(x) else f"{x:.{digits}f}")

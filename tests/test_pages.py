@@ -21,8 +21,19 @@ def test_value_renders_a_recorded_number_or_says_it_is_missing():
 def test_counts_print_as_counts_and_tables_are_tidy():
     assert pages.count(113984.0) == "113,984"
     df = pages.tidy(pd.DataFrame({"params": [113984.0, 90000.0], "loss": [1.23456, 2.0]}))
-    assert df["params"].tolist() == ["113,984", "90,000"] and "113984" not in df.to_string()
+    assert df["parameters"].tolist() == ["113,984", "90,000"] and "113984" not in df.to_string()
     assert df["loss"].tolist() == [1.23, 2.0]
+
+
+def test_results_tables_show_headers_in_words_and_accuracies_in_percent():
+    """01's table showed `epoch_s`, `time_to_target_s` and a fraction (0.9019) beside percentages."""
+    raw = pd.DataFrame({"exact": [94.1], "epoch_s": [0.37], "time_to_target_s": [61.0],
+                        "val_token_acc": [0.9019], "train_tokens_per_s": [74432.232]})
+    df = pages.tidy(raw)
+    assert list(df.columns) == ["exact match (%)", "s per epoch", "s to target", "val. token accuracy (%)",
+                                "training tokens/s"]
+    assert df["val. token accuracy (%)"].tolist() == [90.19] and df["training tokens/s"].tolist() == ["74,432"]
+    assert not any("_" in c for c in df.columns)
 
 
 def test_a_missing_value_shows_as_a_dash():
@@ -30,7 +41,7 @@ def test_a_missing_value_shows_as_a_dash():
     df = pages.tidy(pd.DataFrame({"pruned": ["0%", "20%"], "acc after FT": [None, 81.234],
                                   "params": [146984.0, None]}))
     assert df["acc after FT"].tolist() == [pages.NONE, "81.23"]
-    assert df["params"].tolist() == ["146,984", pages.NONE] and df["pruned"].tolist() == ["0%", "20%"]
+    assert df["parameters"].tolist() == ["146,984", pages.NONE] and df["pruned"].tolist() == ["0%", "20%"]
     assert "nan" not in df.to_string().lower() and "None" not in df.to_string()
 
 
