@@ -23,7 +23,7 @@ from ..data import Augment, ImageData, example_images, image_prepare, prepared, 
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
 from ..figures import figure
-from ..models.vit import ViT, ViTConfig
+from ..models.vit import CAIT_XXS24, ViT, ViTConfig
 from ..nn.attention import attention_entropy, attention_weights
 from ..nn.class_attention import ClassAttention
 from ..nn.layer_scale import LayerScale, layer_scale_init
@@ -224,10 +224,6 @@ def overhead(model_cfg: ViTConfig, batch: int = 256, reps: int = 5) -> dict[str,
         out[name] = {"params": measure.count_params(m), "mflops": measure.count_flops(m, x[:1]) / 1e6,
                      "images_per_s": measure.latency(m, x, warmup=1, repeats=reps)["items_per_s"]}
     return out
-
-
-CAIT_XXS24 = ViTConfig(image_size=224, patch_size=16, in_chans=3, num_classes=1000, dim=192, depth=24, heads=4,
-                       mlp_ratio=4.0, attention="talking_heads", layer_scale=layer_scale_init(24), class_attention=2)
 
 
 # ---------------------------------------------------------------- reproduce

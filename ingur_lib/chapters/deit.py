@@ -26,7 +26,7 @@ from ..errors import IngurError
 from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.cnn import CNNConfig, ResNet
-from ..models.deit import DEIT_REPORTED, DistilledViT, deit_config
+from ..models.deit import DEIT_REPORTED, DistilledViT, OneHead, deit_config
 from ..models.vit import ViT, ViTConfig
 from ..nn.attention import attention_rollout, attention_weights
 from ..profiles import pick
@@ -175,23 +175,12 @@ def train_student(variant, cfg: Config, data: ImageData, prepare, teachers: dict
 
 # ---------------------------------------------------------------- scoring heads, agreement
 
-class _OneHead(nn.Module):
-    """A DistilledViT seen through one of its heads (0 = class, 1 = distillation), for `predict`."""
-
-    def __init__(self, model: DistilledViT, which: int):
-        super().__init__()
-        self.model, self.which = model, which
-
-    def forward(self, x):
-        return self.model.heads(x)[self.which]
-
-
 def predictions(model: nn.Module, data: ImageData, prepare) -> dict[str, torch.Tensor]:
     """Test-set class decisions: {"avg"} for any model, plus {"class", "dist"} for a DistilledViT."""
     out = {"avg": predict(model, data.test_x, prepare).argmax(-1)}
     if isinstance(model, DistilledViT):
-        out["class"] = predict(_OneHead(model, 0), data.test_x, prepare).argmax(-1)
-        out["dist"] = predict(_OneHead(model, 1), data.test_x, prepare).argmax(-1)
+        out["class"] = predict(OneHead(model, 0), data.test_x, prepare).argmax(-1)
+        out["dist"] = predict(OneHead(model, 1), data.test_x, prepare).argmax(-1)
     return out
 
 

@@ -25,7 +25,7 @@ from ..errors import IngurError
 from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_images
 from ..exercises import assert_same, exercise
 from ..figures import figure
-from ..models.vit import ViT, ViTConfig
+from ..models.vit import SPT_LSA_PAPER_VIT, ViT, ViTConfig
 from ..nn.attention import attention_entropy, attention_rollout, attention_weights
 from ..nn.lsa import LocalitySelfAttention, diagonal_mask
 from ..nn.spt import shift_views
@@ -159,14 +159,10 @@ def overhead(model_cfg: ViTConfig, batch: int = 256, reps: int = 5) -> dict[str,
     return out
 
 
-# The paper's ViT for 32-px images (official code: depth 9, 12 heads of 16, MLP ratio 2, patch 4).
-PAPER_VIT = ViTConfig(image_size=32, patch_size=4, in_chans=3, num_classes=100, dim=192, depth=9, heads=12)
-
-
 def paper_scale_mmacs() -> dict[str, float]:
     """Our counted multiply-accumulates (M) of the paper's ViT and SL-ViT: the unit of its FLOPs column."""
     x = torch.randn(1, 3, 32, 32)
-    return {v: measure.count_flops(ViT(replace(PAPER_VIT, tokenizer=VARIANTS[v][0], attention=VARIANTS[v][1])),
+    return {v: measure.count_flops(ViT(replace(SPT_LSA_PAPER_VIT, tokenizer=VARIANTS[v][0], attention=VARIANTS[v][1])),
                                    x) / 2e6
             for v in ("ViT", "SL-ViT")}
 

@@ -89,3 +89,14 @@ class DistilledViT(ViT):
         if self.training:
             return cls_logits, dist_logits
         return (cls_logits + dist_logits) / 2
+
+
+class OneHead(nn.Module):
+    """A DistilledViT seen through one of its heads (0 = class, 1 = distillation): scoring each head alone."""
+
+    def __init__(self, model: DistilledViT, which: int):
+        super().__init__()
+        self.model, self.which = model, which
+
+    def forward(self, x):
+        return self.model.heads(x)[self.which]

@@ -20,6 +20,7 @@ from ..errors import IngurError
 from ..measure import count_params  # noqa: F401  (re-exported: notebooks count with it)
 from ..nn.blocks import Block, check_rate
 from ..nn.class_attention import ClassAttentionBlock
+from ..nn.layer_scale import layer_scale_init
 from ..nn.patch_dropout import patch_dropout
 from ..nn.tokens import TOKENIZERS, check_patchable
 
@@ -150,3 +151,13 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
 
+
+# ---------------------------------------------------------------- the papers' variants, beside the model
+
+# CaiT-XXS24 (CaiT [5], official cait_models.cait_XXS24): 24 talking-heads self-attention blocks with
+# LayerScale, then 2 class-attention blocks, at 224 px.
+CAIT_XXS24 = ViTConfig(image_size=224, patch_size=16, in_chans=3, num_classes=1000, dim=192, depth=24, heads=4,
+                       mlp_ratio=4.0, attention="talking_heads", layer_scale=layer_scale_init(24), class_attention=2)
+# The SPT+LSA paper's ViT for 32-px images ([2], official code: depth 9, 12 heads of 16, MLP ratio 2, patch 4).
+SPT_LSA_PAPER_VIT = ViTConfig(image_size=32, patch_size=4, in_chans=3, num_classes=100, dim=192, depth=9,
+                              heads=12)
