@@ -68,7 +68,7 @@ def interval(mean: float, std: float, n: int) -> tuple[float, float]:
 
 
 def resolved(effect: dict) -> bool:
-    """The book's one standard of evidence (DESIGN.md), its one copy: an effect (a `summarize`/`paired`
+    """The book's one standard of evidence (book/how-to-run.md), its one copy: an effect (a `summarize`/`paired`
     dict over seeds) is resolved when its 95% t-interval (`interval`) excludes zero. The same rule decides
     the ledger's verdicts (`judge`), the convergence gates (`smallest_effect`) and every sentence a page
     states about an effect. A single seed has no interval and is never an effect."""
@@ -100,7 +100,7 @@ def direction(s: dict) -> str:
 
 
 def convergence(moved: float | dict, effects: dict, default: float | None = None) -> dict:
-    """DESIGN.md's convergence rule, its one copy: the baseline trained 1.5x longer must move its metric by
+    """The convergence rule (book/how-to-run.md), its one copy: the baseline trained 1.5x longer must move its metric by
     less than the smallest effect the run resolves (`resolved`). With none resolved, a stated `default`
     tolerance decides; without one the check decides nothing (`converged` None, the chapter says so).
     `moved` is the change, or its summary over seeds (`summarize`, `paired`). The rule reads the mean; with

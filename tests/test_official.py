@@ -1,5 +1,5 @@
 """Each chapter's mechanism beside its paper's official code, with the same weights on the same inputs
-(DESIGN.md, "Equal to the official code").
+(book/how-to-run.md, "Against the official code").
 
 The official sources are never copied into this repository: each test reads the file it needs from a snapshot of
 the official repository under $INGUR_OFFICIAL_DIR (default /work/.mirror), either a git directory

@@ -359,7 +359,7 @@ def _checked_on(models: dict[str, int], i: int) -> list[str]:
 
 
 def _judge_convergence(conv: dict, gains: dict) -> None:
-    """Converged (DESIGN.md, `ledger.convergence`): 1.5x the steps moves the accuracy by less than the smallest
+    """Converged (book/how-to-run.md, `ledger.convergence`): 1.5x the steps moves the accuracy by less than the smallest
     rung gain resolved by the evidence rule (`ledger.resolved`; with none resolved, the default tolerance)."""
     for v in conv.values():
         out = ledger.convergence(ledger.paired(v["acc_1.5x"], v["acc"]), gains, default=ledger.DEFAULT_TOLERANCE)

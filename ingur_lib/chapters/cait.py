@@ -274,7 +274,7 @@ def _grid(cfg: Config, seeds, lrs: dict, progress: bool) -> tuple[dict, dict, di
 
 
 def converged(convergence: dict, eff: dict) -> dict:
-    """DESIGN.md's rule, judged by `ledger.convergence`: the ViT's move at 1.5x the steps against the smallest
+    """The convergence rule (book/how-to-run.md), judged by `ledger.convergence`: the ViT's move at 1.5x the steps against the smallest
     effect the evidence rule resolves (`ledger.resolved`); nulls are reported with their intervals and decide
     nothing."""
     out = ledger.convergence(convergence["delta"], eff)

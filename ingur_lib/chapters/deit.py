@@ -411,7 +411,7 @@ ACCURACY_CLAIMS = ("soft_vs_none", "hard_vs_none", "token_vs_none", "token_vs_ha
 
 
 def judge_convergence(conv: dict, comparisons: list[dict]) -> dict:
-    """DESIGN.md's rule, as `ledger.convergence` states it: the undistilled student's paired move at 1.5x the
+    """The convergence rule (book/how-to-run.md), as `ledger.convergence` states it: the undistilled student's paired move at 1.5x the
     epochs against the smallest resolved distillation effect (the ledger's default tolerance if none is)."""
     effects = {c["claim"]: {"mean": c["ours"], "std": c["ours_std"], "n": c["n_seeds"]}
                for c in comparisons if c["claim"] in ACCURACY_CLAIMS}

@@ -254,7 +254,7 @@ def convergence(cfg: Config, acc: dict, lrs: dict, seeds, progress: bool) -> dic
 
 
 def judge_convergence(conv: dict, eff: dict) -> dict:
-    """DESIGN.md's rule through `ledger.convergence`: the ViT's largest mean move at `factor` x the epochs
+    """The convergence rule (book/how-to-run.md) through `ledger.convergence`: the ViT's largest mean move at `factor` x the epochs
     against the smallest effect the evidence rule resolves (`ledger.resolved`; none resolved: the ledger's
     default tolerance).
     Judged from the stored numbers whenever asked, never stored as a verdict."""
