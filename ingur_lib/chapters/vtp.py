@@ -264,8 +264,8 @@ def convergence(cfg: Config, data: ImageData, prepare, runs: list, lrs: dict, se
 
 def judge_convergence(conv: dict, metrics: dict) -> dict:
     """The control's move at 1.5x the epochs against the smallest drop the evidence rule resolves
-    (`ledger.resolved`; with none resolved, the ledger's default tolerance): the convergence rule of book/how-to-run.md, as
-    `ledger.convergence` states it."""
+    (`ledger.resolved`; with none resolved, the ledger's default tolerance): the convergence rule of
+    book/how-to-run.md, as `ledger.convergence` states it."""
     drops = {k: e for k, e in metrics.items() if k.startswith("drop_")}
     out = ledger.convergence(conv["change"], drops, default=ledger.DEFAULT_TOLERANCE)
     return {**conv, "smallest_effect": out["smallest_effect"], "smallest_name": out["smallest_name"],
