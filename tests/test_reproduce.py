@@ -3,11 +3,11 @@
 Issue 34: `reproduce 07_vtp --profile smoke` trained and then died on a claim its profile does not measure,
 and no test ran a chapter's smoke `reproduce`. Here each one runs end to end (data, models, evaluation,
 comparisons, the results file, the ledger's table of it) with one seed and under `runtime.dry_run`, which
-caps every training at two steps. Measured on the shared 2-core machine (load 10-12): a real smoke run of
-01 had not ended after 10 minutes at one thread; capped but with each chapter's smoke seeds (02: three),
-the ten took 22.6 min wall under pytest's two threads (6.8 CPU min; 01 7.3 min, 02 2.8 min); capped with
-one seed, the ten take about 63 CPU seconds at one thread (01, the dearest, 27 s: its evaluation decodes;
-most 1-9 s). What breaks the recording path (07's KeyError)
+caps every training at two steps. Measured on the shared 2-core machine (load 10-12, five other jobs): a
+real smoke run of 01 had not ended after 10 minutes; capped with each chapter's smoke seeds (02: three),
+six chapters took 20 minutes under pytest; capped with one seed, the ten take 63 CPU seconds at one torch
+thread (01, the dearest, 27 s: its evaluation decodes; most 1-9 s), but 22.6 min wall (6.8 CPU min) under
+pytest's two threads fighting the other jobs for the two cores. What breaks the recording path (07's KeyError)
 breaks it after two steps as after two thousand. The file is
 written to a folder of the test's own (INGUR_RESULTS), checkpoints to a cache of its own (INGUR_CACHE)."""
 import pytest
