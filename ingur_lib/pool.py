@@ -24,6 +24,7 @@ import torch
 
 from . import resume
 from .errors import IngurError
+from .runtime import dry_run, dry_run_steps
 
 
 def default_workers() -> int:
@@ -49,10 +50,10 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _carried(folder, fn: Callable, job: tuple):
+def _carried(folder, dry: int | None, fn: Callable, job: tuple):
     """fn(*job) in a worker, checkpointing where the parent's `resume.resumable` block does (a killed
-    `reproduce` run resumes its workers' trainings too)."""
-    with resume.using(folder):
+    `reproduce` run resumes its workers' trainings too), under the parent's `runtime.dry_run` limit."""
+    with resume.using(folder), dry_run(dry):
         return fn(*job)
 
 
@@ -74,7 +75,7 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int, cost: Sequence[f
     # spawn, not fork: a forked child of a process that has run OpenMP threads can hang
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_start) as ex:
-        futures = {ex.submit(_carried, resume.active(), fn, jobs[i]): i for i in order}
+        futures = {ex.submit(_carried, resume.active(), dry_run_steps(), fn, jobs[i]): i for i in order}
         for f in as_completed(futures):
             on_done(futures[f], f.result())
         return [f.result() for f in sorted(futures, key=futures.get)]
