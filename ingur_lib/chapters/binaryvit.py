@@ -578,12 +578,35 @@ def _check_binary_weight(student_fn):
                 "one alpha = mean|W| over the whole matrix, times sign(W - row mean)")
 
 
-@exercise("binaryvit.bireal_grad")
-def _check_bireal(student_fn):
-    x = torch.linspace(-1.5, 1.5, 31, requires_grad=True)
-    bireal_sign(x).sum().backward()
-    assert_same(torch.as_tensor(student_fn(x.detach())), x.grad,
-                "d sign(x)/dx as Bi-Real approximates it: 2 - 2|x| inside [-1, 1], 0 outside")
+def approx_sign(x: torch.Tensor) -> torch.Tensor:
+    """Bi-Real Net's ApproxSign (Liu et al. 2018, Eq. 5): the piecewise quadratic whose slope 2 - 2|x| is
+    the gradient sign(x) is given in the backward pass; -1 below -1 and +1 above 1."""
+    x = x.clamp(-1, 1)  # flat outside: slope 0 there
+    return torch.where(x < 0, 2 * x + x * x, 2 * x - x * x)
+
+
+def _grad_of(fn, x: torch.Tensor) -> torch.Tensor | None:
+    x = x.clone().requires_grad_(True)
+    out = torch.as_tensor(fn(x))
+    if not out.requires_grad:
+        return None
+    out.sum().backward()
+    return x.grad
+
+
+@exercise("binaryvit.ste_sign", bireal_sign)
+def _check_ste_sign(student_fn):
+    x = torch.linspace(-1.5, 1.5, 31)
+    assert_same(torch.as_tensor(student_fn(x.clone().requires_grad_(True))).detach(), torch.sign(x),
+                "the forward value: sign(x), exactly (the approximation is only for the backward pass)")
+    grad, want = _grad_of(student_fn, x), (2 - 2 * x.abs()).clamp(min=0)
+    if grad is None or not grad.abs().sum():
+        raise AssertionError("no gradient reaches x: sign's own derivative is 0 almost everywhere. Keep the "
+                             "forward value of sign but let the gradient flow through ApproxSign.")
+    if torch.allclose(grad, (x.abs() <= 1).float()):
+        raise AssertionError("that is the plain straight-through estimator (slope 1 on [-1, 1]): Bi-Real's "
+                             "slope is the derivative of its piecewise quadratic.")
+    assert_same(grad, want, "the backward value: Bi-Real's 2 - 2|x| on [-1, 1], 0 outside")
 
 
 @exercise("binaryvit.masked_dot", masked_dot)

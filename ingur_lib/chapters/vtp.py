@@ -544,19 +544,40 @@ def check_threshold(student_fn):
                         f"{name}: which dimensions are kept (the largest |score|: the sign does not matter)")
 
 
-@exercise("vtp.slim_linear", prune.slim_linear)
-def check_slim_linear(student_fn):
-    g = torch.Generator().manual_seed(3)
-    lin = torch.nn.Linear(12, 9)
-    keep_in, keep_out = torch.tensor([0, 3, 4, 8, 11]), torch.tensor([1, 2, 6])
-    new = student_fn(copy.deepcopy(lin), keep_in, keep_out)
-    if not isinstance(new, torch.nn.Linear):
-        raise AssertionError("Return a new torch.nn.Linear.")
-    if (new.in_features, new.out_features) != (len(keep_in), len(keep_out)):
-        raise AssertionError(f"Shape: Linear({new.in_features}, {new.out_features}), expected "
-                             f"Linear({len(keep_in)}, {len(keep_out)}).")
-    x = torch.randn(4, 12, generator=g)
-    masked = torch.zeros_like(x)
-    masked[:, keep_in] = x[:, keep_in]
+def prune_mlp(fc1: torch.nn.Linear, fc2: torch.nn.Linear, score: torch.Tensor, ratio: float):
+    """VTP on one MLP whose hidden features pass a gate (fc2(gelu(fc1 x) * a)): keep the hidden
+    dimensions with the largest |a|, cut fc1's rows and fc2's columns, fold each kept score into fc2."""
+    n = score.numel()
+    keep = score.abs().argsort(descending=True)[:n - round(ratio * n)].sort().values
+    new1, new2 = torch.nn.Linear(fc1.in_features, len(keep)), torch.nn.Linear(len(keep), fc2.out_features)
     with torch.no_grad():
-        assert_same(new(x[:, keep_in]), lin(masked)[:, keep_out], "slim(x[:, keep_in]) vs linear(masked x)[:, keep_out]")
+        new1.weight.copy_(fc1.weight[keep])
+        new1.bias.copy_(fc1.bias[keep])
+        new2.weight.copy_(fc2.weight[:, keep] * score[keep])
+        new2.bias.copy_(fc2.bias)
+    return new1, new2
+
+
+def _gated_mlp(fc1, fc2, gate):
+    return lambda x: fc2(torch.nn.functional.gelu(fc1(x)) * gate)
+
+
+@exercise("vtp.prune_mlp", prune.slim_linear, prune.slim)
+def check_prune_mlp(student_fn):
+    g = torch.Generator().manual_seed(3)
+    fc1, fc2 = torch.nn.Linear(6, 10), torch.nn.Linear(10, 5)
+    score, x = torch.randn(10, generator=g), torch.randn(4, 6, generator=g)
+    for ratio in (0.0, 0.4, 0.7):
+        new1, new2 = student_fn(copy.deepcopy(fc1), copy.deepcopy(fc2), score.clone(), ratio)
+        keep = 10 - round(ratio * 10)
+        if (new1.out_features, new2.in_features) != (keep, keep):
+            raise AssertionError(f"ratio {ratio}: the hidden width must become {keep} (10 - round(r * 10)); "
+                                 f"yours is {new1.out_features} -> {new2.in_features}.")
+        mask = torch.zeros(10, dtype=torch.bool)
+        mask[score.abs().argsort(descending=True)[:keep]] = True
+        with torch.no_grad():
+            got, want = new2(torch.nn.functional.gelu(new1(x))), _gated_mlp(fc1, fc2, score * mask)(x)
+            if torch.allclose(got, _gated_mlp(fc1, fc2, mask.float())(x), atol=1e-5):
+                raise AssertionError("the kept dimensions lost their scores: fold each kept a_i into the column "
+                                     "of fc2 it multiplies, or the slim model computes something else.")
+        assert_same(got, want, f"ratio {ratio}: slim MLP vs the gated MLP with the pruned scores set to 0")
