@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--rounds", type=int, default=5, help="alternating rounds of the two models")
     s = sub.add_parser("student", help="write the classroom version of every notebook")
-    s.add_argument("--out", default="student")
+    s.add_argument("--out", default="classroom", help="default: classroom/, the copies readers get (committed)")
     s.add_argument("--teacher", action="store_true", help="keep the solutions and the answers to Think questions")
     sub.add_parser("pin", help="write _config.yml's repository address and version into every notebook's "
                               "Colab badge and setup cell")

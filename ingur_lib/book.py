@@ -130,23 +130,28 @@ def source() -> tuple[str, str]:
     return str(repo["url"]).rstrip("/"), str(repo["branch"])
 
 
-# The two places a notebook names its source, as they appear in the .ipynb's JSON text.
-_BADGE = re.compile(r"colab\.research\.google\.com/github/[^)\s]+?/blob/[^/\s]+/notebooks/")
+# The two places a notebook names its source, as they appear in the .ipynb's JSON text. The badge opens the
+# classroom copy (classroom/, solutions stripped): what a reader clicks is what a student gets.
+_BADGE = re.compile(r"colab\.research\.google\.com/github/[^)\s]+?/blob/[^/\s]+/(?:notebooks|classroom)/")
 _PIN = re.compile(r'REPO, REF = \\"[^"\\]*\\", \\"[^"\\]*\\"')
+CLASSROOM = "classroom"
 
 
 def pin_notebooks() -> list[Path]:
-    """Write `source()` into every notebook's Colab badge and setup cell; returns the notebooks changed."""
+    """Write `source()` into every notebook's Colab badge and setup cell, then rewrite the classroom copies
+    (`exercises.make_student`); returns the notebooks changed."""
     from .atomic import write_text
+    from .exercises import make_student
     from .paths import repo_root
     url, ref = source()
     github = url.removeprefix("https://github.com/")
     changed = []
     for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
         text = path.read_text(encoding="utf-8")
-        new = _BADGE.sub(f"colab.research.google.com/github/{github}/blob/{ref}/notebooks/", text)
+        new = _BADGE.sub(f"colab.research.google.com/github/{github}/blob/{ref}/{CLASSROOM}/", text)
         new = _PIN.sub(lambda _: f'REPO, REF = \\"{url}\\", \\"{ref}\\"', new)
         if new != text:
             write_text(path, new)
             changed.append(path)
+    make_student(repo_root() / CLASSROOM)
     return changed
