@@ -367,7 +367,7 @@ def fig_budget(results: dict):
     stats = [ledger.summarize(b[k]) for k in ("big", "small")]
     bar_with_errors(ax, labels, [s["mean"] for s in stats], [ledger.se(s) for s in stats],
                     ylabel="test accuracy (%)", n=stats[0]["n"], err="s.e.")
-    ax.set_title("same forward FLOPs x images", fontsize=8)
+    ax.set_title("same forward FLOPs x images")
     return fig
 
 

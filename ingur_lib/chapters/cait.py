@@ -355,7 +355,7 @@ def fig_depth(results: dict):
     n = len(series["ViT"][0])
     fig = curves_with_errors(depths, series, xlabel="self-attention blocks", ylabel="test accuracy (%)",
                              baseline="ViT")
-    fig.suptitle(f"mean ± std over {n} seeds (gain: paired per seed)", fontsize=8)
+    fig.suptitle(f"mean ± std over {n} seeds (gain: paired per seed)")
     fig.tight_layout()
     return fig
 
@@ -368,7 +368,7 @@ def branch_norm_figure(norms: dict, depth: int, note: str = ""):
     for ax, (branch, label) in zip(axes, (("sa", "attention branch"), ("ffn", "feed-forward branch"))):
         series = {k.split("/")[0]: (n[branch], None) for k, n in norms.items()}
         lines_with_bands(range(1, depth + 1), series, "block", "‖branch‖ / ‖stream‖", ax=ax, logy=True)
-        ax.set_title(f"{label}, depth {depth}{note}", fontsize=8)
+        ax.set_title(f"{label}, depth {depth}{note}")
     axes[1].set_ylabel("")  # shared with the left panel
     fig.tight_layout()
     return fig
@@ -388,7 +388,7 @@ def fig_losses(results: dict):
     series = {k.split("/")[0]: (v, None) for k, v in losses.items()}
     steps = [10 * (i + 1) for i in range(len(next(iter(losses.values()))))]
     fig = lines_with_bands(steps, series, "optimizer step (mean of 10)", "training loss")
-    fig.axes[0].set_title(f"depth {d}, seed 0", fontsize=8)
+    fig.axes[0].set_title(f"depth {d}, seed 0")
     fig.tight_layout()
     return fig
 

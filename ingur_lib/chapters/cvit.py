@@ -433,7 +433,7 @@ def fig_held_out(results: dict):
     bar_with_errors(ax, labels, [np.mean(v) for v in vals], [np.std(v, ddof=1) for v in vals],
                     reference=50, ylabel="test AUC (%)", n=len(vals[0]))
     ax.set_ylim(0, 100)
-    ax.set_title(f"CViT trained without {held}, tested on each", fontsize=8)
+    ax.set_title(f"CViT trained without {held}, tested on each")
     return fig
 
 
@@ -449,7 +449,7 @@ def fig_crop(results: dict):
 @figure("cvit_roc", CHAPTER)
 def fig_roc(results: dict):
     fig = roc_curves({m: (c["fpr"], c["tpr"]) for m, c in results["roc"].items()})
-    fig.axes[0].set_title(f"every test frame, seed {results['provenance']['seeds'][0]}", fontsize=8)
+    fig.axes[0].set_title(f"every test frame, seed {results['provenance']['seeds'][0]}")
     return fig
 
 
