@@ -265,3 +265,22 @@ def test_nbval_outputs_keep_ipythons_semicolon_rule():
     assert plugin.quiet("fig = f()\nviz.class_balance(s);  # the split\n")
     assert not plugin.quiet("table.round(2)") and not plugin.quiet("x = ';'")
     assert not plugin.quiet("for i in range(2):\n    f(i);\nprint(1)")
+
+
+# A cell draws a figure when it calls a plotting helper (viz.*, a chapter's *figure* / fig_* / draw_*) or an
+# explorer (its static twin); data-loading calls such as ch.config do not count.
+_DRAWS = re.compile(r"\b(viz\.(?!thesis_style|cls_attention)\w+|ch\.(?:\w+_)?(?:fig|figure|draw)\w*|\w+_explorer)\(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_caption_and_alt_text(path):
+    """myst-nb turns the cell's `mystnb.figure.caption` into a numbered <figcaption> and `mystnb.image.alt`
+    into the image's alt text (without them a reader gets a hash file name and no caption)."""
+    drawn = [c for c in cells(path) if c["cell_type"] == "code" and _DRAWS.search("".join(c["source"]))]
+    assert drawn, f"{path.name}: no figure found (is the pattern out of date?)"
+    for c in drawn:
+        meta = c["metadata"].get("mystnb", {})
+        caption, alt = meta.get("figure", {}).get("caption", ""), meta.get("image", {}).get("alt", "")
+        assert len(caption.split()) >= 5, f"{path.name} cell {c['id']}: give the figure a caption (mystnb.figure)"
+        assert len(alt.split()) >= 4 and not re.fullmatch(r"[0-9a-f]{16,}.*", alt), \
+            f"{path.name} cell {c['id']}: describe the image in mystnb.image.alt"
