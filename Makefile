@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export INGUR_PROFILE ?= smoke
-# Progress bars are for people at a notebook; builds and CI print one line per epoch instead.
+# Progress bars are for people at a notebook; builds and CI print one line per training run instead.
 export TQDM_DISABLE ?= 1
 export PYTHONHASHSEED = 0
 

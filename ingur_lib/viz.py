@@ -801,25 +801,23 @@ def image_table(rows: Mapping[str, Sequence], col_titles: Sequence[str], size: f
     return fig
 
 
-def paired_gains(ax, labels: Sequence[str], series: Mapping[str, Sequence[Sequence[float]]], ylabel: str,
+def paired_gains(ax, labels: Sequence[str], series: Mapping[str, Sequence[tuple | None]], ylabel: str,
                  reference: Mapping[str, float] | None = None, reference_label: str = "paper"):
-    """A difference plot: for each label, each series' per-seed differences (same seed, so the seed's luck
-    cancels) as their mean with its 95% t interval, around a zero line. A one- or two-point effect is
-    invisible on bars of totals that start at zero; here the axis is the effect itself. `reference` marks
-    a value per label (e.g. the paper's gain) with hollow diamonds."""
-    from .ledger import interval
+    """A difference plot: for each label, each series' paired difference (same seed, so the seed's luck
+    cancels) as (mean, low, high, n), its 95% interval from `figures.paired_intervals`, around a zero line.
+    A one- or two-point effect is invisible on bars of totals that start at zero; here the axis is the
+    effect itself. `reference` marks a value per label (e.g. the paper's gain) with hollow diamonds."""
     x = np.arange(len(labels), dtype=float)
     width = 0.5 / max(len(series), 1)
+    n = 0
     for i, (name, per_label) in enumerate(series.items()):
-        shift = (i - (len(series) - 1) / 2) * width
-        pts = [(xi + shift, np.mean(d), *interval(float(np.mean(d)), float(np.std(d, ddof=1)) if len(d) > 1
-                                                  else 0.0, len(d)))
-               for xi, d in zip(x, per_label) if len(d)]
+        pts = [(xi + (i - (len(series) - 1) / 2) * width, *p) for xi, p in zip(x, per_label) if p]
         if not pts:  # e.g. a run without its control: nothing to pair
             continue
-        xs, means, lo, hi = (np.array(v) for v in zip(*pts))
+        xs, means, lo, hi, ns = (np.array(v, dtype=float) for v in zip(*pts))
         ax.errorbar(xs, means, yerr=[means - lo, hi - means], fmt="o", capsize=3, color=colour_of(name),
                     label=name)
+        n = max(n, int(ns.max()))
     if reference:
         ref = [(xi, reference[k]) for xi, k in zip(x, labels) if k in reference]
         if ref:
@@ -827,9 +825,8 @@ def paired_gains(ax, labels: Sequence[str], series: Mapping[str, Sequence[Sequen
     ax.axhline(0, color="gray", ls="--", lw=1)
     ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
-    n = max([len(d) for per in series.values() for d in per] or [0])
     note = (f"mean and 95% interval over {n} seeds, paired per seed" if n > 1 else
             "one seed: no interval" if n else "no paired runs recorded")
-    ax.annotate(note, (1.0, 1.02), xycoords="axes fraction",
-                ha="right", va="bottom", color="0.3", annotation_clip=False)
+    ax.annotate(note, (1.0, 1.02), xycoords="axes fraction", ha="right", va="bottom", color="0.3",
+                annotation_clip=False)
     return ax

@@ -64,9 +64,35 @@ def test_intro_and_reading_paths_are_generated_from_the_chapters(tmp_path):
             f"book/{name} is stale: run python -m ingur_lib ledger --write"
     table = book.chapter_table()
     for c in book.CHAPTERS:
-        row = next(line for line in table.splitlines() if line.startswith(f"| {c.id[:2]} "))
+        row = next(line for line in table.splitlines() if c.heading in line)
         assert ("in preparation" in row) == (c.module is None or not (repo_root() / "notebooks" /
                                                                       f"{c.id}.ipynb").exists())
+
+
+def test_one_numbering_in_titles_and_sidebar():
+    """Chapters 00-09 and the thesis's [1]-[9] in one name (issue 33): "Chapter 3 · CaiT [5]" heads the page
+    (and so the sidebar), the intro's table and the reading paths."""
+    import json
+    for c in book.CHAPTERS:
+        nb = json.loads((repo_root() / "notebooks" / f"{c.id}.ipynb").read_text(encoding="utf-8"))
+        title = "".join(nb["cells"][0]["source"]).splitlines()[0]
+        assert title.startswith(f"# {c.heading}"), f"{c.id}: the page title starts with {c.heading!r}"
+    assert book.CHAPTERS[3].heading == "Chapter 3 · CaiT [5]"
+
+
+def test_reading_paths_are_links():
+    """A route names chapters as links, never as plain "[6] Transformer" text."""
+    import re
+    text = (repo_root() / "book" / "reading-paths.md").read_text(encoding="utf-8")
+    plain = re.sub(r"\{doc\}`[^`]*`", "", text)
+    assert not re.search(r"\[[1-9]\]|Getting started →", plain), "name chapters with book.chapter_link"
+    for c in book.CHAPTERS:
+        assert book.chapter_link(c) in text, f"{c.heading} is on no reading path"
+
+
+def test_intro_lists_the_chapters_once():
+    text = (repo_root() / "book" / "intro.md").read_text(encoding="utf-8")
+    assert "{tableofcontents}" not in text, "the generated chapter table is the intro's one list of chapters"
 
 
 # ---------------------------------------------------------------- what the screenshots showed (issue 18)

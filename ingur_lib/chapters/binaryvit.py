@@ -20,7 +20,7 @@ from .. import ledger, measure
 from ..data import ImageData, example_images, image_prepare, prepared, load_subset
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
-from ..figures import figure
+from ..figures import figure, paired_intervals
 from ..models.binaryvit import BinaryAttention, BinaryBlock, BinaryViT, BinaryViTConfig, count_ops
 from ..nn.attention import attention_weights
 from ..nn.binary import BinaryLinear, binary_weight, bireal_sign, pack_bits, xnor_dot
@@ -481,7 +481,7 @@ def fig_ladder(results: dict):
     labels = [f"{b}\nvs {a}" if a == TEACHER else b for a, b in pairs]
     gains = [[y - x for x, y in zip(acc[a], acc[b])] for a, b in pairs]
     fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 2.6))
-    paired_gains(ax, labels, {"ours (Fashion-MNIST)": gains}, "gain over the rung below\n(points)",
+    paired_gains(ax, labels, {"ours (Fashion-MNIST)": paired_intervals(gains)}, "gain over the rung below\n(points)",
                  reference=dict(zip(labels, _paper_gains(pairs))), reference_label="paper (ImageNet)")
     legend_outside(ax, "right")
     fig.tight_layout()

@@ -21,7 +21,7 @@ from .. import ledger, measure
 from ..errors import IngurError
 from ..data import Augment, ImageData, image_prepare, load_subset
 from ..exercises import assert_same, exercise
-from ..figures import figure
+from ..figures import figure, paired_intervals
 from ..models.vit import ViT, ViTConfig
 from ..nn import prune
 from ..profiles import pick
@@ -477,6 +477,7 @@ def fig_accuracy(results: dict):
     rows = _mean_rows(results)
     fig, axes = plt.subplots(2, 1, figsize=(TEXT_WIDTH_IN, 4.4))
     ratios, series = _drops(results)
+    series = {name: paired_intervals(per_ratio) for name, per_ratio in series.items()}
     paired_gains(axes[0], [f"{r:.0%}" for r in ratios], series, "minus the λ = 0 control\n(points)")
     axes[0].set_xlabel("dimensions pruned")
     x, base = [100 * r["ratio"] for r in rows], rows[0]
