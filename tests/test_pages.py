@@ -150,3 +150,23 @@ def test_provenance_shows_the_cache_from_the_checkout():
     src = "offline: Debian package (/usr/share/datasets/fashion-mnist); read from cache /work/x/data/cache/fm"
     assert ledger._cache_relative(src).endswith("(/usr/share/datasets/fashion-mnist); read from cache data/cache/fm")
     assert not any("/work/" in line for line in ledger.provenance_lines())
+
+
+# Notes the authors wrote to themselves (issue 33): which session re-read what, private file names, the
+# section numbers of a literature review the book does not include.
+_WORK_NOTES = re.compile(r"papers\.md|re-read|this session|later session|paper digest|§\s?\d|\(none open\)", re.I)
+
+
+@pytest.mark.parametrize("name", ["intro.md", "reading-paths.md", "how-to-run.md", "errata.md", "references.md"])
+def test_reader_pages_carry_no_work_notes(name):
+    text = (repo_root() / "book" / name).read_text(encoding="utf-8")
+    assert not _WORK_NOTES.search(text), f"book/{name}: {_WORK_NOTES.search(text).group(0)!r} is a work note"
+
+
+def test_chapter_pages_carry_no_work_notes():
+    import json
+    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+        for c in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if c["cell_type"] == "markdown":
+                hit = _WORK_NOTES.search("".join(c["source"]))
+                assert not hit, f"{path.name} cell {c['id']}: {hit.group(0)!r} is a work note"
