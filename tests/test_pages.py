@@ -170,3 +170,19 @@ def test_chapter_pages_carry_no_work_notes():
             if c["cell_type"] == "markdown":
                 hit = _WORK_NOTES.search("".join(c["source"]))
                 assert not hit, f"{path.name} cell {c['id']}: {hit.group(0)!r} is a work note"
+
+
+def test_the_reference_list_labels_entries_as_the_text_cites_them():
+    """Inline citations are author-year; the list's labels were alpha ("[TCS+21]"): one style (issue 33)."""
+    import yaml
+    from pybtex.database import parse_file
+
+    from ingur_lib.sphinx_bib import STYLE, AuthorYearStyle
+    conf = yaml.safe_load((repo_root() / "_config.yml").read_text(encoding="utf-8"))["sphinx"]
+    assert conf["config"]["bibtex_reference_style"] == "author_year"
+    assert conf["config"]["bibtex_default_style"] == STYLE and "ingur_lib.sphinx_bib" in conf["extra_extensions"]
+    entries = parse_file(str(repo_root() / "book" / "references.bib")).entries
+    labels = {e.key: e.label for e in AuthorYearStyle().format_entries(entries.values())}
+    assert labels["vaswani2017attention"] == "Vaswani et al., 2017"
+    assert all(re.fullmatch(r".+, (\d{4}|n\.d\.)[a-z]?", lab) for lab in labels.values()), labels
+    assert len(set(labels.values())) == len(labels), "two entries share a label"
