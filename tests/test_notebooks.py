@@ -267,8 +267,8 @@ def test_nbval_outputs_keep_ipythons_semicolon_rule():
     assert not plugin.quiet("for i in range(2):\n    f(i);\nprint(1)")
 
 
-# A cell draws a figure when it calls a plotting helper (viz.*, a chapter's *figure* / fig_* / draw_*) or an
-# explorer (its static twin); data-loading calls such as ch.config do not count.
+# A cell draws a figure when it calls a plotting helper (viz.*, a chapter's *figure* / fig_* / draw_*), an
+# explorer (its static twin), or ends in ";"; data-loading calls such as ch.config do not count.
 _DRAWS = re.compile(r"\b(viz\.(?!thesis_style|cls_attention)\w+|ch\.(?:\w+_)?(?:fig|figure|draw)\w*|\w+_explorer)\(")
 
 
@@ -276,7 +276,9 @@ _DRAWS = re.compile(r"\b(viz\.(?!thesis_style|cls_attention)\w+|ch\.(?:\w+_)?(?:
 def test_every_figure_has_a_caption_and_alt_text(path):
     """myst-nb turns the cell's `mystnb.figure.caption` into a numbered <figcaption> and `mystnb.image.alt`
     into the image's alt text (without them a reader gets a hash file name and no caption)."""
-    drawn = [c for c in cells(path) if c["cell_type"] == "code" and _DRAWS.search("".join(c["source"]))]
+    # a figure call or a cell ending in ";" (the notebooks' way of showing a returned figure without its repr)
+    drawn = [c for c in cells(path) if c["cell_type"] == "code" and (_DRAWS.search("".join(c["source"]))
+                                                                     or "".join(c["source"]).rstrip().endswith(";"))]
     assert drawn, f"{path.name}: no figure found (is the pattern out of date?)"
     for c in drawn:
         meta = c["metadata"].get("mystnb", {})
