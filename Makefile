@@ -7,11 +7,11 @@ TORCH_SPEC ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export INGUR_PROFILE ?= smoke
-# Progress bars are for people at a notebook; builds and CI print one line per epoch instead.
+# Progress bars are for people at a notebook; builds and CI print one line per training run instead.
 export TQDM_DISABLE ?= 1
 export PYTHONHASHSEED = 0
 
-.PHONY: book test setup data unit notebooks fresh-execution build-book ledger figures student teacher clean
+.PHONY: book test setup data unit notebooks fresh-execution build-book ledger figures student teacher release clean
 
 book: setup ledger fresh-execution build-book  ## the main job: execute every notebook (smoke profile), build the HTML book
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
@@ -62,11 +62,20 @@ build-book:
 figures: setup  ## every thesis figure from recorded results, PDF + PNG, into figures/
 	$(PY) -m ingur_lib figures --out figures
 
-student: setup  ## the classroom notebooks (solutions stripped) into student/
-	$(PY) -m ingur_lib student --out student
+student: setup  ## the classroom notebooks (solutions stripped) into classroom/, what Colab and the download button give readers
+	$(PY) -m ingur_lib student --out classroom
 
 teacher: setup  ## the teacher's notebooks (solutions and worked answers kept) into teacher/
 	$(PY) -m ingur_lib student --teacher --out teacher
+
+# The version Colab installs: _config.yml's repository.branch is v + pyproject's version (a test holds it), and
+# this step makes that tag on a clean, tested commit; push it, and the badges and setup cells resolve.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+release: setup  ## tag this commit v$(VERSION), the ref every notebook's Colab cell clones
+	@test -z "$$(git status --porcelain)" || { echo "release: commit your changes first (the tag names a commit)"; exit 1; }
+	$(PY) -m pytest -q tests/test_notebooks.py -k "not pinned_ref_resolves"
+	git tag -a v$(VERSION) -m "Ingur v$(VERSION): the version the book's Colab badges and setup cells install"
+	@echo "Tagged v$(VERSION); publish it with: git push origin v$(VERSION)"
 
 clean:
 	rm -rf _build student teacher figures

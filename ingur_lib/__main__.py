@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--rounds", type=int, default=5, help="alternating rounds of the two models")
     s = command("student", "write the classroom version of every notebook")
-    s.add_argument("--out", default="student")
+    s.add_argument("--out", default="classroom", help="default: classroom/, the copies readers get (committed)")
     s.add_argument("--teacher", action="store_true", help="keep the solutions and the answers to Think questions")
     command("pin", "write _config.yml's repository address and version into every notebook's Colab badge "
                    "and setup cell")
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     _printable_streams()
     a = _parser().parse_args(argv)  # a malformed command line: argparse's usage message, exit 2
+
     from .errors import IngurError
     try:
         _check(a)

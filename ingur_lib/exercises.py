@@ -12,9 +12,11 @@ In a chapter notebook an exercise is two cells:
 "Think" questions get their worked answer in a Markdown cell tagged `answer` (and `remove-cell`, so
 the book does not show it): the teacher's version keeps it, the student's drops it.
 
-`make_student(out)` (CLI: `python -m ingur_lib student --out DIR`) writes every notebook with each
-solution region replaced by `raise NotImplementedError(...)`, answers dropped and all outputs removed:
-the checks then fail until the student fills the stubs in. `make_student(out, teacher=True)`
+`make_student(out)` (CLI: `python -m ingur_lib student`, into `classroom/` by default) writes every notebook
+with each solution region replaced by `raise NotImplementedError(...)`, answers dropped and all outputs
+removed: the checks then fail until the student fills the stubs in. `classroom/` is committed, because it
+is what readers get: the Colab badge opens it and the book's download button serves it
+(`sphinx_classroom`); a test keeps it equal to what `make_student` writes. `make_student(out, teacher=True)`
 (`student --teacher`) keeps solutions and answers, for the teacher preparing the class.
 """
 from __future__ import annotations

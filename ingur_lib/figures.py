@@ -7,7 +7,7 @@ and PNG in one print style) is a whole-book operation in `ingur_lib.book`.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Callable, Sequence
 
 from .errors import IngurError
 
@@ -34,3 +34,14 @@ def figure(name: str, chapter: str, profile: str = "standard"):
         FIGURES[name] = (chapter, profile, drawn)
         return drawn
     return deco
+
+
+def paired_intervals(per_label: Sequence[Sequence[float]]) -> list[tuple | None]:
+    """For `viz.paired_gains`: each label's per-seed differences as (mean, low, high, n), the 95% interval
+    by the ledger's one rule (`ledger.interval`); None where nothing was paired."""
+    from .ledger import interval, summarize
+    out = []
+    for diffs in per_label:
+        s = summarize(diffs) if len(diffs) else None
+        out.append((s["mean"], *interval(s["mean"], s["std"], s["n"]), s["n"]) if s else None)
+    return out

@@ -384,7 +384,9 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
             ev = evaluate(net, test, prepare, eval_loss_fn, cfg.eval_batch_size, device, eng)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         history.epochs.append(record)
-        if progress:
+        # one line per run, at its end: the bar shows the epochs; a page or a CI log would otherwise carry
+        # a line per epoch of every model (02's page printed 36)
+        if progress and epoch + 1 == n_epochs:
             test_txt = f", test acc {record['test_acc']:.3f}" if "test_acc" in record else ""
             print(f"{desc} epoch {epoch + 1}/{n_epochs}: loss {record['train_loss']:.3f}, "
                   f"train acc {record['train_acc']:.3f}{test_txt} ({record['seconds']:.0f}s)")

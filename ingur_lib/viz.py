@@ -21,7 +21,12 @@ import torch
 from .atomic import atomic_path
 from .errors import IngurError
 
-TEXT_WIDTH_IN = 6.3  # an A4 thesis text block; figures are sized as fractions of it
+TEXT_WIDTH_IN = 6.3  # an A4 thesis text block (~455 pt); figures are sized as fractions of it
+# A thesis figure is printed at its own size (never scaled in LaTeX), so that one font size holds across them:
+# it is exactly one of two widths, the text block or half of it less a gutter (two side by side).
+COLUMN_WIDTH_IN = 3.1
+THESIS_WIDTHS_IN = (COLUMN_WIDTH_IN, TEXT_WIDTH_IN)
+FONT_PT = 8  # every text of a figure in the book's style, titles and legends included
 
 
 def thesis_style(context: str = "paper") -> None:
@@ -32,9 +37,22 @@ def thesis_style(context: str = "paper") -> None:
         "legend.frameon": False, "svg.hashsalt": "ingur",
         "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "figure.figsize": (TEXT_WIDTH_IN, 3.2),
         "axes.spines.top": False, "axes.spines.right": False, "image.cmap": "viridis",
-        "pdf.fonttype": 42, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
-        "xtick.labelsize": 8, "ytick.labelsize": 8,
+        "pdf.fonttype": 42, "font.size": FONT_PT, "axes.titlesize": FONT_PT, "axes.labelsize": FONT_PT,
+        "legend.fontsize": FONT_PT, "legend.title_fontsize": FONT_PT, "figure.titlesize": FONT_PT,
+        "xtick.labelsize": FONT_PT, "ytick.labelsize": FONT_PT,
     })
+    _retina_inline()
+
+
+def _retina_inline() -> None:
+    """In a notebook, inline figures as PNGs at twice the pixels (sharp on HiDPI screens, same size on the page)."""
+    try:
+        from IPython import get_ipython
+        if get_ipython() is not None:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+            set_matplotlib_formats("retina")
+    except ImportError:  # no IPython: nothing displays inline
+        pass
 
 
 # No creation date (and a fixed producer) in the files, so a rebuild from the same results is byte-identical.
@@ -42,13 +60,41 @@ _METADATA = {"pdf": {"CreationDate": None, "Producer": "ingur_lib.viz"}, "png": 
              "svg": {"Date": None}}
 
 
-def save_figure(fig, out_dir: str | Path, name: str, formats=("pdf", "png")) -> list[Path]:
-    """Write `fig` as out_dir/name.{pdf,png}, atomically."""
+def _tight_width(fig) -> float:
+    fig.canvas.draw()
+    return fig.get_tightbbox(fig.canvas.get_renderer()).width
+
+
+def thesis_width(fig) -> float:
+    """The one of THESIS_WIDTHS_IN a figure is printed at: the column when its drawing fits in about 1.3 columns
+    (so a half-width figure is not blown up to the text width), else the text width."""
+    return COLUMN_WIDTH_IN if _tight_width(fig) <= 1.3 * COLUMN_WIDTH_IN else TEXT_WIDTH_IN
+
+
+def fit_width(fig, width: float):
+    """Resize `fig` until its drawing (tight box) fits `width` inches, then return a box exactly that wide
+    (white margins share what is left): the saved file is `width` inches wide whatever the layout."""
+    from matplotlib.transforms import Bbox
+    for _ in range(6):  # fonts keep their size, so the layout moves: a few rounds converge
+        tight = _tight_width(fig)
+        if width - 0.04 <= tight <= width:
+            break
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(max(w * width / tight, 0.5), h, forward=True)
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    pad = (width - box.width) / 2
+    return Bbox.from_extents(box.x0 - pad, box.y0 - 0.02, box.x1 + pad, box.y1 + 0.02)
+
+
+def save_figure(fig, out_dir: str | Path, name: str, formats=("pdf", "png"), width: float | None = None) -> list[Path]:
+    """Write `fig` as out_dir/name.{pdf,png}, atomically, exactly `width` inches wide (one of
+    THESIS_WIDTHS_IN; by default the one `thesis_width` picks)."""
+    box = fit_width(fig, width or thesis_width(fig))
     paths = []
     for fmt in formats:
         target = Path(out_dir) / f"{name}.{fmt}"
         with atomic_path(target, suffix="." + fmt) as tmp:
-            fig.savefig(tmp, format=fmt, metadata=_METADATA.get(fmt))
+            fig.savefig(tmp, format=fmt, metadata=_METADATA.get(fmt), bbox_inches=box)
         paths.append(target)
     return paths
 
@@ -211,8 +257,8 @@ def shared_colorbar(fig, axes, images, label: str = "", vmin: float | None = Non
     for im in images:
         im.set_clim(lo, hi)
     cb = fig.colorbar(images[0], ax=list(np.ravel(axes)), fraction=0.025, pad=0.02)
-    cb.set_label(label, fontsize=7)
-    cb.ax.tick_params(labelsize=6)
+    cb.set_label(label)
+    cb.ax.tick_params(labelsize=FONT_PT)
     return cb
 
 
@@ -233,7 +279,7 @@ def sample_grid(images, labels, classes: Sequence[str], n: int = 16, ncols: int 
         ax.axis("off")
     for i, ax in zip(range(n), axes.flat):
         ax.imshow(_as_image(images[i]), cmap="gray")
-        ax.set_title(classes[int(labels[i])], fontsize=7)
+        ax.set_title(classes[int(labels[i])])
     if title:
         fig.suptitle(title)
     return fig
@@ -301,21 +347,27 @@ def cls_attention(maps: torch.Tensor, grid: int, num_prefix: int = 1, query: int
     return row.reshape(*row.shape[:-1], grid, grid)
 
 
-def overlay(ax, image, heat, alpha: float = 0.55, title: str | None = None, vmax: float | None = None):
+def overlay(ax, image, heat, alpha: float = 0.75, title: str | None = None, vmax: float | None = None,
+            vmin: float = 0.0):
     """Draw `heat` (grid x grid) upsampled over `image`, on one axis; returns the heat's image.
 
-    With `vmax` the heat is shown as heat / vmax on [0, 1] (a scale shared with other panels);
-    without it, stretched to its own min..max.
+    With `vmax` the heat is shown on [vmin, vmax] mapped to [0, 1] (a scale shared with other panels);
+    without it, stretched to its own min..max. The colour is as opaque as the heat is high: where a map says
+    little, the image shows through (a near-uniform map no longer washes the face out).
     """
     img = _as_image(image)
     h = torch.as_tensor(heat, dtype=torch.float32)[None, None]
     h = torch.nn.functional.interpolate(h, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
-    h = h / vmax if vmax else (h - h.min()) / (np.ptp(h) + 1e-8)
+    h = np.clip((h - vmin) / (vmax - vmin + 1e-8), 0, 1) if vmax else (h - h.min()) / (np.ptp(h) + 1e-8)
     ax.imshow(img, cmap="gray")
-    im = ax.imshow(h, cmap="inferno", alpha=alpha, vmin=0, vmax=1)
+    rgba = matplotlib.colormaps["inferno"](h)
+    rgba[..., 3] = alpha * h
+    ax.imshow(rgba)
+    im = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, 1), "inferno")  # what a colour bar reads
+    im.set_array(h)
     ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title)
     return im
 
 
@@ -333,14 +385,16 @@ def attention_grid(images, heats, row_titles: Sequence[str] | None = None, col_t
         axes[0, j].imshow(_as_image(images[j]), cmap="gray")
         axes[0, j].axis("off")
         if col_titles:
-            axes[0, j].set_title(col_titles[j], fontsize=7)
+            axes[0, j].set_title(col_titles[j])
         for i in range(rows):
-            ims.append(overlay(axes[i + 1, j], images[j], heats[i, j], vmax=float(heats[i].max()) or 1.0))
+            # each row on its own min..max: a rollout a little above uniform shows where it is above
+            lo, hi = float(heats[i].min()), float(heats[i].max())
+            ims.append(overlay(axes[i + 1, j], images[j], heats[i, j], vmax=hi if hi > lo else lo + 1.0, vmin=lo))
     if row_titles:
         for i, t in enumerate(row_titles):
-            axes[i + 1, 0].text(-0.08, 0.5, t, transform=axes[i + 1, 0].transAxes, ha="right", va="center", fontsize=7)
+            axes[i + 1, 0].text(-0.08, 0.5, t, transform=axes[i + 1, 0].transAxes, ha="right", va="center")
     fig.subplots_adjust(wspace=0.05, hspace=0.15, right=0.9)
-    shared_colorbar(fig, axes[1:], ims, "attention / row max", vmin=0, vmax=1)
+    shared_colorbar(fig, axes[1:], ims, "attention, row min to max", vmin=0, vmax=1)
     return fig
 
 
@@ -406,12 +460,12 @@ def mask_panels(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str],
             m = np.asarray(m, dtype=float)
             ax = axes[i, j]
             ax.imshow(m, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_yticks(range(m.shape[0]), [str(k + 1) for k in range(m.shape[0])], fontsize=6)
+            ax.set_yticks(range(m.shape[0]), [str(k + 1) for k in range(m.shape[0])])
             ax.set_xticks([])
             if i == 0:
                 ax.set_title(col_titles[j])
             if j == 0:
-                ax.set_ylabel(f"{row_titles[i]}\n{ylabel}", fontsize=7)
+                ax.set_ylabel(f"{row_titles[i]}\n{ylabel}")
             if i == len(rows) - 1:
                 ax.set_xlabel(f"{xlabel} (0-{m.shape[1] - 1})")
     fig.tight_layout()
@@ -512,14 +566,14 @@ def attention_matrix(weights, row_labels: Sequence[str], col_labels: Sequence[st
     for side in ("left", "bottom"):
         ax.spines[side].set_visible(False)
     if title:
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title)
     if fig is None:
         return ax
     if colorbar:
         bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-        bar.ax.tick_params(labelsize=6)
+        bar.ax.tick_params(labelsize=FONT_PT)
         if colorbar_label:
-            bar.set_label(colorbar_label, fontsize=6)
+            bar.set_label(colorbar_label)
     thin_tick_labels(ax)
     return fig
 
@@ -627,7 +681,7 @@ def curves_with_errors(xs, series: Mapping[str, Sequence], xlabel: str = "", yla
     if ns:
         note = error_note(max(ns), err) if len(ns) == 1 else f"error bars: ± {err} over seeds"
         axes[0, -1].annotate(note, (1.0, -0.3), xycoords="axes fraction", ha="right", va="top",
-                             fontsize=6, color="0.3", annotation_clip=False)
+                             color="0.3", annotation_clip=False)
     fig.tight_layout()
     legend_outside(fig)
     return fig
@@ -661,7 +715,7 @@ def heatmap_row(mats: Mapping[str, object], xlabels: Sequence[str], ylabels: Seq
     ims = []
     for k, (ax, (name, m)) in enumerate(zip(axes[0], mats.items())):
         ims.append(value_heatmap(ax, m, xlabels, ylabels, fmt, vmin=lo, vmax=hi, texts=texts and texts[k]))
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name)
     shared_colorbar(fig, axes[0], ims, label, vmin=lo, vmax=hi)
     return fig
 
@@ -675,7 +729,7 @@ def image_row(images, titles: Sequence[str], size: float | None = None):
     fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.3), squeeze=False)
     for ax, img, t in zip(axes[0], images, titles):
         ax.imshow(_as_image(img), cmap="gray")
-        ax.set_title(t, fontsize=7)
+        ax.set_title(t)
         ax.axis("off")
     return fig
 
@@ -688,7 +742,7 @@ def matrix_heatmap(ax, values, xlabel: str, ylabel: str, cbar_label: str, cmap: 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title)
     return im
 
 def matrix_heatmaps(mats: Mapping[str, object], xlabel: str, ylabel: str, cbar_label: str,
@@ -705,7 +759,7 @@ def matrix_heatmaps(mats: Mapping[str, object], xlabel: str, ylabel: str, cbar_l
         ims.append(ax.imshow(v, cmap=cmap, aspect="auto", interpolation="nearest",
                              extent=(-0.5, v.shape[1] - 0.5, top + v.shape[0], top)))
         whole_ticks(ax, "y")
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name)
         ax.set_xlabel(xlabel)
     axes[0, 0].set_ylabel(ylabel)
     shared_colorbar(fig, axes[0], ims, cbar_label)
@@ -740,8 +794,39 @@ def image_table(rows: Mapping[str, Sequence], col_titles: Sequence[str], size: f
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(col_titles[j], fontsize=7)
+                ax.set_title(col_titles[j])
             if j == 0:
-                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(name, rotation=0, ha="right", va="center")
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig
+
+
+def paired_gains(ax, labels: Sequence[str], series: Mapping[str, Sequence[tuple | None]], ylabel: str,
+                 reference: Mapping[str, float] | None = None, reference_label: str = "paper"):
+    """A difference plot: for each label, each series' paired difference (same seed, so the seed's luck
+    cancels) as (mean, low, high, n), its 95% interval from `figures.paired_intervals`, around a zero line.
+    A one- or two-point effect is invisible on bars of totals that start at zero; here the axis is the
+    effect itself. `reference` marks a value per label (e.g. the paper's gain) with hollow diamonds."""
+    x = np.arange(len(labels), dtype=float)
+    width = 0.5 / max(len(series), 1)
+    n = 0
+    for i, (name, per_label) in enumerate(series.items()):
+        pts = [(xi + (i - (len(series) - 1) / 2) * width, *p) for xi, p in zip(x, per_label) if p]
+        if not pts:  # e.g. a run without its control: nothing to pair
+            continue
+        xs, means, lo, hi, ns = (np.array(v, dtype=float) for v in zip(*pts))
+        ax.errorbar(xs, means, yerr=[means - lo, hi - means], fmt="o", capsize=3, color=colour_of(name),
+                    label=name)
+        n = max(n, int(ns.max()))
+    if reference:
+        ref = [(xi, reference[k]) for xi, k in zip(x, labels) if k in reference]
+        if ref:
+            ax.plot(*zip(*ref), "D", mfc="none", color="0.35", label=reference_label)
+    ax.axhline(0, color="gray", ls="--", lw=1)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel(ylabel)
+    note = (f"mean and 95% interval over {n} seeds, paired per seed" if n > 1 else
+            "one seed: no interval" if n else "no paired runs recorded")
+    ax.annotate(note, (1.0, 1.02), xycoords="axes fraction", ha="right", va="bottom", color="0.3",
+                annotation_clip=False)
+    return ax

@@ -200,13 +200,19 @@ def test_chapter_config_and_comparisons():
     assert rows["regularization_hurts_small"]["ours"] == pytest.approx(82.8333 - 84.5, abs=1e-3)
 
 
+def _shifted(x, m, sign):
+    """A student's translate_x for one image, by padding with black and cropping (not the chapter's loop)."""
+    k = round(m / 10 * 100 / 224 * x.shape[-1])
+    padded = torch.nn.functional.pad(x, (k, k))
+    start = k + int(sign) * k
+    return padded[..., start:start + x.shape[-1]]
+
+
 def test_exercise_checks_reject_wrong_answers_and_accept_right_ones():
     from ingur_lib.chapters import augreg
-    exercises.check("augreg.invert", lambda x, m, s: 1 - x)
-    with pytest.raises(AssertionError):
-        exercises.check("augreg.invert", augreg.solarize)
-    with pytest.raises(AssertionError):
-        exercises.check("augreg.invert", lambda x, m, s: x)
+    exercises.check("augreg.translate_x", lambda x, m, s: torch.stack([_shifted(xi, m, si) for xi, si in zip(x, s)]))
+    with pytest.raises(AssertionError, match="library"):
+        exercises.check("augreg.translate_x", lambda x, m, s: augreg.apply_op(x, "translate_x", m, s))
     exercises.check("augreg.mixup", lambda x, y, lam: (lam * x + (1 - lam) * x.roll(1, 0),
                                                        lam * y + (1 - lam) * y.roll(1, 0)))
     with pytest.raises(AssertionError):

@@ -39,7 +39,9 @@ LIBRARY = {
     "spt_lsa.diagonal_mask": "ingur_lib.nn.lsa:diagonal_mask",
     "spt_lsa.shift_views": "ingur_lib.nn.spt:shift_views",
     "vtp.threshold": "ingur_lib.nn.prune:global_masks",
-    "vtp.slim_linear": "ingur_lib.nn.prune:slim_linear",
+    "vtp.prune_mlp": "ingur_lib.nn.prune:slim_linear",
+    "augreg.translate_x": "ingur_lib.data.randaugment:apply_op",
+    "binaryvit.ste_sign": "ingur_lib.nn.binary:bireal_sign",
     "matmul_free.weight_quant": "ingur_lib.nn.quant:weight_quant",
     "matmul_free.ternary_matmul": "ingur_lib.nn.quant:ternary_matmul",
     "matmul_free.mlgru_scan": "ingur_lib.models.mlgru:mlgru_scan",
@@ -129,6 +131,55 @@ def _loop_scan(f, c):
 def test_obvious_wrong_answers_are_rejected(name):
     with pytest.raises(AssertionError):
         check(name, WRONG[name])
+
+
+def _shift(x, m, sign, wrap):
+    """translate_x done two wrong ways: wrapping around (roll) or, with sign flipped, the other way."""
+    k = round(m / 10 * 100 / 224 * x.shape[-1])
+    if wrap:
+        return torch.stack([xi.roll(-int(si) * k, -1) for xi, si in zip(x, sign)])
+    from ingur_lib.chapters.augreg import translate_pixels
+    return translate_pixels(x, m, -sign)
+
+
+def _prune_mlp(fc1, fc2, score, ratio, fold=True, largest=True):
+    """prune_mlp without folding the kept scores into fc2, or keeping the smallest |score|."""
+    keep = score.abs().argsort(descending=largest)[:score.numel() - round(ratio * score.numel())]
+    new1, new2 = torch.nn.Linear(fc1.in_features, len(keep)), torch.nn.Linear(len(keep), fc2.out_features)
+    with torch.no_grad():
+        new1.weight.copy_(fc1.weight[keep]), new1.bias.copy_(fc1.bias[keep])
+        new2.weight.copy_(fc2.weight[:, keep] * (score[keep] if fold else 1)), new2.bias.copy_(fc2.bias)
+    return new1, new2
+
+
+# The replaced exercises (issue 33): each wrong answer a student could plausibly write, and the hint it gets.
+PLAUSIBLY_WRONG = [
+    ("cait.attention_macs", lambda n, d, s, c: 2 * (s + c) * (n + 1) ** 2 * d, "ViT of the same depth"),
+    ("cait.attention_macs", lambda n, d, s, c: 2 * s * (n + 1) ** 2 * d + 2 * c * (n + 1) * d, "not there yet"),
+    ("cait.attention_macs", lambda n, d, s, c: 2 * s * n * n * d + 2 * c * (n + 1) ** 2 * d, "only the class"),
+    ("cait.mixed_row_sums", lambda w, b, n: torch.ones(w.shape[0]), "row sums"),
+    ("cait.mixed_row_sums", lambda w, b, n: w.sum(1) + b, "each of the n"),
+    ("cait.mixed_row_sums", lambda w, b, n: w.sum(0) + n * b, "second axis"),
+    ("augreg.translate_x", lambda x, m, s: _shift(x, m, s, wrap=True), "wrap around"),
+    ("augreg.translate_x", lambda x, m, s: _shift(x, m, s, wrap=False), "flip the direction"),
+    ("augreg.translate_x", lambda x, m, s: x, "unchanged"),
+    ("cvit.xray_from_blend", lambda t, s, f: 4 * f * (1 - f), "recover the mask"),
+    ("cvit.xray_from_blend", lambda t, s, f: (lambda m: 4 * m * (1 - m))((f - t) / (s - t)), "NaN"),
+    ("vtp.prune_mlp", lambda a, b, s, r: _prune_mlp(a, b, s, r, fold=False), "fold each kept"),
+    ("vtp.prune_mlp", lambda a, b, s, r: _prune_mlp(a, b, s, r, largest=False), "gated MLP"),
+    ("vtp.prune_mlp", lambda a, b, s, r: _prune_mlp(a, b, s, 0.0), "hidden width"),
+    ("binaryvit.ste_sign", lambda x: torch.sign(x), "no gradient"),
+    ("binaryvit.ste_sign", lambda x: torch.sign(x).detach() - x.clamp(-1, 1).detach() + x.clamp(-1, 1),
+     "plain straight-through"),
+    ("binaryvit.ste_sign", lambda x: x.clamp(-1, 1), "forward value"),
+]
+
+
+@pytest.mark.parametrize("name,fn,hint", PLAUSIBLY_WRONG, ids=[f"{n}-{i}" for i, (n, _, _) in
+                                                               enumerate(PLAUSIBLY_WRONG)])
+def test_plausible_wrong_answers_get_their_hint(name, fn, hint):
+    with pytest.raises(AssertionError, match=hint):
+        check(name, fn)
 
 
 def test_cardinal_views_reject_the_diagonal_shifts_written_by_hand():

@@ -342,3 +342,49 @@ def test_a_thinned_character_axis_numbers_positions_and_spells_the_word():
     shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert shown and all(t.isdigit() for t in shown) and ax.get_xlabel() == "".join(word)
     plt.close(fig)
+
+
+def _pdf_width_pt(path) -> float:
+    import re
+    box = re.search(rb"/MediaBox\s*\[\s*([\d.]+)\s+[\d.]+\s+([\d.]+)", path.read_bytes())
+    return float(box.group(2)) - float(box.group(1))
+
+
+@pytest.mark.parametrize("name", DRAWABLE[::8] + ["vtp_accuracy_vs_ratio", "binaryvit_ladder"])
+def test_a_thesis_figure_is_one_of_two_widths(name, tmp_path):
+    """Printed at its own size, one font size holds across the thesis: each PDF is the text width or a column."""
+    fig = draw(name)
+    pdf = viz.save_figure(fig, tmp_path, name, formats=("pdf",))[0]
+    plt.close(fig)
+    assert min(abs(_pdf_width_pt(pdf) - 72 * w) for w in viz.THESIS_WIDTHS_IN) < 0.5, \
+        f"{name}: {_pdf_width_pt(pdf):.1f} pt wide, not one of {[72 * w for w in viz.THESIS_WIDTHS_IN]}"
+
+
+def test_a_small_figure_gets_the_column_and_a_wide_one_the_text_width(tmp_path):
+    small, ax = plt.subplots(figsize=(2.5, 2))
+    ax.plot([0, 1], [1, 0])
+    wide, ax = plt.subplots(figsize=(9, 2))   # wider than the text block: shrunk to it, not cropped
+    ax.plot([0, 1], [1, 0])
+    widths = [_pdf_width_pt(viz.save_figure(f, tmp_path, n, formats=("pdf",))[0]) for f, n in ((small, "s"), (wide, "w"))]
+    assert widths == pytest.approx([72 * viz.COLUMN_WIDTH_IN, 72 * viz.TEXT_WIDTH_IN], abs=0.5)
+
+
+def test_the_ladder_and_the_pruning_drops_are_difference_plots():
+    """A point or two is the finding: the axis shows the paired difference around zero, with intervals."""
+    for name in ("binaryvit_ladder", "vtp_accuracy_vs_ratio"):
+        fig = draw(name)
+        ax = fig.axes[0]
+        lo, hi = ax.get_ylim()
+        assert lo < 0 < hi and hi - lo < 20, f"{name}: the difference axis spans {lo:.1f}..{hi:.1f} points"
+        assert not [p for p in ax.patches if isinstance(p, Rectangle) and p.get_height() > 20], "no bars of totals"
+        assert any(c.__class__.__name__ == "LineCollection" for c in ax.collections), "interval bars"
+        plt.close(fig)
+
+
+def test_one_font_size_in_the_figures_text(drawn):
+    """Titles, y labels and legends at FONT_PT; only dense token axes (a word spelled along an axis, tick
+    characters) and the values written in heatmap cells go smaller."""
+    name, fig = drawn
+    texts = [t for ax in fig.axes for t in (ax.title, ax.yaxis.label)] + [t for leg in legends(fig) for t in leg.texts]
+    sizes = {round(t.get_fontsize()) for t in texts if t.get_text()}
+    assert sizes <= {viz.FONT_PT}, f"{name}: titles, y labels and legends at {sorted(sizes)} pt"

@@ -41,8 +41,10 @@ def test_badge_parameters_setup(path):
     cs = cells(path)
     first = "".join(cs[0]["source"])
     url, ref = source()
-    badge = f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{ref}/notebooks/"
+    badge = f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{ref}/classroom/"
     assert first.startswith("# ") and badge + path.name in first, "run `python -m ingur_lib pin`"
+    assert "/notebooks/" not in first.split("colab.research.google.com")[1].split(")")[0], \
+        "the badge opens the classroom copy, not the teacher's notebook"
     assert "(../book/colab-badge.svg)" in first, "the badge image ships with the book (offline reading)"
     params = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert params and "PROFILE" in "".join(params[0]["source"])
@@ -168,6 +170,8 @@ def test_setup_cells_are_one_copy():
         "run `python -m ingur_lib pin`"
     assert ref not in ("main", "master"), "pin a version (a tag), not the moving tip of a branch"
     assert "setup(PROFILE)" in reference, "the seed comes from INGUR_SEED (runtime.setup), not the cell"
+    # the clone Colab makes must not hand a student the teacher's notebooks (solutions, worked answers)
+    assert "sparse-checkout set --no-cone /* !/notebooks/" in reference and "/content/ingur/classroom" in reference
     for path in NOTEBOOKS[1:]:
         assert setup_cell(path) == reference, f"{path.name}: copy the setup cell of {NOTEBOOKS[0].name}"
 
@@ -181,10 +185,64 @@ def test_pin_writes_a_forks_address_and_version(tmp_path, monkeypatch, capsys):
     assert main(["pin"]) == 0
     assert "1 notebooks now install https://github.com/someone/fork@v9.9" in capsys.readouterr().out
     text = (tmp_path / "notebooks" / NOTEBOOKS[0].name).read_text()
-    assert f"github/someone/fork/blob/v9.9/notebooks/{NOTEBOOKS[0].name}" in text
+    assert f"github/someone/fork/blob/v9.9/classroom/{NOTEBOOKS[0].name}" in text
+    classroom = (tmp_path / "classroom" / NOTEBOOKS[0].name).read_text()   # the copy Colab opens, re-pinned
+    assert 'REPO, REF = \\"https://github.com/someone/fork\\", \\"v9.9\\"' in classroom
     assert 'REPO, REF = \\"https://github.com/someone/fork\\", \\"v9.9\\"' in text
     assert "ingur-book" not in text
     json.loads(text)                                       # still a notebook
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_classroom_copy_is_current(path):
+    """classroom/ is what Colab opens and the download button serves: the student version of today's notebook."""
+    copy = ROOT / "classroom" / path.name
+    want = json.dumps(student_notebook(json.loads(path.read_text(encoding="utf-8"))), indent=1, ensure_ascii=False)
+    assert copy.exists() and copy.read_text(encoding="utf-8") == want + "\n", \
+        f"classroom/{path.name} is stale: run `make student` (python -m ingur_lib student) and commit it"
+    text = copy.read_text(encoding="utf-8")
+    assert "BEGIN SOLUTION" not in text and "Answer (teacher" not in text
+
+
+def test_classroom_has_no_notebook_the_book_lacks():
+    assert sorted(p.name for p in (ROOT / "classroom").glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+
+
+def test_the_download_button_serves_the_classroom_copy(tmp_path):
+    from ingur_lib.sphinx_classroom import classroom_sources
+    sources = tmp_path / "_sources" / "notebooks"
+    sources.mkdir(parents=True)
+    for path in NOTEBOOKS[:2]:
+        (sources / path.name).write_bytes(path.read_bytes())   # what Sphinx copies: the teacher's
+    assert len(classroom_sources(tmp_path, ROOT)) == 2
+    for path in NOTEBOOKS[:2]:
+        text = (sources / path.name).read_text(encoding="utf-8")
+        assert "BEGIN SOLUTION" in path.read_text(encoding="utf-8") and "BEGIN SOLUTION" not in text
+        assert "NotImplementedError" in text
+    conf = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert "ingur_lib.sphinx_classroom" in conf["sphinx"]["extra_extensions"]
+    assert not conf.get("launch_buttons", {}).get("colab_url"), "the theme's Colab button opens notebooks/"
+
+
+def test_pinned_ref_is_the_version_the_release_step_tags():
+    import tomllib
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert source()[1] == f"v{version}", "_config.yml's repository.branch is v + pyproject.toml's version"
+
+
+def test_pinned_ref_resolves_in_the_repository():
+    """Colab clones `--branch REF`: a ref missing from the repository fails the first reader. `make release`
+    makes the tag (then push it)."""
+    import shutil
+    import subprocess
+    if not shutil.which("git") or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing to resolve the pin against")
+    ref = source()[1]
+    found = [r for r in (f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/origin/{ref}")
+             if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{r}^{{commit}}"],
+                               capture_output=True).returncode == 0]
+    assert found, (f"the notebooks pin {ref!r}, which is no tag or branch of this repository: run `make release` "
+                   f"on the commit to publish (and push the tag), or pin an existing ref in _config.yml")
 
 
 def test_setup_reads_the_seed_beside_the_profile(monkeypatch):
@@ -207,3 +265,24 @@ def test_nbval_outputs_keep_ipythons_semicolon_rule():
     assert plugin.quiet("fig = f()\nviz.class_balance(s);  # the split\n")
     assert not plugin.quiet("table.round(2)") and not plugin.quiet("x = ';'")
     assert not plugin.quiet("for i in range(2):\n    f(i);\nprint(1)")
+
+
+# A cell draws a figure when it calls a plotting helper (viz.*, a chapter's *figure* / fig_* / draw_*), an
+# explorer (its static twin), or ends in ";"; data-loading calls such as ch.config do not count.
+_DRAWS = re.compile(r"\b(viz\.(?!thesis_style|cls_attention)\w+|ch\.(?:\w+_)?(?:fig|figure|draw)\w*|\w+_explorer)\(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_caption_and_alt_text(path):
+    """myst-nb turns the cell's `mystnb.figure.caption` into a numbered <figcaption> and `mystnb.image.alt`
+    into the image's alt text (without them a reader gets a hash file name and no caption)."""
+    # a figure call or a cell ending in ";" (the notebooks' way of showing a returned figure without its repr)
+    drawn = [c for c in cells(path) if c["cell_type"] == "code" and (_DRAWS.search("".join(c["source"]))
+                                                                     or "".join(c["source"]).rstrip().endswith(";"))]
+    assert drawn, f"{path.name}: no figure found (is the pattern out of date?)"
+    for c in drawn:
+        meta = c["metadata"].get("mystnb", {})
+        caption, alt = meta.get("figure", {}).get("caption", ""), meta.get("image", {}).get("alt", "")
+        assert len(caption.split()) >= 5, f"{path.name} cell {c['id']}: give the figure a caption (mystnb.figure)"
+        assert len(alt.split()) >= 4 and not re.fullmatch(r"[0-9a-f]{16,}.*", alt), \
+            f"{path.name} cell {c['id']}: describe the image in mystnb.image.alt"

@@ -75,9 +75,35 @@ def test_intro_and_reading_paths_are_generated_from_the_chapters(tmp_path):
             f"book/{name} is stale: run python -m ingur_lib ledger --write"
     table = book.chapter_table()
     for c in book.CHAPTERS:
-        row = next(line for line in table.splitlines() if line.startswith(f"| {c.id[:2]} "))
+        row = next(line for line in table.splitlines() if c.heading in line)
         assert ("in preparation" in row) == (c.module is None or not (repo_root() / "notebooks" /
                                                                       f"{c.id}.ipynb").exists())
+
+
+def test_one_numbering_in_titles_and_sidebar():
+    """Chapters 00-09 and the thesis's [1]-[9] in one name (issue 33): "Chapter 3 · CaiT [5]" heads the page
+    (and so the sidebar), the intro's table and the reading paths."""
+    import json
+    for c in book.CHAPTERS:
+        nb = json.loads((repo_root() / "notebooks" / f"{c.id}.ipynb").read_text(encoding="utf-8"))
+        title = "".join(nb["cells"][0]["source"]).splitlines()[0]
+        assert title.startswith(f"# {c.heading}"), f"{c.id}: the page title starts with {c.heading!r}"
+    assert book.CHAPTERS[3].heading == "Chapter 3 · CaiT [5]"
+
+
+def test_reading_paths_are_links():
+    """A route names chapters as links, never as plain "[6] Transformer" text."""
+    import re
+    text = (repo_root() / "book" / "reading-paths.md").read_text(encoding="utf-8")
+    plain = re.sub(r"\{doc\}`[^`]*`", "", text)
+    assert not re.search(r"\[[1-9]\]|Getting started →", plain), "name chapters with book.chapter_link"
+    for c in book.CHAPTERS:
+        assert book.chapter_link(c) in text, f"{c.heading} is on no reading path"
+
+
+def test_intro_lists_the_chapters_once():
+    text = (repo_root() / "book" / "intro.md").read_text(encoding="utf-8")
+    assert "{tableofcontents}" not in text, "the generated chapter table is the intro's one list of chapters"
 
 
 # ---------------------------------------------------------------- what the screenshots showed (issue 18)
@@ -135,3 +161,39 @@ def test_provenance_shows_the_cache_from_the_checkout():
     src = "offline: Debian package (/usr/share/datasets/fashion-mnist); read from cache /work/x/data/cache/fm"
     assert publish._cache_relative(src).endswith("(/usr/share/datasets/fashion-mnist); read from cache data/cache/fm")
     assert not any("/work/" in line for line in ledger.provenance_lines())
+
+
+# Notes the authors wrote to themselves (issue 33): which session re-read what, private file names, the
+# section numbers of a literature review the book does not include.
+_WORK_NOTES = re.compile(r"papers\.md|re-read|this session|later session|paper digest|§\s?\d|\(none open\)", re.I)
+
+
+@pytest.mark.parametrize("name", ["intro.md", "reading-paths.md", "how-to-run.md", "errata.md", "references.md"])
+def test_reader_pages_carry_no_work_notes(name):
+    text = (repo_root() / "book" / name).read_text(encoding="utf-8")
+    assert not _WORK_NOTES.search(text), f"book/{name}: {_WORK_NOTES.search(text).group(0)!r} is a work note"
+
+
+def test_chapter_pages_carry_no_work_notes():
+    import json
+    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+        for c in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if c["cell_type"] == "markdown":
+                hit = _WORK_NOTES.search("".join(c["source"]))
+                assert not hit, f"{path.name} cell {c['id']}: {hit.group(0)!r} is a work note"
+
+
+def test_the_reference_list_labels_entries_as_the_text_cites_them():
+    """Inline citations are author-year; the list's labels were alpha ("[TCS+21]"): one style (issue 33)."""
+    import yaml
+    from pybtex.database import parse_file
+
+    from ingur_lib.sphinx_bib import STYLE, AuthorYearStyle
+    conf = yaml.safe_load((repo_root() / "_config.yml").read_text(encoding="utf-8"))["sphinx"]
+    assert conf["config"]["bibtex_reference_style"] == "author_year"
+    assert conf["config"]["bibtex_default_style"] == STYLE and "ingur_lib.sphinx_bib" in conf["extra_extensions"]
+    entries = parse_file(str(repo_root() / "book" / "references.bib")).entries
+    labels = {e.key: e.label for e in AuthorYearStyle().format_entries(entries.values())}
+    assert labels["vaswani2017attention"] == "Vaswani et al., 2017"
+    assert all(re.fullmatch(r".+, (\d{4}|n\.d\.)[a-z]?", lab) for lab in labels.values()), labels
+    assert len(set(labels.values())) == len(labels), "two entries share a label"

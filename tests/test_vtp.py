@@ -122,7 +122,7 @@ def test_exercise_reference_solutions_pass():
     from ingur_lib.chapters import vtp
     from ingur_lib.exercises import CHECKS, check
     CHECKS["vtp.threshold"](vtp.layer_masks)     # the chapter's reference (check() rejects library code)
-    CHECKS["vtp.slim_linear"](lambda lin, ki, ko: prune.slim_linear(lin, ki, ko))
+    CHECKS["vtp.prune_mlp"](vtp.prune_mlp)      # the slim MLP the chapter folds its scores into
     with pytest.raises(AssertionError):
         check("vtp.threshold", lambda s, r: {k: v > v.median() for k, v in s.items()})
 

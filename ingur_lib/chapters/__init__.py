@@ -15,19 +15,26 @@ class Chapter:
     paper: str | None  # data/reported/<paper>.yaml
     title: str
     module: str | None  # ingur_lib.chapters.<module>, once the chapter has landed
+    short: str = ""     # the name in the book's one numbering: "Chapter 3 · CaiT [5]"
+
+    @property
+    def heading(self) -> str:
+        """How every page names the chapter (title, sidebar, intro, reading paths): the chapter number in
+        reading order, a short name, and the thesis's reference number."""
+        return f"Chapter {int(self.id[:2])} · {self.short}" + (f" [{self.ref}]" if self.ref else "")
 
 
 CHAPTERS = [
-    Chapter("00_getting_started", None, None, "Getting started: a ViT on Fashion-MNIST", "getting_started"),
-    Chapter("01_transformer", 6, "transformer", "Attention Is All You Need", "transformer"),
-    Chapter("02_deit", 4, "deit", "DeiT: data-efficient image transformers", "deit"),
-    Chapter("03_cait", 5, "cait", "CaiT: going deeper with image transformers", "cait"),
-    Chapter("04_augreg", 3, "augreg", "How to train your ViT (AugReg)", "augreg"),
-    Chapter("05_spt_lsa", 2, "spt_lsa", "ViT for small-size datasets: SPT and LSA", "spt_lsa"),
-    Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", "cvit"),
-    Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp"),
-    Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT: binary vision transformers", "binaryvit"),
-    Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", "matmul_free"),
+    Chapter("00_getting_started", None, None, "Getting started: a ViT on Fashion-MNIST", "getting_started", "Getting started"),
+    Chapter("01_transformer", 6, "transformer", "Attention Is All You Need", "transformer", "Transformer"),
+    Chapter("02_deit", 4, "deit", "DeiT: data-efficient image transformers", "deit", "DeiT"),
+    Chapter("03_cait", 5, "cait", "CaiT: going deeper with image transformers", "cait", "CaiT"),
+    Chapter("04_augreg", 3, "augreg", "How to train your ViT (AugReg)", "augreg", "AugReg"),
+    Chapter("05_spt_lsa", 2, "spt_lsa", "ViT for small-size datasets: SPT and LSA", "spt_lsa", "SPT + LSA"),
+    Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", "cvit", "CViT"),
+    Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp", "VTP"),
+    Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT: binary vision transformers", "binaryvit", "BinaryViT"),
+    Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", "matmul_free", "MatMul-free LM"),
 ]
 
 

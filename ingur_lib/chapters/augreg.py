@@ -19,7 +19,7 @@ import torch
 
 from .. import ledger
 from ..data import Augment, ImageData, image_prepare, load_images
-from ..data.randaugment import OPS, SETTINGS, apply_op, rand_augment, setting, solarize
+from ..data.randaugment import MAX_LEVEL, OPS, SETTINGS, apply_op, rand_augment, setting, warp
 from ..data.augment import mixup
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
@@ -371,7 +371,7 @@ def fig_budget(results: dict):
     stats = [ledger.summarize(b[k]) for k in ("big", "small")]
     bar_with_errors(ax, labels, [s["mean"] for s in stats], [ledger.se(s) for s in stats],
                     ylabel="test accuracy (%)", n=stats[0]["n"], err="s.e.")
-    ax.set_title("same forward FLOPs x images", fontsize=8)
+    ax.set_title("same forward FLOPs x images")
     return fig
 
 
@@ -481,20 +481,36 @@ def mixup_pairs(images: torch.Tensor, labels: torch.Tensor, alpha: float, seed: 
 
 # ---------------------------------------------------------------- exercises
 
-def invert(x: torch.Tensor, m: float, sign: torch.Tensor) -> torch.Tensor:
-    """AutoAugment's Invert op (no magnitude): 1 - x on [0, 1] pixels."""
-    return 1 - x
+def translate_pixels(x: torch.Tensor, m: float, sign: torch.Tensor) -> torch.Tensor:
+    """Translate-x as a whole-pixel shift: the paper's 100/224 of the width per 10 levels, rounded to a
+    pixel; content moves left for sign +1 (TF's convention) and black enters at the border."""
+    width = x.shape[-1]
+    shift = round(m / MAX_LEVEL * 100 / 224 * width)
+    out = torch.zeros_like(x)
+    for i, s in enumerate(sign.tolist()):
+        k = int(s) * shift
+        if k >= 0:
+            out[i, ..., :width - k] = x[i, ..., k:]
+        else:
+            out[i, ..., -k:] = x[i, ..., :width + k]
+    return out
 
 
-@exercise("augreg.invert", solarize)
-def _check_invert(student_op):
+@exercise("augreg.translate_x", apply_op, warp)
+def _check_translate(student_op):
     g = torch.Generator().manual_seed(1)
-    x = torch.rand(4, 1, 6, 6, generator=g)
-    got = student_op(x, 10, torch.ones(4))
-    if torch.equal(got, x):
-        raise AssertionError("the image came back unchanged: Invert maps every pixel p to 1 - p.")
-    assert_same(got, invert(x, 10, torch.ones(4)), "invert(x): 1 - x on [0, 1] pixels, same shape")
-    assert_same(student_op(x, 0, -torch.ones(4)), 1 - x, "invert has no magnitude and no sign: at M=0 too")
+    x, sign = torch.rand(4, 1, 20, 20, generator=g) + 0.1, torch.tensor([1.0, -1.0, 1.0, -1.0])
+    for m in (0, 3, 5, 10):  # 0, 3, 4 and 9 pixels on 20: no halves to round
+        got, want = student_op(x, m, sign), translate_pixels(x, m, sign)
+        if got.shape == want.shape and torch.allclose(got, translate_pixels(x, m, -sign)) and m:
+            raise AssertionError("positive sign moves the content left (TF's convention): flip the direction.")
+        if m and torch.equal(torch.as_tensor(got), x):
+            raise AssertionError(f"at M={m} the image came back unchanged: shift it by the table's pixels.")
+        if m and (torch.as_tensor(got) > 0).all():  # every pixel of x is > 0: none came in from outside
+            raise AssertionError("pixels that leave must not wrap around: black (0) enters at the border.")
+        if got.shape == want.shape and torch.equal(got[1], translate_pixels(x, m, sign.abs())[1]) and m:
+            raise AssertionError("the sign is per image: image 1 has sign -1.")
+        assert_same(got, want, f"translate_x at M={m}: round(M/10 * 100/224 * width) pixels, black fill")
 
 
 def mixup_fixed(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ from .. import ledger, measure
 from ..data import ImageData, example_images, image_prepare, prepared, load_subset
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
-from ..figures import figure
+from ..figures import figure, paired_intervals
 from ..models.binaryvit import BinaryAttention, BinaryBlock, BinaryViT, BinaryViTConfig, count_ops
 from ..nn.attention import attention_weights
 from ..nn.binary import BinaryLinear, binary_weight, bireal_sign, pack_bits, xnor_dot
@@ -29,7 +29,7 @@ from ..pool import default_workers, pack_state, run_jobs, unpack_state
 from ..profiles import pick
 from ..runtime import provenance, seed_everything
 from ..train import History, TrainConfig, fit, predict
-from ..viz import bar_with_errors, curves_with_errors, overlaid_histograms
+from ..viz import TEXT_WIDTH_IN, bar_with_errors, curves_with_errors, legend_outside, overlaid_histograms, paired_gains
 
 CHAPTER, PAPER = "08_binaryvit", "binaryvit"
 TEACHER = "FP teacher"
@@ -429,16 +429,26 @@ def _order(results: dict) -> list[str]:
 
 @figure("binaryvit_ladder", CHAPTER)
 def fig_ladder(results: dict):
+    """The ladder's finding is each rung's gain over the rung below, a point or two: paired per seed."""
     import matplotlib.pyplot as plt
-    acc, names = results["accuracy"], _order(results)
-    fig, ax = plt.subplots(figsize=(4.6, 2.4))
-    means = [torch.tensor(acc[k]).mean().item() for k in names]
-    stds = [torch.tensor(acc[k]).std().item() if len(acc[k]) > 1 else 0.0 for k in names]
-    bar_with_errors(ax, names, means, stds, ylabel="test accuracy (%)")
-    ax.set_title(f"mean ± std over {len(acc[names[0]])} seeds", fontsize=8)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    acc = results["accuracy"]
+    rungs = [k for k in RUNGS if k in acc]
+    pairs = [(TEACHER, rungs[0])] + list(zip(rungs, rungs[1:])) if TEACHER in acc else list(zip(rungs, rungs[1:]))
+    labels = [f"{b}\nvs {a}" if a == TEACHER else b for a, b in pairs]
+    gains = [[y - x for x, y in zip(acc[a], acc[b])] for a, b in pairs]
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 2.6))
+    paired_gains(ax, labels, {"ours (Fashion-MNIST)": paired_intervals(gains)}, "gain over the rung below\n(points)",
+                 reference=dict(zip(labels, _paper_gains(pairs))), reference_label="paper (ImageNet)")
+    legend_outside(ax, "right")
     fig.tight_layout()
     return fig
+
+
+def _paper_gains(pairs) -> list[float]:
+    """The paper's gain per rung (its Table 3, as data/reported has it), NaN where it states none."""
+    claims = {c["id"]: c["value"] for c in ledger.load_reported(PAPER)["claims"]}
+    ids = {"+GAP": "gain_gap", "+multi-pool": "gain_multi_pool", "+affine": "gain_affine", "+pyramid": "gain_pyramid"}
+    return [float(claims[ids[b]]) if b in ids and ids[b] in claims else float("nan") for _, b in pairs]
 
 
 @figure("binaryvit_ops", CHAPTER)
@@ -450,7 +460,7 @@ def fig_ops(results: dict):
     bar_with_errors(axes[0], names, [c[k]["ops"] / 1e6 for k in names], ylabel="M OPs per image")
     bar_with_errors(axes[1], names, [c[k]["packed_bytes"] / 1e3 for k in names], ylabel="stored kB (packed)")
     for ax in axes:
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     return fig
 
@@ -462,7 +472,7 @@ def draw_values(values: dict):
     for ax, (name, v) in zip(axes, values.items()):
         overlaid_histograms({name: v}, xlabel="value", ax=ax, vline=0.0)
         ax.get_legend().remove()
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name)
     fig.tight_layout()
     return fig
 
@@ -534,12 +544,35 @@ def _check_binary_weight(student_fn):
                 "one alpha = mean|W| over the whole matrix, times sign(W - row mean)")
 
 
-@exercise("binaryvit.bireal_grad")
-def _check_bireal(student_fn):
-    x = torch.linspace(-1.5, 1.5, 31, requires_grad=True)
-    bireal_sign(x).sum().backward()
-    assert_same(torch.as_tensor(student_fn(x.detach())), x.grad,
-                "d sign(x)/dx as Bi-Real approximates it: 2 - 2|x| inside [-1, 1], 0 outside")
+def approx_sign(x: torch.Tensor) -> torch.Tensor:
+    """Bi-Real Net's ApproxSign (Liu et al. 2018, Eq. 5): the piecewise quadratic whose slope 2 - 2|x| is
+    the gradient sign(x) is given in the backward pass; -1 below -1 and +1 above 1."""
+    x = x.clamp(-1, 1)  # flat outside: slope 0 there
+    return torch.where(x < 0, 2 * x + x * x, 2 * x - x * x)
+
+
+def _grad_of(fn, x: torch.Tensor) -> torch.Tensor | None:
+    x = x.clone().requires_grad_(True)
+    out = torch.as_tensor(fn(x))
+    if not out.requires_grad:
+        return None
+    out.sum().backward()
+    return x.grad
+
+
+@exercise("binaryvit.ste_sign", bireal_sign)
+def _check_ste_sign(student_fn):
+    x = torch.linspace(-1.5, 1.5, 31)
+    assert_same(torch.as_tensor(student_fn(x.clone().requires_grad_(True))).detach(), torch.sign(x),
+                "the forward value: sign(x), exactly (the approximation is only for the backward pass)")
+    grad, want = _grad_of(student_fn, x), (2 - 2 * x.abs()).clamp(min=0)
+    if grad is None or not grad.abs().sum():
+        raise AssertionError("no gradient reaches x: sign's own derivative is 0 almost everywhere. Keep the "
+                             "forward value of sign but let the gradient flow through ApproxSign.")
+    if torch.allclose(grad, (x.abs() <= 1).float()):
+        raise AssertionError("that is the plain straight-through estimator (slope 1 on [-1, 1]): Bi-Real's "
+                             "slope is the derivative of its piecewise quadratic.")
+    assert_same(grad, want, "the backward value: Bi-Real's 2 - 2|x| on [-1, 1], 0 outside")
 
 
 @exercise("binaryvit.masked_dot", masked_dot)

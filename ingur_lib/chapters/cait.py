@@ -25,7 +25,6 @@ from ..exercises import assert_same, exercise
 from ..figures import figure
 from ..models.vit import CAIT_XXS24, ViT, ViTConfig
 from ..nn.attention import attention_entropy, attention_weights
-from ..nn.class_attention import ClassAttention
 from ..nn.layer_scale import LayerScale, layer_scale_init
 from ..nn.talking_heads import TalkingHeadsAttention
 from ..profiles import pick
@@ -353,7 +352,7 @@ def fig_depth(results: dict):
     n = len(series["ViT"][0])
     fig = curves_with_errors(depths, series, xlabel="self-attention blocks", ylabel="test accuracy (%)",
                              baseline="ViT")
-    fig.suptitle(f"mean ± std over {n} seeds (gain: paired per seed)", fontsize=8)
+    fig.suptitle(f"mean ± std over {n} seeds (gain: paired per seed)")
     fig.tight_layout()
     return fig
 
@@ -366,7 +365,7 @@ def branch_norm_figure(norms: dict, depth: int, note: str = ""):
     for ax, (branch, label) in zip(axes, (("sa", "attention branch"), ("ffn", "feed-forward branch"))):
         series = {k.split("/")[0]: (n[branch], None) for k, n in norms.items()}
         lines_with_bands(range(1, depth + 1), series, "block", "‖branch‖ / ‖stream‖", ax=ax, logy=True)
-        ax.set_title(f"{label}, depth {depth}{note}", fontsize=8)
+        ax.set_title(f"{label}, depth {depth}{note}")
     axes[1].set_ylabel("")  # shared with the left panel
     fig.tight_layout()
     return fig
@@ -386,7 +385,7 @@ def fig_losses(results: dict):
     series = {k.split("/")[0]: (v, None) for k, v in losses.items()}
     steps = [10 * (i + 1) for i in range(len(next(iter(losses.values()))))]
     fig = lines_with_bands(steps, series, "optimizer step (mean of 10)", "training loss")
-    fig.axes[0].set_title(f"depth {d}, seed 0", fontsize=8)
+    fig.axes[0].set_title(f"depth {d}, seed 0")
     fig.tight_layout()
     return fig
 
@@ -434,30 +433,51 @@ def _check_layer_scale_vector(student):
         assert_same(got, torch.full((8,), layer_scale_init(depth)), f"layer_scale_vector({depth}, 8)", atol=0)
 
 
-@exercise("cait.class_attention")
-def _check_class_attention(student):
-    torch.manual_seed(0)
-    z, heads = torch.randn(2, 5, 8), 2
-    wq, wk, wv = (torch.randn(8, 8) for _ in range(3))
-    ca = ClassAttention(8, heads, qkv_bias=False)
-    with torch.no_grad():
-        for lin, w in ((ca.q, wq), (ca.k, wk), (ca.v, wv)):
-            lin.weight.copy_(w)
-        ca.proj.weight.copy_(torch.eye(8))
-        ca.proj.bias.zero_()
-    assert_same(student(z, wq, wk, wv, heads), ca(z).detach(),
-                "class_attention(z, wq, wk, wv, heads): the class token's query over all tokens' keys, per head")
+def attention_macs(n: int, dim: int, sa_depth: int, ca_depth: int) -> int:
+    """Multiply-accumulates of CaiT's two attention products (q k^T and a v), Sec. 3.2: `sa_depth`
+    self-attention layers among the n patches (the class token is not there yet), then `ca_depth`
+    class-attention layers where only the class token asks, over all n + 1 tokens."""
+    return 2 * sa_depth * n * n * dim + 2 * ca_depth * (n + 1) * dim
 
 
-@exercise("cait.talking_heads")
-def _check_talking_heads(student):
-    torch.manual_seed(0)
-    th = TalkingHeadsAttention(12, 3)
-    scores = torch.randn(2, 3, 4, 4)
-    want = th.mix(th.mix(scores, th.proj_l).softmax(-1), th.proj_w).detach()
-    got = student(scores, th.proj_l.weight.detach(), th.proj_l.bias.detach(), th.proj_w.weight.detach(),
-                  th.proj_w.bias.detach())
-    assert_same(got, want, "talking_heads(scores, ...): mix heads, softmax over keys, mix heads again")
+@exercise("cait.attention_macs")
+def _check_attention_macs(student):
+    for n, dim, sa, ca in ((16, 32, 6, 2), (196, 384, 24, 2), (49, 64, 0, 2), (64, 8, 3, 0)):
+        got, want = student(n, dim, sa, ca), attention_macs(n, dim, sa, ca)
+        if got == want:
+            continue
+        hint = {2 * (sa + ca) * (n + 1) ** 2 * dim: "that is a ViT of the same depth: in CaiT the class token "
+                "joins only in the class-attention layers",
+                2 * sa * (n + 1) ** 2 * dim + 2 * ca * (n + 1) * dim: "the self-attention layers run among "
+                "the n patches only: the class token is not there yet",
+                2 * sa * n * n * dim + 2 * ca * (n + 1) ** 2 * dim: "in class-attention only the class token "
+                "queries: one row of scores, not n + 1"}.get(got, "count q k^T and a v: (queries x keys x dim) each")
+        raise AssertionError(f"attention_macs({n}, {dim}, {sa}, {ca}) = {got}, expected {want}: {hint}.")
+
+
+def mixed_row_sums(w_w: torch.Tensor, b_w: torch.Tensor, n: int) -> torch.Tensor:
+    """What every row of talking-heads' weights sums to over its n keys: the softmax rows sum to 1 before
+    the second mix, so head g's rows sum to sum_h w[g, h] + n b[g], whatever the scores."""
+    return w_w.sum(1) + n * b_w
+
+
+@exercise("cait.mixed_row_sums")
+def _check_mixed_row_sums(student):
+    g = torch.Generator().manual_seed(4)
+    for heads, n in ((3, 5), (4, 9)):
+        th = TalkingHeadsAttention(4 * heads, heads)
+        w, b = (torch.randn(heads, heads, generator=g), torch.randn(heads, generator=g))
+        with torch.no_grad():
+            th.proj_w.weight.copy_(w)
+            th.proj_w.bias.copy_(b)
+            mixed = th.mix(torch.randn(2, heads, n, n, generator=g).softmax(-1), th.proj_w)
+        torch.testing.assert_close(mixed.sum(-1), mixed_row_sums(w, b, n).view(1, -1, 1).expand(2, -1, n))
+        got = torch.as_tensor(student(w, b, n)).float()
+        if got.shape == (heads,) and torch.allclose(got, w.sum(1) + b):
+            raise AssertionError("the bias is added to each of the n weights of a row, not once per row.")
+        if got.shape == (heads,) and torch.allclose(got, w.sum(0) + n * b):
+            raise AssertionError("new[g] = sum_h w[g, h] old[h]: sum w over its second axis (h).")
+        assert_same(got, mixed_row_sums(w, b, n), f"row sums for {heads} heads over {n} keys (one per head)")
 
 
 # ---------------------------------------------------------------- prose from recorded results

@@ -433,7 +433,7 @@ def fig_held_out(results: dict):
     bar_with_errors(ax, labels, [np.mean(v) for v in vals], [np.std(v, ddof=1) for v in vals],
                     reference=50, ylabel="test AUC (%)", n=len(vals[0]))
     ax.set_ylim(0, 100)
-    ax.set_title(f"CViT trained without {held}, tested on each", fontsize=8)
+    ax.set_title(f"CViT trained without {held}, tested on each")
     return fig
 
 
@@ -449,7 +449,7 @@ def fig_crop(results: dict):
 @figure("cvit_roc", CHAPTER)
 def fig_roc(results: dict):
     fig = roc_curves({m: (c["fpr"], c["tpr"]) for m, c in results["roc"].items()})
-    fig.axes[0].set_title(f"every test frame, seed {results['provenance']['seeds'][0]}", fontsize=8)
+    fig.axes[0].set_title(f"every test frame, seed {results['provenance']['seeds'][0]}")
     return fig
 
 
@@ -487,11 +487,31 @@ def _check_majority_vote(student_vote):
                                              f"than half of its first {n} frames have P(fake) > 0.5")
 
 
-@exercise("cvit.xray")
-def _check_xray(student_xray):
-    m = torch.tensor([[0.0, 0.25, 0.5], [0.75, 1.0, 0.1]])
-    assert_same(torch.as_tensor(student_xray(m)).float(), 4 * m * (1 - m),
-                "xray(mask): Face X-ray's boundary 4 * M * (1 - M), 1 where M = 0.5, 0 where M is 0 or 1")
+def xray_from_blend(target: torch.Tensor, source: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Face X-ray's label recovered from the blend (Eq. 1, fake = M source + (1 - M) target): M where the
+    two parents differ, 0 where they agree (the blend cannot tell M there), then B = 4 M (1 - M)."""
+    diff = source - target
+    differ = diff.abs() > 1e-6
+    m = torch.where(differ, (fake - target) / torch.where(differ, diff, torch.ones_like(diff)), 0.0)
+    m = m.clamp(0, 1)
+    return 4 * m * (1 - m)
+
+
+@exercise("cvit.xray_from_blend", blend)
+def _check_xray_from_blend(student_fn):
+    g = torch.Generator().manual_seed(5)
+    t = torch.rand(1, 1, 12, 12, generator=g) * 0.4
+    s = t + 0.2 + 0.4 * torch.rand(1, 1, 12, 12, generator=g)  # the parents differ by 0.2 or more
+    s[..., :3, :] = t[..., :3, :]  # a band where they agree: no M can be read there
+    m = torch.rand(12, 12, generator=g)
+    fake = blend(t, s, m)
+    got = torch.as_tensor(student_fn(t, s, fake)).float()
+    if got.isnan().any():
+        raise AssertionError("NaN where source and target agree: the blend says nothing about M there; use 0.")
+    if got.shape == fake.shape and torch.allclose(got, 4 * fake * (1 - fake)):
+        raise AssertionError("that is 4 p (1 - p) of the pixels: first recover the mask M from the blend.")
+    assert_same(got, xray_from_blend(t, s, fake), "M from fake = M source + (1 - M) target (0 where the "
+                                                  "parents agree), then 4 M (1 - M)", atol=1e-4)
 
 
 # ---------------------------------------------------------------- prose from the recorded results

@@ -400,9 +400,9 @@ def fig_ternary(results: dict):
     top = max(h["counts"])
     a.set_ylim(0, top * 1.18)  # headroom: the region labels sit above the bars, clear of the threshold lines
     for v, label in zip((-1.6, 0, 1.6), ("→ -1", "→ 0", "→ +1")):  # each region's centre, not its value
-        a.text(v, top * 1.06, label, ha="center", fontsize=7, backgroundcolor="white")
+        a.text(v, top * 1.06, label, ha="center", backgroundcolor="white")
     a.set_xlabel("W / mean|W|")
-    a.set_title("dashed: rounding thresholds", fontsize=7)
+    a.set_title("dashed: rounding thresholds")
     a.set_ylabel("weights")
     fr = art["ternary_fractions"]
     names = [_short(n) for n in fr]
@@ -448,8 +448,8 @@ def fig_memory(results: dict):
     fig, ax = plt.subplots(figsize=(4.6, 2.4))
     bar_with_errors(ax, labels, [v / 1e3 for v in vals], ylabel="weight storage (kB)")
     for i, v in enumerate(vals[2:], 2):  # how many times smaller than the MatMul-free model in float32
-        ax.text(i, v / 1e3, f"1/{vals[1] / v:.1f}", ha="center", va="bottom", fontsize=7)
-    ax.tick_params(axis="x", labelrotation=0, labelsize=7)
+        ax.text(i, v / 1e3, f"1/{vals[1] / v:.1f}", ha="center", va="bottom")
+    ax.tick_params(axis="x", labelrotation=0)
     for t in ax.get_xticklabels():
         t.set_horizontalalignment("center")
     return fig

@@ -434,7 +434,7 @@ def fig_ablation(results: dict):
     means = [torch.tensor(per[v]).mean().item() for v in VARIANTS]
     bar_with_errors(ax, list(VARIANTS), means, [spread(per[v]) for v in VARIANTS], ylabel="test accuracy (%)",
                     n=min(len(per[v]) for v in VARIANTS))
-    ax.set_title(f"{n} training images", fontsize=8)
+    ax.set_title(f"{n} training images")
     return fig
 
 

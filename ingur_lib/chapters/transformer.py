@@ -403,7 +403,7 @@ def positions_and_schedule(d_model: int, lr: float, warmup: int, total: int):
     steps = list(range(total))
     lrs = [warmup_rsqrt(s, warmup, lr) for s in steps]
     lines_with_bands(steps, {"noam": (lrs, None)}, "step", "learning rate", ax=b)
-    b.set_title(f"warmup {warmup} steps, then 1/sqrt(step)", fontsize=8)
+    b.set_title(f"warmup {warmup} steps, then 1/sqrt(step)")
     fig.tight_layout()
     return fig
 
@@ -429,7 +429,7 @@ def fig_table3(results: dict):
                     ylabel="minus base (points)", n=min(e["n"] for e in d), err="s.e.")
     b.axhline(0, color="gray", lw=0.8)
     for ax in (a, b):  # seven long names under narrow bars
-        ax.tick_params(axis="x", labelsize=7, labelrotation=40)
+        ax.tick_params(axis="x", labelrotation=40)
     fig.tight_layout()
     return fig
 
