@@ -230,19 +230,24 @@ def test_pinned_ref_is_the_version_the_release_step_tags():
     assert source()[1] == f"v{version}", "_config.yml's repository.branch is v + pyproject.toml's version"
 
 
-def test_pinned_ref_resolves_in_the_repository():
-    """Colab clones `--branch REF`: a ref missing from the repository fails the first reader. `make release`
-    makes the tag (then push it)."""
+def test_the_pinned_ref_is_the_release_tag_that_make_release_creates():
+    """Colab clones `--branch REF`: a ref missing from the repository fails the first reader. The pin is the
+    release tag `v<pyproject version>`; `make release` creates exactly that tag on a clean commit (then push
+    it), and where the tag exists it must name a commit (a clone without tags, as CI's, checks the rest)."""
+    import re
     import shutil
     import subprocess
-    if not shutil.which("git") or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout: nothing to resolve the pin against")
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     ref = source()[1]
-    found = [r for r in (f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/origin/{ref}")
-             if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{r}^{{commit}}"],
-                               capture_output=True).returncode == 0]
-    assert found, (f"the notebooks pin {ref!r}, which is no tag or branch of this repository: run `make release` "
-                   f"on the commit to publish (and push the tag), or pin an existing ref in _config.yml")
+    assert ref == f"v{version}", f"the notebooks pin {ref!r}, not the release tag v{version}: run `python -m ingur_lib pin`"
+    if not shutil.which("make") or not shutil.which("git") or not (ROOT / ".git").exists():
+        pytest.skip("no make or git checkout: the release step cannot be read")
+    plan = subprocess.run(["make", "-n", "-C", str(ROOT), "release"], capture_output=True, text=True).stdout
+    assert f"git tag -a v{version}" in plan, "make release must tag the version the notebooks pin"
+    tags = subprocess.run(["git", "-C", str(ROOT), "tag", "--list", ref], capture_output=True, text=True).stdout
+    if tags.strip():
+        assert subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                              capture_output=True).returncode == 0, f"tag {ref} names no commit"
 
 
 def test_setup_reads_the_seed_beside_the_profile(monkeypatch):
