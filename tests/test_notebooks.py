@@ -239,7 +239,8 @@ def test_the_pinned_ref_is_the_release_tag_that_make_release_creates():
     import subprocess
     version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     ref = source()[1]
-    assert ref == f"v{version}", f"the notebooks pin {ref!r}, not the release tag v{version}: run `python -m ingur_lib pin`"
+    assert ref == f"v{version}", (f"the notebooks pin {ref!r}, not the release tag v{version}: set it in "
+                                  "_config.yml and run `python -m ingur_lib pin`")
     if not shutil.which("make") or not shutil.which("git") or not (ROOT / ".git").exists():
         pytest.skip("no make or git checkout: the release step cannot be read")
     plan = subprocess.run(["make", "-n", "-C", str(ROOT), "release"], capture_output=True, text=True).stdout
