@@ -7,7 +7,7 @@ caps every training at two steps. Measured on the shared 2-core machine (load 10
 real smoke run of 01 had not ended after 10 minutes; capped with each chapter's smoke seeds (02: three),
 six chapters took 20 minutes under pytest; capped with one seed, the ten take 63 CPU seconds at one torch
 thread (01, the dearest, 27 s: its evaluation decodes; most 1-9 s), but 22.6 min wall (6.8 CPU min) under
-pytest's two threads fighting the other jobs for the two cores. What breaks the recording path (07's KeyError)
+pytest's two threads fighting the other jobs for the two cores (a rerun at load 8: 11.4 min wall, 7.5 CPU min; 01 3.4 min, 06 2.6 min, the rest under 1.6 min each). What breaks the recording path (07's KeyError)
 breaks it after two steps as after two thousand. The file is
 written to a folder of the test's own (INGUR_RESULTS), checkpoints to a cache of its own (INGUR_CACHE)."""
 import pytest
