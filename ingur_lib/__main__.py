@@ -47,6 +47,9 @@ def _check(a) -> None:
         check_seeds(a.seeds)
     if getattr(a, "profile", None):
         get_profile(a.profile)
+    if a.cmd == "reproduce":  # a launch that started 1 process of N stops before any data is loaded
+        from .distributed import check_launch
+        check_launch()
     if a.cmd in ("figures", "student"):
         writable_dir(a.out)
     if a.cmd == "ledger" and a.latex:

@@ -140,7 +140,14 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         # OMP_NUM_THREADS=1 on a shared machine: wall time is per core
         "threads": 1 if workers > 1 else torch.get_num_threads(),
         **({"workers": workers} if workers > 1 else {}),
+        "launch": _launch(),
     }
+
+
+def _launch() -> dict:
+    """How the run was launched: processes, machines, devices, precision (`distributed.Engine.describe`)."""
+    from .distributed import engine  # here: distributed imports this module
+    return engine().describe()
 
 
 @dataclass
