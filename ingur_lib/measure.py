@@ -7,8 +7,10 @@ benchmark takes them from here, measured the same way:
 * **FLOPs**: one forward pass counted by `torch.utils.flop_counter` (a multiply-add counts 2), with
   attention routed through its explicit matmul path so QK^T and AV are counted too (the fused CPU kernel of
   `F.scaled_dot_product_attention` is invisible to the counter).
-* **time**: `warmup` untimed calls, then the **median** of `repeats` timed calls (`time.perf_counter`,
-  CUDA synchronised), with the torch thread count and batch size recorded beside the number.
+* **time**: `warmup` untimed calls, then `torch.utils.benchmark.Timer.blocked_autorange` (PyTorch's own
+  timer: this process's torch threads, CUDA synchronised, calls grouped in blocks long enough for the clock)
+  for about the time of `repeats` calls; the **median** per-call time of its blocks, with the torch thread
+  count and batch size recorded beside the number.
 * **storage**: bytes to store the weights: float32 and bfloat16 for everything, and `packed`, where a module
   that stores low-bit weights says how many bytes its packed weight takes (`packed_weight_bytes()`, e.g.
   2-bit ternary BitLinear, 1-bit binary linear) and everything else stays float32.
@@ -55,17 +57,19 @@ def _sync(device) -> None:
 
 
 def timeit(fn: Callable[[], object], warmup: int = WARMUP, repeats: int = REPEATS, device="cpu") -> list[float]:
-    """Seconds of each of `repeats` timed calls of `fn`, after `warmup` untimed ones."""
-    for _ in range(warmup):
+    """Seconds per call of `fn`, one number per timed block: `warmup` untimed calls (at least one, which also
+    says how long a call takes), then `Timer.blocked_autorange` on this process's torch threads for about the
+    time of `repeats` calls."""
+    from torch.utils import benchmark
+    for _ in range(max(warmup - 1, 0)):
         fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return times
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    one = time.perf_counter() - t0
+    timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return list(timer.blocked_autorange(min_run_time=max(repeats * one, 0.01)).times)
 
 
 def _report(times: list[float], batch: int, warmup: int) -> dict:
