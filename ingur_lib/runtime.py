@@ -141,7 +141,13 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "threads": 1 if workers > 1 else torch.get_num_threads(),
         **({"workers": workers} if workers > 1 else {}),
         "launch": _launch(),
+        **({"overrides": _overrides()} if _overrides() else {}),
     }
+
+
+def _overrides() -> dict:
+    from .overrides import active
+    return active()
 
 
 def _launch() -> dict:
