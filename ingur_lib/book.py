@@ -97,6 +97,11 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
 
     from .ledger import load_results
     from .viz import colour_scope, save_figure, thesis_style
+    from .errors import IngurError
+    from .paths import results_dir
+    if not results_dir().is_dir():
+        raise IngurError(f"No results folder {results_dir()}: run inside a clone of the book, set INGUR_RESULTS "
+                         "to a results folder, or record one with `python -m ingur_lib reproduce`.")
     register_all()
     thesis_style()
     written = []
@@ -113,6 +118,10 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
         written += save_figure(fig, out, name)
         plt.close(fig)
         print(f"wrote {name} ({chapter}/{profile or prof}, commit {results['provenance']['commit'][:8]})")
+    if not written:  # no results for any figure, or a misspelt --only: say so, never "0 files" and success
+        raise IngurError(f"No figure drawn: no recorded results in {results_dir()} match"
+                         f"{f' --only {only!r}' if only else ''}; run inside a clone of the book, set INGUR_RESULTS "
+                         "to a results folder, or record one with `python -m ingur_lib reproduce`.")
     return written
 
 
@@ -122,8 +131,8 @@ def source() -> tuple[str, str]:
     import yaml
 
     from .errors import IngurError
-    from .paths import repo_root
-    repo = (yaml.safe_load((repo_root() / "_config.yml").read_text(encoding="utf-8")) or {}).get("repository")
+    from .paths import book_path
+    repo = (yaml.safe_load(book_path("_config.yml").read_text(encoding="utf-8")) or {}).get("repository")
     if not isinstance(repo, dict) or not repo.get("url") or not repo.get("branch"):
         raise IngurError("_config.yml lacks repository.url or repository.branch: set the book's address and "
                          "version there (see book/how-to-run.md).")
@@ -138,11 +147,11 @@ _PIN = re.compile(r'REPO, REF = \\"[^"\\]*\\", \\"[^"\\]*\\"')
 def pin_notebooks() -> list[Path]:
     """Write `source()` into every notebook's Colab badge and setup cell; returns the notebooks changed."""
     from .atomic import write_text
-    from .paths import repo_root
+    from .paths import book_path
     url, ref = source()
     github = url.removeprefix("https://github.com/")
     changed = []
-    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+    for path in sorted(book_path("notebooks").glob("*.ipynb")):
         text = path.read_text(encoding="utf-8")
         new = _BADGE.sub(f"colab.research.google.com/github/{github}/blob/{ref}/notebooks/", text)
         new = _PIN.sub(lambda _: f'REPO, REF = \\"{url}\\", \\"{ref}\\"', new)

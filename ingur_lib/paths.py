@@ -40,11 +40,24 @@ def cache_dir() -> Path:
 
 
 def reported_dir() -> Path:
-    return repo_root() / "data" / "reported"
+    """What the papers report: the checkout's data/reported, else the copy installed with the package
+    (`pip install` ships it as `ingur_lib/_reported`, so `reproduce` works outside a clone)."""
+    here = repo_root() / "data" / "reported"
+    return here if here.is_dir() else Path(__file__).resolve().parent / "_reported"
 
 
 def results_dir() -> Path:
     return Path(os.environ.get("INGUR_RESULTS", repo_root() / "data" / "results"))
+
+
+def book_path(name: str) -> Path:
+    """A file or folder of the book's checkout (notebooks/, _config.yml), or IngurError saying where to run."""
+    from .errors import IngurError
+    path = repo_root() / name
+    if not path.exists():
+        raise IngurError(f"{name} is not in {repo_root()}: this command works on a clone of the book, so run it "
+                         "inside one or set INGUR_ROOT to one.")
+    return path
 
 
 def writable_dir(path: str | os.PathLike, fix: str = "pass --out a folder you can write to") -> Path:
