@@ -12,6 +12,10 @@ def main(argv=None) -> int:
     r.add_argument("chapter")
     r.add_argument("--profile", default="standard")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the chapter's own")
+    r.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="change fields of the chapter's "
+                   "config, e.g. --set batch_size=512 lr=2e-3 (recorded in the results; `ingur_lib.overrides`)")
+    r.add_argument("--dry-run", action="store_true", help="the profile's whole code path, a few steps on a tiny "
+                   "slice of its data, written under the cache (INGUR_DRY_RUN=1; `ingur_lib.dryrun`)")
     f = sub.add_parser("figures", help="redraw every registered figure from recorded results (PDF + PNG)")
     f.add_argument("--out", default="figures")
     f.add_argument("--only", default=None, help="only figures whose name contains this")
@@ -48,8 +52,18 @@ def _check(a) -> None:
     if getattr(a, "profile", None):
         get_profile(a.profile)
     if a.cmd == "reproduce":  # a launch that started 1 process of N stops before any data is loaded
+        from .chapters import check_ready
         from .distributed import check_launch
         check_launch()
+        check_ready(a.chapter, results=not a.dry_run)
+        if a.set:  # checked now, on the chapter's config, so a typo stops before any training
+            import json
+            import os
+
+            from .chapters import get
+            from .overrides import ENV, parse
+            os.environ[ENV] = json.dumps(parse(a.set))
+            get(a.chapter).config(a.profile)
     if a.cmd in ("figures", "student"):
         writable_dir(a.out)
     if a.cmd == "ledger" and a.latex:
@@ -59,6 +73,9 @@ def _check(a) -> None:
 
 def _dispatch(a) -> int:
     if a.cmd == "reproduce":
+        if a.dry_run:
+            import os
+            os.environ["INGUR_DRY_RUN"] = "1"
         from .chapters import get
         from .profiles import get_profile
         from .resume import resumable

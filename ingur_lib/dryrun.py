@@ -13,11 +13,12 @@ import os
 from pathlib import Path
 
 STEPS = 2           # optimizer steps of every training
-BATCH = 8           # samples per step: a full-size model's step stays cheap on a CPU
+BATCH = 2           # samples per step: a full-size model's step stays cheap on a CPU
 PER_CLASS = (4, 2)  # train and test images kept per class
-CHARS = 40_000      # characters kept of a text corpus
+CHARS = 8_000       # characters kept of a text corpus
 NUMBERS = 299       # number-word pairs: the numbers 0..NUMBERS
-TOKENS = 8          # tokens decoded per sequence (an untrained model never says <eos>)
+TOKENS = 8          # tokens decoded or sampled per sequence (an untrained model never says <eos>)
+WINDOW = 32         # characters per language-model window (09's full profile trains on 256)
 
 
 def active() -> bool:

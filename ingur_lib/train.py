@@ -15,7 +15,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import dryrun
 from .atomic import atomic_path
 from .distributed import Engine, autocast, engine, grad_scaler
 
@@ -313,13 +314,15 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     if cfg.grad_accum < 1:
         from .errors import IngurError
         raise IngurError(f"grad_accum must be >= 1, got {cfg.grad_accum}: it is the number of micro-batches per step.")
+    if dryrun.active():  # a few samples per step: the same loop, cheap with a full-size model
+        cfg = replace(cfg, batch_size=dryrun.batch(cfg.batch_size), eval_batch_size=dryrun.batch(cfg.eval_batch_size))
     eng = engine(device)
     device = eng.device
     model.to(device).train()
     loss_fn = loss_fn or classification_loss(cfg.label_smoothing)
     n = len(train[0])
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = max(1, int(cfg.epochs * steps_per_epoch))
+    total_steps = dryrun.steps(max(1, int(cfg.epochs * steps_per_epoch)))
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     skip = no_decay_names(model)

@@ -171,7 +171,7 @@ def lm_data(corpus: str = "pydoc", context: int = 64, val_fraction: float = 0.1,
     if not 0 < val_fraction < 1:
         raise IngurError(f"val_fraction={val_fraction} must be in (0, 1): it is the share of text held out.")
     text, source = load_corpus(corpus, verbose=verbose)
-    max_chars = dryrun.cap(max_chars, dryrun.CHARS)
+    max_chars, context = dryrun.cap(max_chars, dryrun.CHARS), dryrun.cap(context, dryrun.WINDOW)
     text = text[:max_chars] if max_chars else text
     cut = int(len(text) * (1 - val_fraction))
     parts = {"train": text[:cut], "validation": text[cut:]}
