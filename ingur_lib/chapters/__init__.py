@@ -48,9 +48,9 @@ def check_ready(chapter_id: str, results: bool = True) -> None:
     the copy installed with the package) and, when it will record them, its results folder is writable."""
     from ..ledger import load_reported
     from ..paths import results_dir, writable_dir
-    get(chapter_id)
-    chapter = next(c for c in landed() if chapter_id in (c.id, c.module))
-    if chapter.paper:
+    get(chapter_id)  # an unknown chapter: one sentence listing the known ones
+    chapter = next((c for c in landed() if chapter_id in (c.id, c.module)), None)
+    if chapter and chapter.paper:
         load_reported(chapter.paper)
     if results:
         writable_dir(results_dir(), "set INGUR_RESULTS to a folder you can write to")
