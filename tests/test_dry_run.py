@@ -18,7 +18,13 @@ def shared_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("dry_cache")
 
 
-@pytest.mark.parametrize("chapter", [c.id for c in landed()])
+# 06's full profile names the paper's CViT at 224 px, but its only loader is the 24 px synthetic forgery set
+# (no deepfake set on the Hub has a loader yet): the dry run stops at the model's first image. Strict: when
+# a loader lands, this test fails until the mark is removed.
+KNOWN = {"06_cvit": pytest.mark.xfail(strict=True, reason="06 full: 224 px models, 24 px data; no loader yet")}
+
+
+@pytest.mark.parametrize("chapter", [pytest.param(c.id, marks=KNOWN.get(c.id, ())) for c in landed()])
 def test_the_full_profile_runs_dry(chapter, shared_cache, tmp_results, fake_hub, monkeypatch, capsys):
     from ingur_lib.data import images
     for key, value in {"INGUR_CACHE": str(shared_cache), "INGUR_WORKERS": "1", "INGUR_OFFLINE": "0"}.items():
