@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: INGUR_PROFILE, else standard (the ledger's runs; smoke takes minutes)")
     r.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: the chapter's own (started at INGUR_SEED when set)")
+    r.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="change fields of the chapter's "
+                   "config, e.g. --set batch_size=512 lr=2e-3 (recorded in the results; `ingur_lib.overrides`)")
+    r.add_argument("--dry-run", action="store_true", help="the profile's whole code path, a few steps on a tiny "
+                   "slice of its data, written under the cache (INGUR_DRY_RUN=1; `ingur_lib.dryrun`)")
     f = command("figures", "redraw every registered figure from recorded results (PDF + PNG)")
     f.add_argument("--out", default="figures")
     f.add_argument("--only", default=None, help="only figures whose name contains this")
@@ -147,6 +151,17 @@ def _check(a) -> None:
         get_profile(a.profile)
     if a.cmd in ("reproduce", "figures", "ledger"):
         results_dir()  # a misspelt INGUR_RESULTS stops here, not after the work
+    if a.cmd == "reproduce":  # a launch that started 1 process of N stops before any data is loaded
+        from .chapters import check_ready
+        from .distributed import check_launch
+        check_launch()
+        check_ready(a.chapter_id, results=not a.dry_run)
+        if a.set:  # checked now, on the chapter's config, so a typo stops before any training
+            import json
+
+            from .overrides import ENV, parse
+            os.environ[ENV] = json.dumps(parse(a.set))
+            a.module.config(a.profile)
     if a.cmd in ("figures", "student"):
         writable_dir(a.out)
     if a.cmd == "ledger" and a.latex:
@@ -165,6 +180,8 @@ def _settle_reproduce(a) -> None:
     from .paths import cache_dir, results_dir, writable_dir
     from .profiles import choose_profile
     from .runtime import choose_seeds, pick_device
+    if a.dry_run:  # before the config is read: the dry run shrinks data and steps (`ingur_lib.dryrun`)
+        os.environ["INGUR_DRY_RUN"] = "1"
     a.module = get(a.chapter)
     a.chapter_id = a.module.CHAPTER
     a.profile, profile_from = choose_profile(a.profile, "--profile", default="standard")

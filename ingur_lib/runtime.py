@@ -183,7 +183,20 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "threads": 1 if workers > 1 else torch.get_num_threads(),
         **({"workers": workers} if workers > 1 else {}),
         **({"dry_run_steps": dry} if dry else {}),  # a check of the code path: its numbers mean nothing
+        "launch": _launch(),
+        **({"overrides": _overrides()} if _overrides() else {}),
     }
+
+
+def _overrides() -> dict:
+    from .overrides import active
+    return active()
+
+
+def _launch() -> dict:
+    """How the run was launched: processes, machines, devices, precision (`distributed.Engine.describe`)."""
+    from .distributed import engine  # here: distributed imports this module
+    return engine().describe()
 
 
 @dataclass

@@ -178,6 +178,6 @@ def test_the_recorded_drop_splits_into_the_penalty_price_and_the_cut_paired_per_
     m = {"drop_00": ledger.summarize([-1.0, -2.0, -3.0]), "drop_40": ledger.summarize([-1.5, -2.5, -3.5]),
          "speedup_00": ledger.summarize([1.0] * 3), "speedup_40": ledger.summarize([0.9, 1.0, 0.95]),
          "flops_change_40": ledger.summarize([-28.0] * 3)}
-    assert "-0.50 ± 0.00 at 40%" in vtp._split(m)          # the cut's own cost, not the spread of the drops
+    assert "-0.50 ± 0.00 (loss) at 40%" in vtp._split(m)          # the cut's own cost, not the spread of the drops
     assert "-2.00 ± 0.58" in vtp._split(m)                  # the penalty's price: drop at 0%
     assert "0.95x at 40% (FLOPs -28%)" in vtp._latency(m) and "no faster" in vtp._latency(m)
