@@ -261,7 +261,7 @@ def _paper_section(chapter, sub) -> list[str]:
     """One paper: its tally, a four-column table (claim, paper, ours, verdict), and the details folded."""
     # A chapter whose notebook has not landed has no page to link to (a dead link fails the -W build).
     name = f"[{chapter.id}](../notebooks/{chapter.id}.ipynb)" if chapter.module else chapter.id
-    return [f"## [{chapter.ref}] {chapter.title}", "", f"Chapter: {name}. Verdicts: {_tally(sub)}.", "",
+    return [f"## {chapter.heading}", "", f"Paper: {chapter.title}. Chapter: {name}. Verdicts: {_tally(sub)}.", "",
             to_markdown(_compact(sub, badges=True), cols=COMPACT), "",
             f":::{{dropdown}} {FOLD_TITLE}", *_details(sub), ":::", ""]
 
