@@ -76,6 +76,29 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     _printable_streams()
     a = _parser().parse_args(argv)  # a malformed command line: argparse's usage message, exit 2
+    with _command_environ():
+        return _run(a)
+
+
+# What a command sets for its own run (--set, --dry-run): gone when it returns, so a second command in the
+# same process (a notebook, a test) does not inherit them.
+_COMMAND_ENV = ("INGUR_SET", "INGUR_DRY_RUN")
+
+
+@contextlib.contextmanager
+def _command_environ():
+    before = {k: os.environ.get(k) for k in _COMMAND_ENV}
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(a) -> int:
 
     from .errors import IngurError
     try:
@@ -143,6 +166,7 @@ def _quiet(quiet: bool):
 
 def _check(a) -> None:
     """Bad arguments and settings answered before any work starts (IngurError: one line, exit code 2)."""
+    from .errors import IngurError
     from .paths import results_dir, writable_dir
     from .profiles import get_profile
     if a.cmd == "reproduce":
@@ -151,6 +175,12 @@ def _check(a) -> None:
         get_profile(a.profile)
     if a.cmd in ("reproduce", "figures", "ledger"):
         results_dir()  # a misspelt INGUR_RESULTS stops here, not after the work
+    if a.cmd in ("student", "pin"):  # they rewrite the book's notebooks: outside a clone there are none
+        from .paths import book_path
+        book_path("notebooks")
+    if a.cmd == "figures" and not any(results_dir().glob("*/*.json")):
+        raise IngurError(f"No recorded results in {results_dir()}: run inside a clone of the book, set "
+                         "INGUR_RESULTS to a results folder, or record one with `python -m ingur_lib reproduce`.")
     if a.cmd == "reproduce":  # a launch that started 1 process of N stops before any data is loaded
         from .chapters import check_ready
         from .distributed import check_launch

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .errors import IngurError
-from .runtime import pick_device
+from .device import pick_device
 
 PRECISIONS = ("no", "fp16", "bf16")
 

@@ -50,7 +50,12 @@ def results_dir() -> Path:
     empty ledger: a misspelt INGUR_RESULTS would otherwise show every claim as "not yet run" and record a
     run where nobody looks."""
     from .errors import IngurError
-    path = Path(os.environ.get("INGUR_RESULTS") or repo_root() / "data" / "results")
+    if not os.environ.get("INGUR_RESULTS"):
+        # a clone has data/results; the library installed on its own records under the current folder
+        path = repo_root() / "data" / "results"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = Path(os.environ["INGUR_RESULTS"])
     if not path.is_dir():
         raise IngurError(f"The results folder {path} does not exist: point INGUR_RESULTS at a folder of "
                          f"recorded results (or unset it to use data/results).")
