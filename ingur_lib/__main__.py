@@ -178,7 +178,7 @@ def _check(a) -> None:
     if a.cmd in ("student", "pin"):  # they rewrite the book's notebooks: outside a clone there are none
         from .paths import book_path
         book_path("notebooks")
-    if a.cmd == "figures" and not any(results_dir().glob("*/*.json")):
+    if a.cmd == "figures" and not os.environ.get("INGUR_RESULTS") and not any(results_dir().glob("*/*.json")):
         raise IngurError(f"No recorded results in {results_dir()}: run inside a clone of the book, set "
                          "INGUR_RESULTS to a results folder, or record one with `python -m ingur_lib reproduce`.")
     if a.cmd == "reproduce":  # a launch that started 1 process of N stops before any data is loaded
