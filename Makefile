@@ -21,12 +21,12 @@ test: setup unit fresh-execution notebooks ledger build-book  ## unit tests, nbv
 
 setup: $(VENV)/.installed data
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# pyproject.toml lists the requirements (extras book, test, full); constraints.txt pins the versions CI passed with.
+$(VENV)/.installed: requirements.txt pyproject.toml constraints.txt
 	@echo "==> Creating the virtual environment $(VENV) and installing packages"
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q -c constraints.txt $(TORCH_SPEC)
+	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
 	@touch $@
 
 data:

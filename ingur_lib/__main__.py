@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: INGUR_PROFILE, else standard (the ledger's runs; smoke takes minutes)")
     r.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: the chapter's own (started at INGUR_SEED when set)")
+    r.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="change fields of the chapter's "
+                   "config, e.g. --set batch_size=512 lr=2e-3 (recorded in the results; `ingur_lib.overrides`)")
+    r.add_argument("--dry-run", action="store_true", help="the profile's whole code path, a few steps on a tiny "
+                   "slice of its data, written under the cache (INGUR_DRY_RUN=1; `ingur_lib.dryrun`)")
     f = command("figures", "redraw every registered figure from recorded results (PDF + PNG)")
     f.add_argument("--out", default="figures")
     f.add_argument("--only", default=None, help="only figures whose name contains this")
@@ -72,6 +76,29 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     _printable_streams()
     a = _parser().parse_args(argv)  # a malformed command line: argparse's usage message, exit 2
+    with _command_environ():
+        return _run(a)
+
+
+# What a command sets for its own run (--set, --dry-run): gone when it returns, so a second command in the
+# same process (a notebook, a test) does not inherit them.
+_COMMAND_ENV = ("INGUR_SET", "INGUR_DRY_RUN")
+
+
+@contextlib.contextmanager
+def _command_environ():
+    before = {k: os.environ.get(k) for k in _COMMAND_ENV}
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(a) -> int:
 
     from .errors import IngurError
     try:
@@ -139,6 +166,7 @@ def _quiet(quiet: bool):
 
 def _check(a) -> None:
     """Bad arguments and settings answered before any work starts (IngurError: one line, exit code 2)."""
+    from .errors import IngurError
     from .paths import results_dir, writable_dir
     from .profiles import get_profile
     if a.cmd == "reproduce":
@@ -147,6 +175,23 @@ def _check(a) -> None:
         get_profile(a.profile)
     if a.cmd in ("reproduce", "figures", "ledger"):
         results_dir()  # a misspelt INGUR_RESULTS stops here, not after the work
+    if a.cmd in ("student", "pin"):  # they rewrite the book's notebooks: outside a clone there are none
+        from .paths import book_path
+        book_path("notebooks")
+    if a.cmd == "figures" and not os.environ.get("INGUR_RESULTS") and not any(results_dir().glob("*/*.json")):
+        raise IngurError(f"No recorded results in {results_dir()}: run inside a clone of the book, set "
+                         "INGUR_RESULTS to a results folder, or record one with `python -m ingur_lib reproduce`.")
+    if a.cmd == "reproduce":  # a launch that started 1 process of N stops before any data is loaded
+        from .chapters import check_ready
+        from .distributed import check_launch
+        check_launch()
+        check_ready(a.chapter_id, results=not a.dry_run)
+        if a.set:  # checked now, on the chapter's config, so a typo stops before any training
+            import json
+
+            from .overrides import ENV, parse
+            os.environ[ENV] = json.dumps(parse(a.set))
+            a.module.config(a.profile)
     if a.cmd in ("figures", "student"):
         writable_dir(a.out)
     if a.cmd == "ledger" and a.latex:
@@ -165,6 +210,8 @@ def _settle_reproduce(a) -> None:
     from .paths import cache_dir, results_dir, writable_dir
     from .profiles import choose_profile
     from .runtime import choose_seeds, pick_device
+    if a.dry_run:  # before the config is read: the dry run shrinks data and steps (`ingur_lib.dryrun`)
+        os.environ["INGUR_DRY_RUN"] = "1"
     a.module = get(a.chapter)
     a.chapter_id = a.module.CHAPTER
     a.profile, profile_from = choose_profile(a.profile, "--profile", default="standard")

@@ -3,7 +3,8 @@
 Times the base ViT of chapter 00 (its standard dims, all tokens kept) beside `PlainViT`, a minimal ViT
 written directly on `F.scaled_dot_product_attention` with the same dims and the same parameter count,
 in the same process, alternating the two (`rounds` times) so that the machine's drift hits both alike.
-Both are measured by `ingur_lib.measure` (warm-up, median of repeats); the ratio is book / plain within
+Both are measured by `ingur_lib.measure` (warm-up, then `torch.utils.benchmark.Timer.blocked_autorange` on
+the process's torch threads, median of its blocks); the ratio is book / plain within
 each round (paired in time; the order within a round alternates too, since whoever goes first runs measurably
 slower), its median over rounds reported with its range (above 1: the book's ViT is faster). On a shared
 machine the range tells how far to trust it. `kernel_counts` shows what lies below the timing: the two

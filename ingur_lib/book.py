@@ -101,6 +101,11 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
 
     from .results import load_results
     from .viz import colour_scope, save_figure, thesis_style
+    from .errors import IngurError
+    from .paths import results_dir
+    if not results_dir().is_dir():
+        raise IngurError(f"No results folder {results_dir()}: run inside a clone of the book, set INGUR_RESULTS "
+                         "to a results folder, or record one with `python -m ingur_lib reproduce`.")
     register_all()
     thesis_style()
     written = []
@@ -117,6 +122,10 @@ def make_figures(out: str | Path, only: str | None = None, profile: str | None =
         written += save_figure(fig, out, name)
         plt.close(fig)
         print(f"wrote {name} ({chapter}/{profile or prof}, commit {results['provenance']['commit'][:8]})")
+    if not written:  # no results for any figure, or a misspelt --only: say so, never "0 files" and success
+        raise IngurError(f"No figure drawn: no recorded results in {results_dir()} match"
+                         f"{f' --only {only!r}' if only else ''}; run inside a clone of the book, set INGUR_RESULTS "
+                         "to a results folder, or record one with `python -m ingur_lib reproduce`.")
     return written
 
 
@@ -126,8 +135,8 @@ def source() -> tuple[str, str]:
     import yaml
 
     from .errors import IngurError
-    from .paths import repo_root
-    repo = (yaml.safe_load((repo_root() / "_config.yml").read_text(encoding="utf-8")) or {}).get("repository")
+    from .paths import book_path
+    repo = (yaml.safe_load(book_path("_config.yml").read_text(encoding="utf-8")) or {}).get("repository")
     if not isinstance(repo, dict) or not repo.get("url") or not repo.get("branch"):
         raise IngurError("_config.yml lacks repository.url or repository.branch: set the book's address and "
                          "version there (see book/how-to-run.md).")
@@ -146,16 +155,16 @@ def pin_notebooks() -> list[Path]:
     (`exercises.make_student`); returns the notebooks changed."""
     from .atomic import write_text
     from .exercises import make_student
-    from .paths import repo_root
+    from .paths import book_path
     url, ref = source()
     github = url.removeprefix("https://github.com/")
     changed = []
-    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+    for path in sorted(book_path("notebooks").glob("*.ipynb")):
         text = path.read_text(encoding="utf-8")
         new = _BADGE.sub(f"colab.research.google.com/github/{github}/blob/{ref}/{CLASSROOM}/", text)
         new = _PIN.sub(lambda _: f'REPO, REF = \\"{url}\\", \\"{ref}\\"', new)
         if new != text:
             write_text(path, new)
             changed.append(path)
-    make_student(repo_root() / CLASSROOM)
+    make_student(book_path(".") / CLASSROOM)
     return changed

@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 
 from .atomic import write_text
-from .paths import repo_root
+from .paths import book_path
 
 CHECKS: dict[str, Callable[[Callable], None]] = {}
 REFERENCES: dict[str, tuple[Callable, ...]] = {}
@@ -152,7 +152,7 @@ def student_notebook(nb: dict, teacher: bool = False) -> dict:
 def make_student(out: str | Path, teacher: bool = False) -> list[Path]:
     """Write the classroom version of every notebook into `out` (the teacher's with teacher=True)."""
     written = []
-    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+    for path in sorted(book_path("notebooks").glob("*.ipynb")):
         nb = student_notebook(json.loads(path.read_text(encoding="utf-8")), teacher)
         target = Path(out) / path.name
         write_text(target, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")

@@ -39,7 +39,10 @@ def cache_dir() -> Path:
 
 
 def reported_dir() -> Path:
-    return repo_root() / "data" / "reported"
+    """What the papers report: the checkout's data/reported, else the copy installed with the package
+    (`pip install` ships it as `ingur_lib/_reported`, so `reproduce` works outside a clone)."""
+    here = repo_root() / "data" / "reported"
+    return here if here.is_dir() else Path(__file__).resolve().parent / "_reported"
 
 
 def results_dir() -> Path:
@@ -47,10 +50,25 @@ def results_dir() -> Path:
     empty ledger: a misspelt INGUR_RESULTS would otherwise show every claim as "not yet run" and record a
     run where nobody looks."""
     from .errors import IngurError
-    path = Path(os.environ.get("INGUR_RESULTS") or repo_root() / "data" / "results")
+    if not os.environ.get("INGUR_RESULTS"):
+        # a clone has data/results; the library installed on its own records under the current folder
+        path = repo_root() / "data" / "results"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = Path(os.environ["INGUR_RESULTS"])
     if not path.is_dir():
         raise IngurError(f"The results folder {path} does not exist: point INGUR_RESULTS at a folder of "
                          f"recorded results (or unset it to use data/results).")
+    return path
+
+
+def book_path(name: str) -> Path:
+    """A file or folder of the book's checkout (notebooks/, _config.yml), or IngurError saying where to run."""
+    from .errors import IngurError
+    path = repo_root() / name
+    if not path.exists():
+        raise IngurError(f"{name} is not in {repo_root()}: this command works on a clone of the book, so run it "
+                         "inside one or set INGUR_ROOT to one.")
     return path
 
 

@@ -47,8 +47,10 @@ def get_profile(name: str | None = None) -> str:
 
 
 def pick(configs: Mapping[str, T], profile: str | None = None) -> T:
-    """Pick a chapter's config for the active profile from a {profile: config} mapping."""
+    """Pick a chapter's config for the active profile from a {profile: config} mapping, with the run's
+    `--set key=value` overrides applied (`ingur_lib.overrides`)."""
+    from .overrides import apply
     profile = get_profile(profile)
     if profile not in configs:
         raise IngurError(f"This chapter has no {profile!r} config: use one of {', '.join(configs)}.")
-    return configs[profile]
+    return apply(configs[profile])

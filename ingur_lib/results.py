@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
+from . import dryrun
 from .atomic import write_json
 from .distributed import is_main_process
 from .errors import IngurError
@@ -116,7 +117,7 @@ def record(chapter: str, profile: str, provenance: dict, metrics: dict, comparis
     d = {"chapter": chapter, "profile": profile, "provenance": provenance, "metrics": metrics,
          "comparisons": stored, **(extra or {})}
     validate_results(d, f"results for {chapter}/{profile}")
-    path = results_path(chapter, profile)
+    path = dryrun.results_path(chapter, profile) if dryrun.active() else results_path(chapter, profile)
     if is_main_process():  # under a multi-process launch only the first process writes
         write_json(path, d)
     return path

@@ -72,7 +72,13 @@ def earlier_attempts() -> dict:
 @contextmanager
 def resumable(chapter: str, profile: str):
     """Inside this block every `fit` checkpoints each epoch and resumes from its checkpoint; the folder
-    is removed when the block ends without an error (an interrupted run keeps it for the next try)."""
+    is removed when the block ends without an error (an interrupted run keeps it for the next try).
+    A dry run (`ingur_lib.dryrun`) checkpoints nothing: two steps are not worth resuming, and writing a full
+    model's checkpoint costs more than its steps."""
+    from . import dryrun
+    if dryrun.active():
+        yield None
+        return
     folder = checkpoint_folder(chapter, profile)
     folder.mkdir(parents=True, exist_ok=True)
     token, clock = _ACTIVE.set(folder), _EARLIER.set(_clock_in(folder))

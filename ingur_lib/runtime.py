@@ -16,37 +16,8 @@ import torch
 
 from .errors import IngurError
 from .paths import repo_root
+from .device import pick_device  # noqa: F401  (re-exported: runtime's callers pick devices here)
 from .profiles import choose_profile
-
-
-def pick_device(prefer: str | None = None) -> torch.device:
-    """cuda > mps > cpu, unless `prefer` or INGUR_DEVICE names one (checked: it must exist here)."""
-    prefer = prefer or os.environ.get("INGUR_DEVICE")
-    if prefer:
-        return _checked_device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _checked_device(name: str) -> torch.device:
-    """The named device, or IngurError when it is not a device name or this machine lacks it."""
-    try:
-        device = torch.device(name.strip().lower())
-    except (RuntimeError, ValueError):
-        raise IngurError(f"Unknown device {name!r}: use cpu, cuda or mps (INGUR_DEVICE or device=...), "
-                         "or leave it unset to pick the best one here.") from None
-    have = {"cpu": True, "cuda": torch.cuda.is_available(),
-            "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
-    if not have.get(device.type, False):
-        raise IngurError(f"Device {name!r} is not available on this machine: unset INGUR_DEVICE (or "
-                         f"device=...) to use {'cuda' if have['cuda'] else 'mps' if have['mps'] else 'cpu'}.")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise IngurError(f"Device {name!r} does not exist: this machine has {torch.cuda.device_count()} "
-                         "GPU(s), use cuda:0 to cuda:N-1.")
-    return device
 
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
@@ -183,7 +154,20 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         "threads": 1 if workers > 1 else torch.get_num_threads(),
         **({"workers": workers} if workers > 1 else {}),
         **({"dry_run_steps": dry} if dry else {}),  # a check of the code path: its numbers mean nothing
+        "launch": _launch(),
+        **({"overrides": _overrides()} if _overrides() else {}),
     }
+
+
+def _overrides() -> dict:
+    from .overrides import active
+    return active()
+
+
+def _launch() -> dict:
+    """How the run was launched: processes, machines, devices, precision (`distributed.Engine.describe`)."""
+    from .distributed import engine  # here: distributed imports this module
+    return engine().describe()
 
 
 @dataclass

@@ -3,7 +3,7 @@
 `fit(model, train, test, cfg)` trains on in-memory tensors with AdamW, linear warmup then cosine decay,
 label smoothing, gradient clipping, optional batched augmentation, a pluggable loss (chapters plug in
 distillation or sparsity terms), `tqdm.auto` progress bars, a per-epoch history, atomic checkpoints
-with resume, seeding, and bf16 autocast on a GPU.
+with resume, seeding, and autocast on a GPU (bf16 where the card runs it natively: `distributed.precision`).
 
 Determinism: every epoch draws its shuffling and augmentation from a generator seeded by
 (seed, epoch), and reseeds torch's global RNG the same way (for dropout). So a run resumed from
@@ -15,7 +15,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import dryrun
 from .atomic import atomic_path
-from .distributed import Engine, engine
+from .distributed import Engine, autocast, engine, grad_scaler
 from .runtime import dry_run_steps
 
 
@@ -180,7 +181,7 @@ def _bars_off() -> bool:
 
 
 def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    return autocast(device)
 
 
 @torch.no_grad()
@@ -275,6 +276,21 @@ class _Compiled:
         return out
 
 
+def _micro_batches(mine: torch.Tensor, accum: int) -> list:
+    """This process's micro-batches of a step, or [None] when its slice is empty (a last global batch shorter
+    than the number of processes): that process must still join DDP's gradient all-reduce."""
+    return [m for m in mine.tensor_split(accum) if len(m)] or [None]
+
+
+def _mean_loss(losses: list[tuple[torch.Tensor, int]]) -> tuple[float, int]:
+    """The step's mean loss over this process's samples, and their number (0.0, 0 for an empty slice)."""
+    n = sum(k for _, k in losses)
+    if n == 0:
+        return 0.0, 0
+    step_loss = losses[0][0] if len(losses) == 1 else sum(x * k for x, k in losses) / n
+    return step_loss.item(), n
+
+
 def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Tensor] | None, cfg: TrainConfig,
         prepare: Prepare | None = None, loss_fn: LossFn | None = None, extra_loss: Callable | None = None,
         checkpoint: str | Path | None = None, device=None, progress: bool = True,
@@ -300,13 +316,15 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     if cfg.grad_accum < 1:
         from .errors import IngurError
         raise IngurError(f"grad_accum must be >= 1, got {cfg.grad_accum}: it is the number of micro-batches per step.")
+    if dryrun.active():  # a few samples per step: the same loop, cheap with a full-size model
+        cfg = replace(cfg, batch_size=dryrun.batch(cfg.batch_size), eval_batch_size=dryrun.batch(cfg.eval_batch_size))
     eng = engine(device)
     device = eng.device
     model.to(device).train()
     loss_fn = loss_fn or classification_loss(cfg.label_smoothing)
     n = len(train[0])
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = max(1, int(cfg.epochs * steps_per_epoch))
+    total_steps = dryrun.steps(max(1, int(cfg.epochs * steps_per_epoch)))
     dry = dry_run_steps()  # a check of the code path (runtime.dry_run): a few steps only
     total_steps = min(total_steps, dry) if dry else total_steps
     n_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -333,6 +351,8 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
             if "rng" in state:
                 torch.set_rng_state(state["rng"])  # as the uninterrupted run left it after that epoch
             print(f"{desc}: resumed after epoch {start_epoch}/{n_epochs} from {checkpoint}")
+        eng.agree(start_epoch, f"the epoch {desc} resumes after")  # each process reads the file it can see
+    scaler = grad_scaler(device)  # fp16 autocast only; otherwise it passes the loss and the step through
     net, opt = eng.prepare(model, opt)  # DDP-wrapped when launched; the same module otherwise
     fast = _Compiled(net, desc) if cfg.compile else None
     full = None  # the first micro-batch's size (a full one, per process): the one shape `fast` is compiled for
@@ -351,8 +371,10 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step, total_steps, warmup)
             opt.zero_grad(set_to_none=True)
-            micro, losses = [m for m in eng.shard(idx).tensor_split(cfg.grad_accum) if len(m)], []
+            micro, losses = _micro_batches(eng.shard(idx), cfg.grad_accum), []
             for i, part in enumerate(micro):
+                n_part = 0 if part is None else len(part)  # None: an empty slice, run on one sample at weight 0
+                part = idx[:1] if part is None else part
                 full = full or len(part)
                 batch = tuple(t[part].to(device, non_blocking=True) for t in train)
                 batch = prepare(batch, True, aug) if prepare else batch
@@ -362,19 +384,20 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
                         if extra_loss is not None:
                             loss = loss + extra_loss(model)
                     # weight each micro-batch by its share of the global batch (x world: DDP averages)
-                    w = len(part) * eng.world / len(idx)
-                    (loss * w if w != 1 else loss).backward()
-                losses.append((loss.detach(), len(part)))
-                run_correct += _accuracy(logits.detach().float(), batch[1])
+                    w = n_part * eng.world / len(idx)
+                    scaler.scale(loss * w if w != 1 else loss).backward()
+                losses.append((loss.detach(), n_part))
+                run_correct += _accuracy(logits.detach().float(), batch[1]) if n_part else 0.0
             if cfg.grad_clip:
+                scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=cfg.fused or None)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             step += 1
-            step_loss = loss if len(losses) == 1 else sum(x * k for x, k in losses) / sum(k for _, k in losses)
-            loss_value = step_loss.item()  # one device sync per step
-            history.steps.append(loss_value)
-            seen += len(eng.shard(idx))
-            run_loss += loss_value * len(eng.shard(idx))
+            loss_value, n_local = _mean_loss(losses)  # one device sync per step
+            history.steps.append(eng.mean(loss_value, n_local))  # the whole global batch's loss
+            seen += n_local
+            run_loss += loss_value * n_local
             bar.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{run_correct / seen:.3f}", refresh=False)
         seen, run_loss, run_correct = eng.sum(seen, run_loss, run_correct)
         record = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],

@@ -41,7 +41,7 @@ def test_cache_is_verified_and_corrupt_cache_rebuilt(tmp_cache):
 
 
 def test_unknown_dataset_lists_known_ones():
-    with pytest.raises(IngurError, match="fashion_mnist, cifar10, cifar100"):
+    with pytest.raises(IngurError, match="fashion_mnist, cifar10, cifar100, tiny_imagenet"):
         load_images("imagenet")
 
 
@@ -112,3 +112,29 @@ def test_pages_show_cache_paths_relative_to_the_checkout(tmp_path):
     from ingur_lib.paths import repo_root, shown
     assert shown(repo_root() / "data" / "cache" / "fashion_mnist") == "data/cache/fashion_mnist"
     assert shown(tmp_path) == str(tmp_path.resolve())  # outside the checkout: the full path
+
+
+@pytest.mark.parametrize("name, repo, classes, size, channels", [
+    ("cifar10", "uoft-cs/cifar10", 10, 32, 3), ("cifar100", "uoft-cs/cifar100", 100, 32, 3),
+    ("tiny_imagenet", "zh-plus/tiny-imagenet", 200, 64, 3)])
+def test_hub_datasets_load_in_their_parquet_form_into_the_ingur_cache(name, repo, classes, size, channels,
+                                                                       tmp_cache, fake_hub, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # left to `datasets`, which reads its own offline cache
+    d = load_images(name, verbose=False)
+    assert fake_hub == [(repo, {"cache_dir": str(tmp_cache / "hf")})]
+    assert d.splits() == {"train": 4 * classes, "test": 2 * classes}
+    assert d.image_shape == (channels, size, size) and d.train_x.dtype == torch.uint8
+    assert d.num_classes == classes and d.classes[1] == "n00000001"  # names from the Hub's ClassLabel
+    assert d.source.startswith(f"Hugging Face Hub: {repo}")
+
+
+def test_fashion_mnist_from_the_hub_has_one_channel(tmp_cache, fake_hub, monkeypatch):
+    monkeypatch.setattr(images, "_fashion_dirs", lambda: [])
+    assert load_images("fashion_mnist", verbose=False).image_shape == (1, 28, 28)
+
+
+def test_tiny_shakespeare_is_the_whole_text_of_the_parquet_form(tmp_cache, fake_hub):
+    from ingur_lib.data import load_corpus
+    text, source = load_corpus("shakespeare", verbose=False)
+    assert len(text) == 3 * 400 * 58 + 2 and text.startswith("ROMEO:")  # three splits of 400 lines of 58, joined
+    assert fake_hub == [("karpathy/tiny_shakespeare", {"cache_dir": str(tmp_cache / "hf")})]

@@ -125,7 +125,7 @@ def test_book_renders_displayed_tables_and_math_offline():
     sphinx = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
     assert sphinx["config"]["nb_render_markdown_format"] == "myst"
     assert "sphinx-mathjax-offline" in sphinx["extra_extensions"]
-    assert "sphinx-mathjax-offline" in (ROOT / "requirements.txt").read_text()
+    assert "sphinx-mathjax-offline" in (ROOT / "pyproject.toml").read_text()  # the book extra
     assert "ingur.css" in sphinx["config"]["html_css_files"], "the column fits 88-character code lines"
     assert (ROOT / "book" / "_static" / "ingur.css").exists()
 

@@ -48,3 +48,16 @@ def get(chapter_id: str):
         if chapter_id in (c.id, c.module):
             return importlib.import_module(f"{__name__}.{c.module}")
     raise IngurError(f"Unknown chapter {chapter_id!r}: use one of {', '.join(c.id for c in landed())}.")
+
+
+def check_ready(chapter_id: str, results: bool = True) -> None:
+    """Before any training: the chapter exists, its paper's reported numbers load (a clone's data/reported, or
+    the copy installed with the package) and, when it will record them, its results folder is writable."""
+    from ..ledger import load_reported
+    from ..paths import results_dir, writable_dir
+    get(chapter_id)  # an unknown chapter: one sentence listing the known ones
+    chapter = next((c for c in landed() if chapter_id in (c.id, c.module)), None)
+    if chapter and chapter.paper:
+        load_reported(chapter.paper)
+    if results:
+        writable_dir(results_dir(), "set INGUR_RESULTS to a folder you can write to")

@@ -91,7 +91,10 @@ class Config:
 
     def train_config(self, n_train: int, seed: int, longer: float = 1.0) -> TrainConfig:
         """Adam(W), 10% linear warmup then cosine, clip 1.0, no label smoothing; one evaluation at the end."""
-        epochs = self.epochs[self.sizes.index(n_train)] * longer
+        # the schedule of the nearest grid size: a subset can come out a few images short of its size (per-class
+        # rounding), and a dry run's is far smaller; an exact lookup would stop either
+        nearest = min(range(len(self.sizes)), key=lambda i: abs(self.sizes[i] - n_train))
+        epochs = self.epochs[nearest] * longer
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, warmup_epochs=0.1 * epochs,
                            weight_decay=self.weight_decay, label_smoothing=0.0, seed=seed, eval_every=10 ** 6)
 

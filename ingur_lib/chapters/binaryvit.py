@@ -98,7 +98,9 @@ CONFIGS = {
                        seeds=(0, 1, 2, 3, 4), batch_size=128, lr=1.6e-2, teacher_lr=1.6e-2, convergence=True,
                        converge={TEACHER: 3, "binary DeiT": 3}, lr_check=(0.5, 2.0, 4.0),
                        lr_checked={TEACHER: 3, "binary DeiT": 2}, workers=None, compile=True),
-    "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=6),
+    # 4 heads, not DeiT-Ti's 3 or 6: the heads must divide every width of the pyramid rung (64..512), which the
+    # dry run found (heads=6 stopped the +pyramid rung)
+    "full": Config(BinaryViTConfig(image_size=32, in_chans=3, dims=(192,), depths=(12,), heads=4),
                    ((64, 128, 256, 512), (1, 1, 9, 1), 4), steps=50_000, teacher_steps=50_000, n_train=50_000,
                    n_test=None, seeds=(0, 1, 2), lr=5e-4, components=True, convergence=True, dataset="cifar10"),
 }

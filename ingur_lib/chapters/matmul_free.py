@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .. import ledger, measure
+from .. import dryrun, ledger, measure
 from ..experiment import best_of, longer_check, sweep_bracketed
 from ..data import LMData, lm_data
 from ..errors import IngurError
@@ -208,7 +208,8 @@ def samples(results: dict, data: LMData, prompt: str = "The ", n: int = 160, tem
     out = {}
     for name, res in results.items():
         g = torch.Generator().manual_seed(0)
-        ids = generate(res.model, data.vocab.encode([prompt], eos=False)[0], n, context, temperature, g)
+        ids = generate(res.model, data.vocab.encode([prompt], eos=False)[0], dryrun.cap(n, dryrun.TOKENS), context,
+                       temperature, g)
         out[name] = data.vocab.decode(ids)
     return out
 

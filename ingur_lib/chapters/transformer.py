@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .. import ledger, measure
+from .. import dryrun, ledger, measure
 from ..data import Vocab, number_pairs
 from ..data.text import char_tokens, word_tokens
 from ..exercises import assert_same, exercise
@@ -133,7 +133,7 @@ def train_one(name: str, model_cfg: Seq2SeqConfig, task: Task, train_cfg: TrainC
 def translate(model, task: Task, src_ids: torch.Tensor, beam: int | None = None, batch: int = 500) -> list[str]:
     """Decode (greedy, or beam search with the paper's length penalty) and detokenize."""
     dev = next(model.parameters()).device
-    max_len = task.splits["train"][1].shape[1] + 5
+    max_len = dryrun.cap(task.splits["train"][1].shape[1] + 5, dryrun.TOKENS)
     out = []
     for i in range(0, len(src_ids), batch):
         x = src_ids[i: i + batch].to(dev)
@@ -170,7 +170,7 @@ def unseen(task: Task, n: int) -> int:
 
 
 def evaluate_result(res: Trained, task: Task, cfg: Config, beam: bool = False) -> dict:
-    n = cfg.n_eval
+    n = dryrun.batch(cfg.n_eval)
     src, refs = task.pair("test")[0][:n], task.texts["test"]["tgt"][:n]
     t0 = time.perf_counter()
     hyps = translate(res.model, task, src)

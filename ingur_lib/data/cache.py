@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -45,6 +46,16 @@ def _clean_legacy(folder: Path, age_s: float = 3600) -> None:
         if re.fullmatch(r"[a-z0-9_]{8}", p.name[len(folder.name) + 2:]) and p.is_dir() \
                 and time.time() - p.stat().st_mtime > age_s:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def hub_dataset(repo: str, **kwargs):
+    """`datasets.load_dataset(repo)` with its downloads under `<INGUR_CACHE>/hf` (so INGUR_CACHE moves them
+    too and nothing is stored twice). INGUR_OFFLINE=1 forbids the Hub (ConnectionError); HF_HUB_OFFLINE=1 is
+    left to `datasets`, which then reads what an earlier download left in that folder."""
+    import datasets
+    if os.environ.get("INGUR_OFFLINE") == "1":
+        raise ConnectionError("INGUR_OFFLINE=1 forbids the Hugging Face Hub")
+    return datasets.load_dataset(repo, cache_dir=str(cache_dir() / "hf"), **kwargs)
 
 
 def cached(name: str, build: Callable[[], tuple["datasets.DatasetDict", str]]):

@@ -5,6 +5,10 @@
 | fashion_mnist | Debian/Ubuntu package `dataset-fashion-mnist`    | zalando-datasets/fashion_mnist   |
 | cifar10       | none                                             | uoft-cs/cifar10                  |
 | cifar100      | none                                             | uoft-cs/cifar100                 |
+| tiny_imagenet | none                                             | zh-plus/tiny-imagenet (64 px)    |
+
+The Hub sources are parquet datasets, which current `datasets` loads without running any code; their
+downloads stay under `<INGUR_CACHE>/hf` (`cache.hub_dataset`).
 
 Every loader prints which source it used; `ImageData.source` keeps it for the results' provenance.
 """
@@ -23,7 +27,8 @@ import numpy as np
 import torch
 
 from ..errors import DataUnavailableError, IngurError
-from .cache import cached
+from .. import dryrun
+from .cache import cached, hub_dataset
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -146,18 +151,25 @@ def _to_dsd(arrays: dict[str, tuple[np.ndarray, np.ndarray]], classes):
         for split, (x, y) in arrays.items()})
 
 
-def _hub(repo: str, image_col: str, label_col: str, classes):
-    """Download from the Hugging Face Hub and convert PIL images to (N, C, H, W) uint8 arrays."""
-    import datasets
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("INGUR_OFFLINE") == "1":
-        raise ConnectionError("offline mode is set (HF_HUB_OFFLINE/INGUR_OFFLINE)")
-    raw = datasets.load_dataset(repo)
-    arrays = {}
-    for split, out in (("train", "train"), ("test", "test")):
-        imgs = np.stack([np.asarray(im) for im in raw[split][image_col]])
-        imgs = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
-        arrays[out] = (np.ascontiguousarray(imgs), np.asarray(raw[split][label_col]))
-    return _to_dsd(arrays, classes), f"Hugging Face Hub: {repo}"
+def _pixels(split, image_col: str, label_col: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """A Hub split's PIL images as (N, C, H, W) uint8 in `mode` ('L': 1 channel, 'RGB': 3; Tiny-ImageNet mixes
+    grey images into its colour ones), filled one image at a time so the peak memory is the array itself."""
+    out = None
+    for i, im in enumerate(split[image_col]):
+        a = np.asarray(im.convert(mode))
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        out = np.empty((len(split), *a.shape), np.uint8) if out is None else out
+        out[i] = a
+    return out, np.asarray(split[label_col], dtype=np.int64)
+
+
+def _hub(repo: str, image_col: str, label_col: str, classes, mode: str = "RGB", splits=("train", "test")):
+    """Download from the Hugging Face Hub (`splits`: its train and test split names) and convert PIL images to
+    (N, C, H, W) uint8 arrays; class names come from the Hub's ClassLabel when it has one."""
+    raw = hub_dataset(repo)
+    names = getattr(raw[splits[0]].features[label_col], "names", None) or list(classes)
+    arrays = {out: _pixels(raw[split], image_col, label_col, mode) for out, split in zip(("train", "test"), splits)}
+    return _to_dsd(arrays, names), f"Hugging Face Hub: {repo}"
 
 
 def _build_fashion_mnist():
@@ -171,7 +183,7 @@ def _build_fashion_mnist():
             continue
         return _to_dsd(arrays, FASHION_CLASSES), f"offline: Debian package dataset-fashion-mnist ({folder})"
     try:
-        return _hub("zalando-datasets/fashion_mnist", "image", "label", FASHION_CLASSES)
+        return _hub("zalando-datasets/fashion_mnist", "image", "label", FASHION_CLASSES, mode="L")
     except Exception as err:  # no network, no datasets cache, offline mode ...
         raise DataUnavailableError(
             "Fashion-MNIST is not available offline and the Hugging Face Hub could not be reached "
@@ -179,10 +191,10 @@ def _build_fashion_mnist():
             "or connect to the internet.") from err
 
 
-def _hub_only(name, repo, image_col, label_col, classes):
+def _hub_only(name, repo, image_col, label_col, classes, **kwargs):
     def build():
         try:
-            return _hub(repo, image_col, label_col, classes)
+            return _hub(repo, image_col, label_col, classes, **kwargs)
         except Exception as err:
             raise DataUnavailableError(
                 f"{name} has no offline source and the Hugging Face Hub could not be reached "
@@ -192,11 +204,16 @@ def _hub_only(name, repo, image_col, label_col, classes):
 
 
 _CIFAR100_CLASSES = tuple(f"class_{i}" for i in range(100))  # names come from the Hub's ClassLabel
+_TINY_CLASSES = tuple(f"class_{i}" for i in range(200))
 DATASETS = {
     "fashion_mnist": (_build_fashion_mnist, FASHION_CLASSES),
     "cifar10": (_hub_only("CIFAR-10", "uoft-cs/cifar10", "img", "label", CIFAR10_CLASSES), CIFAR10_CLASSES),
     "cifar100": (_hub_only("CIFAR-100", "uoft-cs/cifar100", "img", "fine_label", _CIFAR100_CLASSES),
                  _CIFAR100_CLASSES),
+    # Tiny-ImageNet: 200 ImageNet classes at 64 px, 100,000 train and 10,000 validation images (1.2 GB as
+    # uint8 in memory); its labelled validation split is our test split
+    "tiny_imagenet": (_hub_only("Tiny-ImageNet", "zh-plus/tiny-imagenet", "image", "label", _TINY_CLASSES,
+                                splits=("train", "valid")), _TINY_CLASSES),
 }
 
 
@@ -232,6 +249,9 @@ def load_images(name: str = "fashion_mnist", verbose: bool = True) -> ImageData:
     if key not in DATASETS:
         raise IngurError(f"Unknown dataset {name!r}: use one of {', '.join(DATASETS)}.")
     data = _load(key, _cache_name(key))
+    if dryrun.active():  # a few images per class, the same code path
+        k = data.num_classes
+        data = data.subset(dryrun.PER_CLASS[0] * k, dryrun.PER_CLASS[1] * k)
     if verbose:
         print(data.describe())
     return data
