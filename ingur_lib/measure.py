@@ -183,3 +183,35 @@ def storage_bytes(model: nn.Module) -> dict[str, int]:
             packed += int(m.packed_weight_bytes())
     return {"params": total, "low_bit_params": low_bit, "float32": 4 * total, "bfloat16": 2 * total,
             "packed": packed + 4 * (total - low_bit)}
+
+
+def deployed_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a deployed copy of `model` keeps: every parameter and buffer as stored, except that the weight of a
+    ternary `BitLinear` is kept as 2-bit codes packed 4 per byte plus its scale gamma (`quant.pack_ternary`), and
+    that of a binary `BinaryLinear` as its signs packed 8 per byte plus one alpha per row (`BinaryLinear.packed`)."""
+    from .nn.binary import BinaryLinear
+    from .nn.quant import BitLinear, pack_ternary
+    state, packed = {}, set()
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, BitLinear):
+                codes, gamma = m.ternary()
+                state[f"{name}.weight_codes"], state[f"{name}.weight_scale"] = pack_ternary(codes), gamma.reshape(1)
+            elif isinstance(m, BinaryLinear):
+                state[f"{name}.weight_signs"], state[f"{name}.weight_scale"] = m.packed()
+            else:
+                continue
+            packed.add(f"{name}.weight")
+        for k, v in model.state_dict().items():
+            if k not in packed:
+                state[k] = v.detach().clone()
+    return state
+
+
+def saved_bytes(model: nn.Module) -> int:
+    """The size in bytes of the file `torch.save(deployed_state(model))` writes: the stored model measured, its
+    container's overhead (names, headers) included."""
+    import io
+    buf = io.BytesIO()
+    torch.save(deployed_state(model), buf)
+    return buf.getbuffer().nbytes

@@ -62,5 +62,32 @@ def test_an_experiment_that_names_an_undeclared_variant_or_too_few_seeds_is_refu
     from ingur_lib.experiment import Experiment
     with pytest.raises(IngurError, match="declare them as variants"):
         Experiment("x", _toy_train, variants=("ViT",), seeds=(0, 1, 2), effects={"g": ("ViT+LS", "ViT")})
-    with pytest.raises(IngurError, match="2 seeds or more"):
-        Experiment("x", _toy_train, variants=("ViT",), seeds=(0,))
+    with pytest.raises(IngurError, match="1 seed or more"):
+        Experiment("x", _toy_train, variants=("ViT",), seeds=())
+    with pytest.raises(IngurError, match="1 to 1 check seeds"):
+        Experiment("x", _toy_train, variants=("ViT",), seeds=(0,), check_seeds=2)
+
+
+def test_one_seed_runs_but_resolves_nothing():
+    from ingur_lib.experiment import Experiment
+    exp = Experiment("x", _toy_train, variants=("ViT", "ViT+LS"), seeds=(0,), check_seeds=1,
+                     effects={"LayerScale": ("ViT+LS", "ViT")})
+    assert not ledger.resolved(exp.run()["effects"]["LayerScale"])
+
+
+def _toy_rich(variant, seed, factor):
+    """A training that returns what it measured beside the metric."""
+    return {"metric": {"base": 80.0, "A": 81.0, "B": 82.0, "AB": 82.5}[variant] + seed, "params": len(variant)}
+
+
+def test_an_interaction_contrast_is_summed_per_seed_and_details_are_kept():
+    from ingur_lib.experiment import Experiment
+    exp = Experiment("x", _toy_rich, variants=("base", "A", "B", "AB"), seeds=(0, 1, 2),
+                     effects={"A": ("A", "base"), "AB: interaction": {"AB": 1, "A": -1, "B": -1, "base": 1}})
+    out = exp.run()
+    assert out["effects"]["A"]["values"] == pytest.approx([1.0] * 3)
+    # 82.5 - 81 - 82 + 80 = -0.5 on every seed: the pair gains 2.5, less than the parts' 1 + 2
+    assert out["effects"]["AB: interaction"]["values"] == pytest.approx([-0.5] * 3)
+    assert [d["params"] for d in out["details"]["AB"]] == [2, 2, 2]
+    with pytest.raises(Exception, match="declare them as variants"):
+        Experiment("x", _toy_rich, variants=("A",), seeds=(0, 1), effects={"i": {"A": 1, "C": -1}})
