@@ -218,3 +218,36 @@ def randaugment_explorer(images: torch.Tensor, ops: Sequence[str]):
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([op, mag]), W.HBox([layers, seed]), out])
+
+
+def recipe_explorer(recipes: dict, draw, switches: dict):
+    """Tick techniques and see where that model sits: `recipes` {name: {switch: value}} are the models that were
+    trained, `draw(name or None)` draws the figure with that model marked, `switches` {switch: label} are the
+    check boxes (a switch whose values are not True/False, e.g. the weights, gets a drop-down). A combination
+    that was not trained says so, and the figure marks nothing."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    controls = {}
+    for key, label in switches.items():
+        values = sorted({r[key] for r in recipes.values()}, key=str)
+        on_off = all(isinstance(v, (bool, int, float)) for v in values)  # e.g. a pruning ratio or 0
+        controls[key] = (W.Checkbox(value=False, description=label, indent=False) if on_off
+                         else W.Dropdown(options=values, value=values[0], description=label))
+    out = W.Output()
+
+    def chosen(r):
+        return all((bool(r[k]) if isinstance(w, W.Checkbox) else r[k]) == w.value for k, w in controls.items())
+
+    def redraw(*_):
+        name = next((n for n, r in recipes.items() if chosen(r)), None)
+        with out:
+            out.clear_output(wait=True)
+            print(f"marked: {name}" if name else "this combination was not trained: tick another")
+            draw(name)
+            plt.show()
+
+    for w in controls.values():
+        w.observe(redraw, names="value")
+    redraw()
+    return W.VBox([W.HBox(list(controls.values())), out])

@@ -35,7 +35,7 @@ CHAPTERS = [
     Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp", "VTP"),
     Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT: binary vision transformers", "binaryvit", "BinaryViT"),
     Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", "matmul_free", "MatMul-free LM"),
-    Chapter("10_capstone", None, None, "Capstone: every technique on one model", "capstone", "Capstone"),
+    Chapter("10_capstone", None, None, "Capstone: the book's techniques combined on one ViT", "capstone", "Capstone"),
 ]
 
 

@@ -38,7 +38,7 @@ from ..models.vit import ViTConfig
 from ..nn import prune
 from ..nn.distill import distillation_loss
 from ..pool import default_workers, run_jobs
-from ..profiles import pick
+from ..profiles import get_profile, pick
 from ..runtime import config_dict, seed_everything
 from ..train import TrainConfig, fit
 
@@ -318,14 +318,14 @@ def latencies(models: dict[str, torch.nn.Module], x: torch.Tensor, batches, roun
     return {"threads": torch.get_num_threads(), "rounds": rounds, "ms": out}
 
 
-def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+def run(profile: str | None = None, seeds=None, workers: int | None = None, progress: bool = True) -> dict:
     """The teacher, the rate sweeps, the grid (cells x seeds) and its convergence check, the latency runs of
-    the first seed's models; recorded with provenance."""
-    t0 = time.perf_counter()
-    cfg = config(profile)
+    the first seed's models: everything the page reads, in the layout `reproduce` records (the notebook's
+    live run and the recorded run are read by the same functions)."""
+    cfg, profile = config(profile), get_profile(profile)
     seeds = tuple(seeds or cfg.seeds)
-    workers = cfg.workers or default_workers()
-    data = load_data(cfg)
+    workers = workers or cfg.workers or default_workers()
+    data = load_data(cfg, verbose=progress)
     teacher = train_teacher(cfg, data, progress)
     lrs, sweeps, reuse = tune(cfg, profile, teacher["state"], seeds[0], workers)
     exp = experiment(cfg, profile, teacher["state"], lrs, seeds, workers, reuse)
@@ -338,8 +338,326 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     cells = {n: {"recipe": RECIPES[n].to_dict(), "family": family(RECIPES[n]),
                  **{k: ledger.summarize([d[k] for d in ds]) for k in ("seconds", "params", "bytes", "ops")}}
              for n, ds in details.items()}
-    extra = {"cells": cells, "latency": timing, "lrs": lrs, "sweeps": sweeps,
-             "teacher": {k: v for k, v in teacher.items() if k != "state"}}
+    return {"experiment": exp, "out": out, "models": models, "data": data,
+            "results": {"metrics": {**{v: ledger.summarize(m) for v, m in out["metric"].items()}, **out["effects"]},
+                        "per_seed": out["metric"], "convergence": out["convergence"], "cells": cells,
+                        "latency": timing, "lrs": lrs, "sweeps": sweeps,
+                        "teacher": {k: v for k, v in teacher.items() if k != "state"}}}
+
+
+def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
+    """`run`, recorded with provenance to data/results/10_capstone/<profile>.json."""
+    t0 = time.perf_counter()
+    cfg = config(profile)
+    live = run(profile, seeds, progress=progress)
+    data, res = live["data"], live["results"]
+    extra = {k: res[k] for k in ("cells", "latency", "lrs", "sweeps", "teacher")}
     dataset = {"name": data.name, "source": data.source, "splits": data.splits()}
-    path = exp.record(profile, out, time.perf_counter() - t0, dataset=dataset, config=config_dict(cfg), extra=extra)
+    path = live["experiment"].record(profile, live["out"], time.perf_counter() - t0, dataset=dataset,
+                                     config=config_dict(cfg), extra=extra)
     return str(path)
+
+
+# ---------------------------------------------------------------- reading the record: costs and fronts
+
+# The three axes of the fronts: (results key, label, log scale)
+AXES = {"bytes": ("stored kB (deployed file)", True), "ops": ("kOPs per image", True),
+        "latency": ("CPU ms per batch of 64", False)}
+LATENCY_BATCH = "64"
+
+
+def deployed_ms(results: dict, cell: str, batch: str = LATENCY_BATCH) -> float:
+    """A model's latency as deployed: on the int8 kernel when it has low-bit weights, else its float path."""
+    ms = results["latency"]["ms"][batch]
+    return ms.get(f"{cell} (int8)", ms[cell])
+
+
+def costs(results: dict) -> dict[str, dict[str, float]]:
+    """Per cell, the three costs of the fronts (kB, kOPs, ms at batch 64)."""
+    return {n: {"bytes": c["bytes"]["mean"] / 1e3, "ops": c["ops"]["mean"] / 1e3,
+                "latency": deployed_ms(results, n)} for n, c in results["cells"].items()}
+
+
+def accuracy(results: dict) -> dict[str, dict]:
+    """Per cell, the test accuracy over seeds (`ledger.summarize`, in %)."""
+    return {n: results["metrics"][n] for n in results["cells"]}
+
+
+def fronts(results: dict) -> dict[str, list[str]]:
+    """Per axis, the cells on the Pareto front of (cost, mean test accuracy), cheapest first."""
+    cost, acc = costs(results), accuracy(results)
+    return {axis: front({n: (cost[n][axis], acc[n]["mean"]) for n in cost}) for axis in AXES}
+
+
+def grid_table(results: dict):
+    """Every model of the grid on every axis: accuracy (mean ± s.e.), its change from the ViT (paired per
+    seed, 95% interval), parameters, stored kB, kOPs, CPU ms at batch 1 and 64 (deployed), training minutes."""
+    import pandas as pd
+    from .. import pages
+    rows = []
+    for n, c in results["cells"].items():
+        eff = results["metrics"].get(f"{n} vs ViT")
+        rows.append({"model": n, "test accuracy (%)": ledger.mean_se(results["metrics"][n], 2),
+                     "change vs ViT (points)": ledger.effect_text(eff, 2) if eff else pages.NONE,
+                     "params": c["params"]["mean"], "stored kB": c["bytes"]["mean"] / 1e3,
+                     "kOPs": c["ops"]["mean"] / 1e3, "ms, batch 1": deployed_ms(results, n, "1"),
+                     "ms, batch 64": deployed_ms(results, n), "training (min)": c["seconds"]["mean"] / 60})
+    return pages.tidy(pd.DataFrame(rows).set_index("model"), digits=1)
+
+
+def fronts_markdown(results: dict) -> str:
+    """The front members per axis, in words."""
+    labels = {"bytes": "accuracy vs stored bytes", "ops": "accuracy vs operations",
+              "latency": f"accuracy vs CPU latency (batch {LATENCY_BATCH})"}
+    return "\n".join(f"- **{labels[a]}**: {', '.join(members)}" for a, members in fronts(results).items())
+
+
+def composition(results: dict):
+    """Each planned pair: its parts' gains, their sum, the pair's gain and its interaction (pair - A - B + ViT,
+    paired per seed), and what the one evidence rule says of the interaction."""
+    import pandas as pd
+    m, rows = results["metrics"], []
+    for pair, (a, b) in PAIRS.items():
+        inter = m.get(f"{pair}: interaction")
+        if inter is None:
+            continue
+        ga, gb, gp = (m[f"{x} vs ViT"] for x in (a, b, pair))
+        rows.append({"pair": pair, f"A = {a}": ledger.mean_se(ga, 2, "+"), "B": f"{b}: {ledger.mean_se(gb, 2, '+')}",
+                     "A + B": f"{ga['mean'] + gb['mean']:+.2f}", "pair vs ViT": ledger.mean_se(gp, 2, "+"),
+                     "interaction": ledger.effect_text(inter, 2), "reading": reading(inter)})
+    return pd.DataFrame(rows).set_index("pair") if rows else pd.DataFrame()
+
+
+def reading(inter: dict) -> str:
+    """The interaction in words, by the one rule: the gains add (a null), or the pair gets more or less."""
+    if not ledger.resolved(inter):
+        return "adds up: no interaction resolved"
+    return "more than the sum" if inter["mean"] > 0 else "less than the sum: they interfere"
+
+
+def composition_rows(results: dict) -> list[dict]:
+    """For figures and tests: per pair, the per-seed interaction values and the parts' gains (means)."""
+    m = results["metrics"]
+    return [{"pair": p, "values": m[f"{p}: interaction"]["values"], "parts": [m[f"{x} vs ViT"]["mean"] for x in ab],
+             "pair_gain": m[f"{p} vs ViT"]["mean"]} for p, ab in PAIRS.items() if f"{p}: interaction" in m]
+
+
+def latency_vs_ops(results: dict):
+    """Each model's operations and deployed latency relative to the ViT's (batch 1 and 64), and where latency
+    does not follow the count: a model whose time falls by less than its operations (ratio x1.25 or more)."""
+    import pandas as pd
+    cost, rows = costs(results), []
+    base_ops = cost[BASELINE]["ops"]
+    for n in results["cells"]:
+        ops = cost[n]["ops"] / base_ops
+        lat = {b: deployed_ms(results, n, b) / deployed_ms(results, BASELINE, b) for b in results["latency"]["ms"]}
+        worst = max(lat.values()) / ops
+        rows.append({"model": n, "OPs / ViT's": ops, **{f"ms / ViT's, batch {b}": v for b, v in lat.items()},
+                     "follows the count": "yes" if worst < 1.25 else f"no: x{worst:.1f} the count's ratio"})
+    return pd.DataFrame(rows).set_index("model").round(2)
+
+
+def convergence_lines(results: dict) -> list[str]:
+    """Each checked model trained 1.5x longer, judged now by the ledger's one rule against the smallest
+    effect the run resolves."""
+    effects = {k: v for k, v in results["metrics"].items() if " vs ViT" in k or ": interaction" in k}
+    lines = []
+    for cell, c in results.get("convergence", {}).items():
+        j = ledger.convergence(c["change"], effects, default=ledger.DEFAULT_TOLERANCE)
+        verdict = ("decides nothing" if j["converged"] is None else
+                   "converged" + (f", {ledger.NOISY_CHECK}" if j["noisy"] else "") if j["converged"] else "not converged")
+        bar = f"the smallest resolved effect, {j['smallest_name']}, {j['smallest_effect']:.2f}" if j["smallest_name"] \
+            else f"no effect resolved; the default tolerance {j['smallest_effect']:.2f}"
+        lines.append(f"{cell}: {c['factor']:g}x the training moves the test accuracy by "
+                     f"{ledger.effect_text(c['change'], 2)} points on seeds {c['seeds']} (the bar: {bar}): {verdict}")
+    return lines
+
+
+# ---------------------------------------------------------------- the papers' own trade-offs
+
+# Per technique, the paper's headline accuracy change of the same kind (points against its own baseline), by
+# its claim in data/reported; None where the paper states no number of that quantity.
+HEADLINES = {"SPT+LSA": ("spt_lsa", "gain_cifar10"), "LS+CA": ("cait", "ls_gain_depth12"),
+             "distill": ("deit", "token_vs_none"), "VTP": ("vtp", "drop_40"), "AugReg": None, "ternary": None,
+             "binary": None}
+NOT_COMPARABLE = {
+    "AugReg": "the paper states directions and data-equivalences, no accuracy gain of one recipe",
+    "ternary": "the MatMul-free LM reports language-model loss and perplexity, not image accuracy",
+    "binary": "BinaryViT reports each rung's gain over a binary DeiT, not binary against full precision",
+}
+NOTES = {"LS+CA": "the paper's number is LayerScale alone at depth 12; ours adds 2 class-attention layers",
+         "VTP": "both at 40% of the dimensions pruned, after fine-tuning"}
+
+
+def papers(results: dict) -> list[dict]:
+    """Per single technique: the paper's headline change (claim, value, dataset) beside ours (paired per
+    seed against the ViT), or why the two cannot be compared."""
+    from ..verdicts import claim
+    out = []
+    for cell, ref in HEADLINES.items():
+        ours = results["metrics"].get(f"{cell} vs ViT")
+        row = {"technique": cell, "ours": ours}
+        if ref:
+            c = claim(*ref)
+            row.update(paper=c["value"], claim=f"{ref[0]}: {ref[1]}", dataset=c.get("dataset", ""),
+                       note=NOTES.get(cell, ""))
+        else:
+            row.update(paper=None, note=NOT_COMPARABLE[cell])
+        out.append(row)
+    return out
+
+
+def ranking(results: dict) -> dict:
+    """The comparable techniques ordered by the paper's gain and by ours, and every pair our run orders the
+    other way round with its interval excluding 0 (the per-seed difference of the two gains)."""
+    rows = [r for r in papers(results) if r["paper"] is not None and r["ours"]]
+    by_paper = [r["technique"] for r in sorted(rows, key=lambda r: -r["paper"])]
+    by_ours = [r["technique"] for r in sorted(rows, key=lambda r: -r["ours"]["mean"])]
+    swapped = []
+    for i, a in enumerate(by_paper):
+        for b in by_paper[i + 1:]:   # the paper ranks a above b
+            diff = ledger.paired(results["per_seed"][a], results["per_seed"][b])
+            if ledger.resolved(diff) and diff["mean"] < 0:
+                swapped.append({"paper_above": a, "ours_above": b, "difference": diff})
+    return {"paper": by_paper, "ours": by_ours, "resolved_swaps": swapped}
+
+
+def papers_markdown(results: dict) -> str:
+    """The papers' headline changes beside ours, and what the orderings say."""
+    lines = ["| technique | paper (points) | dataset | ours (points, paired per seed) | note |", "|---|---|---|---|---|"]
+    for r in papers(results):
+        ours = ledger.effect_text(r["ours"], 2) if r["ours"] else "–"
+        paper = f"{r['paper']:+g}" if r["paper"] is not None else "no comparable number"
+        lines.append(f"| {r['technique']} | {paper} | {r.get('dataset', '') or '–'} | {ours} | {r['note'] or '–'} |")
+    rank = ranking(results)
+    lines += ["", f"Ordered by the papers' gains: {' > '.join(rank['paper'])}; by ours: {' > '.join(rank['ours'])}."]
+    if rank["resolved_swaps"]:
+        lines.append("Our run orders these the other way round, with the 95% interval of the difference excluding 0: "
+                     + "; ".join(f"{s['ours_above']} above {s['paper_above']} "
+                                 f"({ledger.effect_text(s['difference'], 2)} points)" for s in rank["resolved_swaps"])
+                     + ".")
+    else:
+        lines.append("No pair is resolved in the opposite order: where the orders differ, our intervals overlap.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- figures for the thesis
+
+MARKERS = {"float": "o", "ternary": "s", "binary": "^"}
+
+
+def fronts_figure(results: dict, highlight: str | None = None):
+    """Accuracy against each of the three costs: every model (mean ± s.e. over seeds), the front drawn as a
+    staircase through its members, members labelled; `highlight` rings one model (the explorer's choice)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    cost, acc, on = costs(results), accuracy(results), fronts(results)
+    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.1), sharey=True)
+    for ax, (axis, (label, log)) in zip(axes, AXES.items()):
+        for n in cost:
+            fam = results["cells"][n]["family"]
+            member = n in on[axis]
+            ax.errorbar(cost[n][axis], acc[n]["mean"], yerr=ledger.se(acc[n]), fmt=MARKERS[fam], ms=5 if member else 4,
+                        color="C0" if member else "0.6", capsize=2, zorder=3 if member else 2)
+            if member or n == BASELINE:
+                ax.annotate(n, (cost[n][axis], acc[n]["mean"]), xytext=(3, 3), textcoords="offset points", fontsize=6)
+        pts = [(cost[n][axis], acc[n]["mean"]) for n in on[axis]]
+        xs, ys = zip(*pts)
+        ax.step(xs, ys, where="post", color="C0", lw=1, alpha=0.6)
+        if highlight in cost:
+            ax.plot(cost[highlight][axis], acc[highlight]["mean"], "o", ms=11, mfc="none", color="C3", zorder=4)
+        if log:  # a log axis labelled with plain numbers (5, 10, 20, 50, ...), no minor-tick clutter
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("test accuracy (%)")
+    handles = [plt.Line2D([], [], marker=m, ls="", color="0.4", label=f) for f, m in MARKERS.items()]
+    axes[-1].legend(handles=handles, fontsize=6, loc="lower right", title="weights", title_fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+@figure("capstone_fronts", CHAPTER)
+def fig_fronts(results: dict):
+    return fronts_figure(results)
+
+
+@figure("capstone_composition", CHAPTER)
+def fig_composition(results: dict):
+    """Each pair's interaction (pair - A - B + ViT) with its 95% interval: 0 is 'the gains add'."""
+    import matplotlib.pyplot as plt
+    from ..figures import paired_intervals
+    from ..viz import paired_gains
+    rows = composition_rows(results)
+    fig, ax = plt.subplots(figsize=(4.6, 2.6))
+    paired_gains(ax, [r["pair"] for r in rows], {"interaction": paired_intervals([r["values"] for r in rows])},
+                 "interaction (points)")
+    ax.tick_params(axis="x", labelrotation=20, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+@figure("capstone_papers", CHAPTER)
+def fig_papers(results: dict):
+    """The papers' headline changes (hollow diamonds) beside ours (paired per seed, 95% interval), for the
+    techniques where the paper reports a change of the same kind."""
+    import matplotlib.pyplot as plt
+    from ..figures import paired_intervals
+    from ..viz import paired_gains
+    rows = [r for r in papers(results) if r["paper"] is not None and r["ours"]]
+    labels = [r["technique"] for r in rows]
+    fig, ax = plt.subplots(figsize=(4.6, 2.6))
+    paired_gains(ax, labels, {"ours": paired_intervals([r["ours"]["values"] for r in rows])},
+                 "accuracy change (points)", reference={r["technique"]: r["paper"] for r in rows})
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- exercises
+
+def packed_bytes(model: torch.nn.Module) -> int:
+    """The weights' bytes when ternary weights take 2 bits (4 per byte, plus a float32 gamma per matrix), binary
+    weights 1 bit (ceil(in / 8) bytes per row, plus a float32 alpha per row), and everything else float32."""
+    from ..nn.binary import BinaryLinear
+    from ..nn.quant import BitLinear
+    total = 0
+    low = set()
+    for m in model.modules():
+        if isinstance(m, BitLinear):
+            total += -(-m.weight.numel() // 4) + 4
+            low.add(id(m.weight))
+        elif isinstance(m, BinaryLinear):
+            total += m.out_features * (-(-m.in_features // 8) + 4)
+            low.add(id(m.weight))
+    return total + 4 * sum(p.numel() for p in model.parameters() if id(p) not in low)
+
+
+@exercise("capstone.packed_bytes", measure.storage_bytes, packed_bytes)
+def _check_packed_bytes(fn):
+    torch.manual_seed(0)
+    base = ViTConfig(patch_size=7, dim=16, depth=2, heads=2)
+    for recipe in (Recipe(), Recipe(weights="ternary"), Recipe(weights="binary"), Recipe(cait=True, weights="ternary")):
+        model = build(recipe, base)
+        if recipe.weights == "ternary":
+            ternary_linears(model)
+        want, got = packed_bytes(model), fn(model)
+        if got != want:
+            raise AssertionError(f"{recipe.name}: {got} bytes, expected {want}: ternary weights take 2 bits each "
+                                 "(4 per byte) plus one float32 scale per matrix, binary ones 1 bit (a row rounded up "
+                                 "to whole bytes) plus one float32 scale per row, every other parameter 4 bytes.")
+
+
+@exercise("capstone.front", front)
+def _check_front(fn):
+    cases = [{"a": (1.0, 80.0), "b": (2.0, 85.0), "c": (3.0, 84.0), "d": (4.0, 90.0)},
+             {"a": (1.0, 80.0), "b": (1.0, 81.0), "c": (2.0, 81.0)},
+             {"only": (5.0, 50.0)}]
+    for pts in cases:
+        got = sorted(fn(pts))
+        if got != sorted(front(pts)):
+            raise AssertionError(f"front({pts}) gave {got}; expected {sorted(front(pts))}: keep a model unless another "
+                                 "costs no more and scores no less, and is strictly better on one of the two.")
