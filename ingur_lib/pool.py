@@ -24,7 +24,6 @@ import torch
 
 from . import resume
 from .errors import IngurError
-from .runtime import dry_run, dry_run_steps
 
 
 def default_workers() -> int:
@@ -50,10 +49,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _carried(folder, dry: int | None, fn: Callable, job: tuple):
+def _carried(folder, fn: Callable, job: tuple):
     """fn(*job) in a worker, checkpointing where the parent's `resume.resumable` block does (a killed
-    `reproduce` run resumes its workers' trainings too), under the parent's `runtime.dry_run` limit."""
-    with resume.using(folder), dry_run(dry):
+    `reproduce` run resumes its workers' trainings too); a dry run's INGUR_DRY_RUN reaches the worker through
+    its environment (`ingur_lib.dryrun`)."""
+    with resume.using(folder):
         return fn(*job)
 
 
@@ -75,7 +75,7 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int, cost: Sequence[f
     # spawn, not fork: a forked child of a process that has run OpenMP threads can hang
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_start) as ex:
-        futures = {ex.submit(_carried, resume.active(), dry_run_steps(), fn, jobs[i]): i for i in order}
+        futures = {ex.submit(_carried, resume.active(), fn, jobs[i]): i for i in order}
         for f in as_completed(futures):
             on_done(futures[f], f.result())
         return [f.result() for f in sorted(futures, key=futures.get)]

@@ -7,8 +7,6 @@ import os
 import platform
 import random
 import subprocess
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,26 +106,6 @@ def config_dict(config) -> dict:
     return json.loads(json.dumps(config or {}, default=str))
 
 
-_DRY_RUN: ContextVar[int | None] = ContextVar("ingur_dry_run", default=None)
-
-
-@contextmanager
-def dry_run(steps: int | None = 2):
-    """Inside this block every `fit` trains at most `steps` optimizer steps (None: no limit). It runs a
-    chapter's whole code path (data, models, evaluation, recording) in seconds; its numbers mean nothing,
-    so the provenance of a run recorded inside it says `dry_run_steps`."""
-    token = _DRY_RUN.set(steps)
-    try:
-        yield
-    finally:
-        _DRY_RUN.reset(token)
-
-
-def dry_run_steps() -> int | None:
-    """The step limit of the enclosing `dry_run` block, or None."""
-    return _DRY_RUN.get()
-
-
 def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = None, config=None,
                workers: int = 1) -> dict:
     """Everything needed to tell where a number came from. `config` is the chapter's whole config (a dataclass,
@@ -135,8 +113,8 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
     `workers` > 1: the runs were spread over that many one-thread processes (`ingur_lib.pool`)."""
     import sys
     from .resume import earlier_attempts
+    from . import dryrun
     earlier = earlier_attempts()   # a resumed run: the interrupted attempts' time counts too
-    dry = dry_run_steps()
     return {
         **git_state(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -153,7 +131,8 @@ def provenance(profile: str, seeds, wall_time_s: float, dataset: dict | None = N
         # OMP_NUM_THREADS=1 on a shared machine: wall time is per core
         "threads": 1 if workers > 1 else torch.get_num_threads(),
         **({"workers": workers} if workers > 1 else {}),
-        **({"dry_run_steps": dry} if dry else {}),  # a check of the code path: its numbers mean nothing
+        # a check of the code path (`ingur_lib.dryrun`): its numbers mean nothing
+        **({"dry_run": {"steps": dryrun.STEPS, "batch": dryrun.BATCH}} if dryrun.active() else {}),
         "launch": _launch(),
         **({"overrides": _overrides()} if _overrides() else {}),
     }

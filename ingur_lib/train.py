@@ -26,7 +26,6 @@ from torch import nn
 from . import dryrun
 from .atomic import atomic_path
 from .distributed import Engine, autocast, engine, grad_scaler
-from .runtime import dry_run_steps
 
 
 @dataclass
@@ -325,8 +324,6 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     n = len(train[0])
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = dryrun.steps(max(1, int(cfg.epochs * steps_per_epoch)))
-    dry = dry_run_steps()  # a check of the code path (runtime.dry_run): a few steps only
-    total_steps = min(total_steps, dry) if dry else total_steps
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     skip = no_decay_names(model)
@@ -340,7 +337,7 @@ def fit(model: nn.Module, train: Sequence[torch.Tensor], test: Sequence[torch.Te
     history, start_epoch, step = History(), 0, 0
     checkpoint, fingerprint = _checkpoint_for(checkpoint, model, train, test, cfg, desc=desc, prepare=prepare,
                                               loss_fn=loss_fn, extra_loss=extra_loss, eval_loss_fn=eval_loss_fn,
-                                              **({"dry_run": dry} if dry else {}))
+                                              **({"dry_run": dryrun.STEPS} if dryrun.active() else {}))
     if checkpoint:
         state = _load_checkpoint(checkpoint, fingerprint)
         if state:

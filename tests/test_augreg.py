@@ -236,11 +236,13 @@ def test_convergence_check_uses_the_ledger_rule_per_setting():
     acc = {200: {"none": [60.0, 61.0, 62.0], "medium2": [55.0, 56.0, 57.0]}}
     longer = {200: {"none": [60.5, 61.0, 62.5], "medium2": [58.0, 59.0, 60.0]}}
     effects = {"reg": {"mean": -1.7, "std": 0.5, "n": 3}, "noise": {"mean": 0.1, "std": 1.0, "n": 3}}
-    conv = augreg.convergence_checks(acc, longer, effects, 1.5)["200"]
-    assert conv["none"]["change"]["mean"] == pytest.approx(1 / 3)
-    assert conv["none"]["rule"]["converged"] is True        # 0.33 < 1.7, the smallest resolved effect
-    assert conv["none"]["rule"]["smallest_name"] == "reg"    # the unresolved 0.1 does not count
-    assert conv["medium2"]["rule"]["converged"] is False     # +3.0 > 1.7: medium2 wanted more steps
+    conv = augreg.convergence_checks(acc, longer, 1.5, (0, 1, 2))
+    assert set(conv) == {"none/n=200", "medium2/n=200"} and not any("rule" in c for c in conv.values())
+    none, medium = conv["none/n=200"], conv["medium2/n=200"]
+    assert none["change"]["mean"] == pytest.approx(1 / 3) and none["seeds"] == [0, 1, 2] and none["factor"] == 1.5
+    assert augreg.judge(none, effects)["converged"] is True        # 0.33 < 1.7, the smallest resolved effect
+    assert augreg.judge(none, effects)["smallest_name"] == "reg"    # the unresolved 0.1 does not count
+    assert augreg.judge(medium, effects)["converged"] is False      # +3.0 > 1.7: medium2 wanted more steps
 
 
 def test_budget_pair_matches_flops_and_bad_longer_settings_are_clear_errors():
@@ -267,7 +269,7 @@ def test_more_steps_text_compares_the_augmented_gain_with_the_plain_gain():
            2000: {"none": [80.0, 81.0, 82.0], "medium2": [70.0, 71.0, 72.0]}}
     longer = {200: {"none": [60.0, 61.5, 62.0], "medium2": [60.0, 62.0, 61.0]},
               2000: {"none": [81.0, 81.0, 83.0], "medium2": [71.0, 71.5, 73.0]}}
-    conv = augreg.convergence_checks(acc, longer, {}, 1.5)
+    conv = augreg.convergence_checks(acc, longer, 1.5, (0, 1, 2))
     text = augreg.more_steps_text(conv)
     assert "at 200 images `medium2` gained +4.83" in text and ": more steps than" in text
     assert "at 2,000 images `medium2` gained +0.17" in text and "no resolved need" in text

@@ -9,6 +9,7 @@ import torch
 from ingur_lib import exercises, ledger
 from ingur_lib.chapters import binaryvit as ch
 from ingur_lib.errors import IngurError
+from ingur_lib.experiment import longer_check
 from ingur_lib.models.binaryvit import BinaryViT, BinaryViTConfig, count_ops
 from ingur_lib.nn.binary import (BinaryLinear, RPReLU, binarize_attention, binary_weight, bireal_sign, pack_bits,
                                  unpack_bits, xnor_dot)
@@ -176,7 +177,8 @@ def test_ops_count_multi_pool_as_pooling_adds():
 
 
 def test_convergence_is_judged_against_the_smallest_resolved_gain():
-    conv = {"a": {"acc": [80.0, 81.0], "acc_1.5x": [80.35, 81.35]}, "b": {"acc": [80.0, 81.0], "acc_1.5x": [79.0, 80.0]}}
+    conv = {"a": longer_check([80.0, 81.0], [80.35, 81.35], [0, 1], 1.5),
+            "b": longer_check([80.0, 81.0], [79.0, 80.0], [0, 1], 1.5)}
     gains = {"x": ledger.summarize([5.0, 5.2, 4.8]), "y": ledger.summarize([-0.4, -0.5, -0.3]),
              "null": ledger.summarize([0.1, -0.2, 0.15])}       # the null decides nothing
     ch._judge_convergence(conv, gains)                           # a moves +0.35 on both seeds, b -1.0
@@ -276,8 +278,9 @@ def test_plan_and_assembly_accumulate_checks_per_seed_and_judge_the_seed_mean(mo
     acc, first, conv, lrs = ch._assemble(jobs, outs, cfg, 0)
     assert acc["binary DeiT"] == [70.0] * 3 and first["+GAP"] == ("+GAP", 0)
     assert conv[ch.TEACHER]["seeds"] == [0] and conv["binary DeiT"]["seeds"] == [0, 1, 2]
-    assert conv["binary DeiT"]["change"] == pytest.approx((1.0 - 0.2 + 0.1) / 3)
-    assert conv[ch.TEACHER]["change"] == pytest.approx(0.5)
+    assert conv["binary DeiT"]["change"]["mean"] == pytest.approx((1.0 - 0.2 + 0.1) / 3)
+    assert conv[ch.TEACHER]["change"]["mean"] == pytest.approx(0.5) and conv[ch.TEACHER]["factor"] == 1.5
+    assert not any("converged" in v for v in conv.values())   # numbers only: judged when a page is drawn
     assert lrs == {"binary DeiT": {"0.01": [70.0, 70.0], "0.005": [60.0, 60.0], "0.02": [60.0, 60.0]}}
     line = ch._convergence_markdown(conv)
     assert "binary DeiT 70.0 ± 0.0 -> 70.3 ± 0.4 at 1.5x the steps (+0.30 ± 0.36, 3 seeds)" in line
@@ -286,8 +289,8 @@ def test_plan_and_assembly_accumulate_checks_per_seed_and_judge_the_seed_mean(mo
 
 def test_a_convergence_check_noisier_than_the_smallest_effect_says_so():
     gains = {"+GAP": {"mean": 0.4, "std": 0.1, "n": 3}}                 # resolved: the smallest effect, 0.4
-    conv = {"loud": {"steps": 15, "seeds": [0, 1, 2], "acc": [70.0] * 3, "acc_1.5x": [71.2, 70.0, 68.9]},
-            "quiet": {"steps": 15, "seeds": [0, 1, 2], "acc": [70.0] * 3, "acc_1.5x": [70.1, 70.0, 70.0]}}
+    conv = {"loud": {**longer_check([70.0] * 3, [71.2, 70.0, 68.9], [0, 1, 2], 1.5), "steps": 15},
+            "quiet": {**longer_check([70.0] * 3, [70.1, 70.0, 70.0], [0, 1, 2], 1.5), "steps": 15}}
     ch._judge_convergence(conv, gains)                                     # both move 0.03-0.04 on average
     assert conv["loud"]["converged"] and conv["quiet"]["converged"]
     assert "a creep of its size is not excluded" in ch._convergence_markdown({"x": conv["loud"]})
@@ -322,11 +325,11 @@ def test_takeaways_say_when_the_unconverged_models_fall():
     import json
     from ingur_lib.paths import results_dir
     r = json.loads((results_dir() / "08_binaryvit" / "standard.json").read_text())
-    r["convergence"] = {k: {"steps": 1, "seeds": [0], "acc": [80.0], "acc_1.5x": [80.0 + d], "change": d}
+    r["convergence"] = {k: {**longer_check([80.0], [80.0 + d], [0], 1.5), "steps": 1}
                         for k, d in ((ch.TEACHER, -3.0), ("binary DeiT", 0.0))}
     assert "FP teacher (-3.00 points" in ch.takeaways_markdown(r)
     assert "Each falls rather than rises" in ch.takeaways_markdown(r)
-    r["convergence"][ch.TEACHER].update(change=3.0)
+    r["convergence"][ch.TEACHER].update(longer_check([80.0], [83.0], [0], 1.5))
     assert "Each falls" not in ch.takeaways_markdown(r)
 
 

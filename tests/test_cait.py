@@ -210,11 +210,11 @@ def test_convergence_rule_compares_the_move_with_the_smallest_resolved_effect():
     ch = _ch()
     eff = {"big": {"mean": 3.0, "std": 0.5, "n": 4}, "null": {"mean": 0.2, "std": 1.0, "n": 4},
            "small": {"mean": -1.5, "std": 0.6, "n": 4}}
-    out = ch.converged({"delta": {"mean": 1.0}}, eff)
+    out = ch.converged({"change": {"mean": 1.0}}, eff)
     assert (out["smallest_effect"], out["smallest"], out["converged"]) == ("small", 1.5, True)
-    assert ch.converged({"delta": {"mean": -1.6}}, eff)["converged"] is False
-    assert ch.converged({"delta": {"mean": 0.1}}, {"null": eff["null"]})["converged"] is None
-    loud = ch.converged({"delta": ledger.summarize([5.0, -3.0, -1.0, -0.6])}, eff)    # moves 0.1, s.e. 1.7
+    assert ch.converged({"change": {"mean": -1.6}}, eff)["converged"] is False
+    assert ch.converged({"change": {"mean": 0.1}}, {"null": eff["null"]})["converged"] is None
+    loud = ch.converged({"change": ledger.summarize([5.0, -3.0, -1.0, -0.6])}, eff)    # moves 0.1, s.e. 1.7
     assert (loud["converged"], loud["noisy"]) == (True, True) and ledger.NOISY_CHECK in ch._convergence_verdict(loud)
     assert ledger.NOISY_CHECK not in ch._convergence_verdict(out)
 

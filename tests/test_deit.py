@@ -182,13 +182,13 @@ def test_convergence_is_judged_by_the_shared_rule_on_resolved_student_effects():
             row("soft_vs_none", [0.5, -0.4, 0.1]),            # within 2 s.e. of 0: not resolved
             row("dist_vs_class_head", [0.2, 0.21, 0.19]),     # resolved, but inside one model: not counted
             row("throughput_ti_over_b", [0.2, 0.2, 0.21])]    # not an accuracy effect
-    conv = {"change_points": ledger.summarize([0.8, 0.9, 1.0])}
+    conv = {"change": ledger.summarize([0.8, 0.9, 1.0])}
     out = deit.judge_convergence(conv, rows)
     assert (out["smallest_effect_name"], out["smallest_effect_points"]) == ("token_vs_hard", pytest.approx(1.0))
     assert out["converged"] is True and out["noisy"] is False
-    loud = deit.judge_convergence({"change_points": ledger.summarize([3.0, -1.5, -0.5])}, rows)  # s.e. 1.4 > 1.0
+    loud = deit.judge_convergence({"change": ledger.summarize([3.0, -1.5, -0.5])}, rows)  # s.e. 1.4 > 1.0
     assert loud["converged"] is True and loud["noisy"] is True
-    assert deit.judge_convergence({"change_points": ledger.summarize([-1.1, -1.2])}, rows)["converged"] is False
+    assert deit.judge_convergence({"change": ledger.summarize([-1.1, -1.2])}, rows)["converged"] is False
     none = deit.judge_convergence(conv, rows[2:])
     assert none["smallest_effect_points"] == ledger.DEFAULT_TOLERANCE and none["converged"] is False
     assert not hasattr(deit, "smallest_effect")
@@ -211,9 +211,12 @@ def test_reproduce_reuses_the_sweeps_students_and_records_the_convergence_checks
     # 2 swept students x 2 rates, then seed 0's two other variants (the swept ones are reused), seed 1's four,
     # then the 1.5x check of "none" on one seed: nothing is trained twice.
     assert len(trained) == 4 + 2 + 4 + 1 and trained[-1] == ("none", 3)
-    conv = rec["convergence"]
-    assert conv["epochs"] == [2, 3] and conv["teacher_longer"]["cnn"]["epochs"] == [2, 3]
-    assert conv["converged"] in (True, False) and conv["smallest_effect_points"] > 0
+    conv = rec["convergence"]   # one longer_check record per model, no stored verdict
+    assert conv["none"]["epochs"] == 2 and conv["none"]["factor"] == 1.5 and conv["none"]["seeds"] == [0]
+    assert conv["teacher cnn"]["epochs"] == 2 and len(conv["teacher cnn"]["last_two_evals"]) <= 2
+    assert not any("converged" in v for v in conv.values())
+    judged = deit.judge_convergence(conv["none"], rec["comparisons"])
+    assert judged["converged"] in (True, False) and judged["smallest_effect_points"] > 0
     assert rec["lr_sweep"]["lr_plain"] in (1e-3, 3e-3)
     assert "Convergence check" in deit.reading(rec)
 

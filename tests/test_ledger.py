@@ -15,6 +15,7 @@ from ingur_lib.chapters import CHAPTERS
 from ingur_lib.runtime import provenance
 
 MIGRATED_FROM = "6701f8a"  # the last commit whose 08 and 09 results stored `testable: false`
+CONVERGENCE_FROM = "4958c66"  # the last commit before the convergence migration (tests/test_migrate.py)
 
 # ---------------------------------------------------------------- the rule, on constructed numbers
 # std = 0.5 over n = 3 seeds: s.e. 0.289, t = 4.303, so the 95% interval is mean ± 1.242.
@@ -228,11 +229,13 @@ def test_committed_results_hold_numbers_only_and_the_migration_kept_every_number
         d = json.loads(path.read_text())
         assert migrate.migrated(d) == d, f"{path} still stores what the ledger judges"
         ledger.load_results(path.parent.name, path.stem)
-    before = json.loads(subprocess.run(["git", "show", f"{MIGRATED_FROM}:data/results/09_matmul_free/standard.json"],
-                                       cwd=repo_root(), capture_output=True, text=True).stdout or "null")
-    if before:  # a shallow clone may lack the commit before the migration
+    show = lambda commit: json.loads(subprocess.run(  # noqa: E731
+        ["git", "show", f"{commit}:data/results/09_matmul_free/standard.json"], cwd=repo_root(),
+        capture_output=True, text=True).stdout or "null")
+    # the file as that migration left it, before the convergence migration (tests/test_migrate.py) rewrote it
+    before, now = show(MIGRATED_FROM), show(CONVERGENCE_FROM)
+    if before and now:  # a shallow clone may lack the commits before the migrations
         assert before["comparisons"][-1]["testable"] is False
-        now = json.loads((results_dir() / "09_matmul_free" / "standard.json").read_text())
         assert _leaves(now) == _leaves(before) and migrate.migrated(before) == now
 
 

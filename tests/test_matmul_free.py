@@ -315,36 +315,32 @@ def _check(changes, name="Transformer++"):
 def test_convergence_uses_the_ledgers_rule_with_the_claims_tolerance_as_default():
     from ingur_lib.chapters import matmul_free as ch
     noisy, clear = ledger_summary([-3.0, 1.0, -1.0]), ledger_summary([-2.0, -2.2, -1.8])
-    out = ch.judge_convergence({"models": _check([-4.0])}, noisy)["Transformer++"]   # no gap resolved: 5 %
+    out = ch.judge_convergence(_check([-4.0]), noisy)["Transformer++"]   # no gap resolved: 5 %
     assert out["smallest_name"] is None and out["smallest_effect"] == 5.0 and out["converged"] is True
-    assert ch.judge_convergence({"models": _check([-6.0])}, noisy)["Transformer++"]["converged"] is False
-    out = ch.judge_convergence({"models": _check([-3.0])}, clear)["Transformer++"]  # a resolved 2 % gap
+    assert ch.judge_convergence(_check([-6.0]), noisy)["Transformer++"]["converged"] is False
+    out = ch.judge_convergence(_check([-3.0]), clear)["Transformer++"]  # a resolved 2 % gap
     assert out["smallest_effect"] == pytest.approx(2.0) and out["converged"] is False
-    assert ch.judge_convergence({"models": _check([1.5])}, clear)["Transformer++"]["converged"] is True
+    assert ch.judge_convergence(_check([1.5]), clear)["Transformer++"]["converged"] is True
     # three seeds: the seed mean decides, and a check noisier than the bar says so
-    loud = ch.judge_convergence({"models": _check([4.0, -4.0, 0.5])}, clear)["Transformer++"]
+    loud = ch.judge_convergence(_check([4.0, -4.0, 0.5]), clear)["Transformer++"]
     assert loud["converged"] is True and loud["noisy"] is True
-    # a record from before both models were checked reads as a one-seed check of Transformer++
-    old = {"model": "Transformer++", "lr": 3e-3, "epochs": 16, "epochs_longer": 24.0, "val_loss": 1.0,
-           "val_loss_longer": 0.97, "change_pct": -3.0}
-    assert ch.judge_convergence(old, clear)["Transformer++"]["change"]["values"] == [-3.0]
 
 
 def test_the_reading_follows_the_numbers():
     from ingur_lib.chapters import matmul_free as ch
     sweep = {"losses": {n: {"0.0015": 1.2, "0.003": 1.1, "0.006": 1.3} for n in ch.MODELS},
              "best_lr": {ch.BASE: 0.003, ch.MMF: 0.006}}
-    both = {"models": {**_check([0.5, -0.2, 0.1]), **_check([0.3, 0.2, -0.1], "MatMul-free LM")}}
+    both = {**_check([0.5, -0.2, 0.1]), **_check([0.3, 0.2, -0.1], "MatMul-free LM")}
     res = {"metrics": {"loss gap (% of Transformer++)": ledger_summary([2.0, 2.2, 1.8])}, "lr_sweep": sweep,
            "convergence": both}
     text = ch.reading(res)
     assert "different rates" in text and "MatMul-free LM at its edge" in text
     assert "Transformer++ is ahead" in text and "the paired gap is resolved" in text
     assert "compares converged models" in text
-    res["convergence"] = {"models": _check([0.5, -0.2, 0.1])}        # MatMul-free not checked: no such claim
+    res["convergence"] = _check([0.5, -0.2, 0.1])        # MatMul-free not checked: no such claim
     assert "MatMul-free LM was not checked" in ch.reading(res) and "the gap compares" not in ch.reading(res)
     res["metrics"]["loss gap (% of Transformer++)"] = ledger_summary([-3.0, 1.0, -1.0])
-    res["convergence"] = {"models": _check([-6.0, -5.0, -7.0])}
+    res["convergence"] = _check([-6.0, -5.0, -7.0])
     text = ch.reading(res)
     assert "MatMul-free LM is ahead" in text and "do not tell" in text and "fixed budget" in text
 

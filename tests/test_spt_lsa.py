@@ -1,5 +1,4 @@
 """SPT and LSA mechanics (Lee, Lee & Song 2021; official code aanna0701/SPT_LSA_ViT) and chapter 05."""
-import math
 
 import pytest
 import torch
@@ -168,21 +167,6 @@ def test_effects_are_paired_per_seed():
     none = {"gain/+LSA/n=400": eff["gain/+LSA/n=400"]}
     assert ch.judge_convergence(conv, none)["smallest_effect"] == ledger.DEFAULT_TOLERANCE
     assert ch.judge_convergence(conv, none)["converged"] is False
-
-
-@pytest.mark.parametrize("peak,expect", [(8e-3, ["0.004", "0.008", "0.016"]),
-                                          (1e-1, ["0.004", "0.008", "0.016", "0.032", "0.064"]),
-                                          (3e-3, ["0.002", "0.004", "0.008", "0.016"])])
-def test_the_rate_sweep_extends_until_it_brackets_the_best(peak, expect):
-    """An edge winner adds one rate a factor 2 beyond it (at most twice); an inside winner stops."""
-    calls = []
-
-    def accuracy(lr):
-        calls.append(lr)
-        return -abs(math.log(lr / peak))
-
-    got = ch.bracketed(accuracy, (4e-3, 8e-3, 1.6e-2))
-    assert list(got) == expect and len(calls) == len(expect)
 
 
 def test_results_sentences_say_where_the_best_rate_lies_and_what_is_resolved():

@@ -23,6 +23,7 @@ from ..data.randaugment import MAX_LEVEL, OPS, SETTINGS, apply_op, rand_augment,
 from ..data.augment import mixup
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
+from ..experiment import longer_check
 from ..figures import figure
 from ..models.vit import ViT, ViTConfig
 from ..profiles import pick
@@ -289,16 +290,25 @@ def _guarded_effects(rows: list[dict]) -> dict:
             for r in rows if r["claim"] != "larger_patch_under_budget"}
 
 
-def convergence_checks(acc: dict, longer: dict, effects: dict, factor: float) -> dict:
-    """Per size and setting: the runs, the paired change when trained `factor`x longer, and the book's
-    one rule (`ledger.convergence`) against the smallest effect the run resolves."""
+def convergence_checks(acc: dict, longer: dict, factor: float, seeds) -> dict:
+    """Per size and setting, one `experiment.longer_check` record named "<setting>/n=<size>" (the runs as
+    recorded and `factor`x longer, their paired change), with its setting and size. Numbers only: `judge`
+    applies the book's one rule when a page is drawn."""
+    return {f"{s}/n={n}": {**longer_check(acc[n][s], runs, seeds, factor), "setting": s, "n_train": int(n)}
+            for n, per in longer.items() for s, runs in per.items()}
+
+
+def judge(record: dict, effects: dict) -> dict:
+    """The book's one rule (`ledger.convergence`) on a record's mean change, against the smallest effect the
+    run resolves."""
+    return ledger.convergence(record["change"]["mean"], effects)
+
+
+def _by_size(conv: dict) -> dict:
+    """The records grouped {size: {setting: record}}, in their stored order."""
     out = {}
-    for n, per in longer.items():
-        for s, runs in per.items():
-            change = ledger.paired(runs, acc[n][s])
-            out.setdefault(str(n), {})[s] = {
-                "base": acc[n][s], "longer": runs, "factor": factor, "change": change,
-                "rule": ledger.convergence(change["mean"], effects)}
+    for rec in conv.values():
+        out.setdefault(rec["n_train"], {})[rec["setting"]] = rec
     return out
 
 
@@ -312,8 +322,8 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     budget = budget_runs(cfg, seeds, progress) if cfg.budget else None
     metrics = {f"test_acc/{v}/n={n}": ledger.summarize(a) for n, per in acc.items() for v, a in per.items()}
     rows = _comparisons(acc, cfg, budget)
-    conv = convergence_checks(acc, longer, _guarded_effects(rows), cfg.longer)
-    metrics.update({f"convergence/{s}/n={n}": c["change"] for n, per in conv.items() for s, c in per.items()})
+    conv = convergence_checks(acc, longer, cfg.longer, seeds)
+    metrics.update({f"convergence/{name}": c["change"] for name, c in conv.items()})
     if budget:
         metrics.update({f"budget/{k}/n={cfg.budget.size}": ledger.summarize(budget[k]) for k in ("big", "small")})
     ips = randaugment_throughput(cfg)
@@ -391,10 +401,9 @@ def _se(c: dict) -> str:
 def _checks(conv: dict, effects: dict) -> str:
     """The convergence check, per size and setting, with the rule's verdict judged now (never stored)."""
     out = []
-    for n, per in conv.items():
-        per = {"none": per} if "change" in per else per      # a file from before the per-setting check
+    for n, per in _by_size(conv).items():
         for s, c in per.items():
-            rule = ledger.convergence(c["change"]["mean"], effects)
+            rule = judge(c, effects)
             verdict = {True: "converged", False: "NOT converged", None: "undecided"}[rule.get("converged")]
             bar = (f", smallest resolved effect {rule['smallest_effect']:.2f}"
                    if rule.get("smallest_effect") is not None else "")
@@ -406,9 +415,9 @@ def more_steps_text(conv: dict) -> str:
     """Does augmentation want more steps than the plain recipe? Per size: the gain of the strongest checked
     setting from 1.5x more training minus the plain recipe's gain, paired by seed (mean ± s.e.)."""
     out = []
-    for n, per in conv.items():
+    for n, per in _by_size(conv).items():
         aug = [s for s in per if s in SETTINGS and s != "none"]
-        if "change" in per or "none" not in per or not aug:
+        if "none" not in per or not aug:
             continue
         s = max(aug, key=strength)
         d = ledger.paired(per[s]["change"]["values"], per["none"]["change"]["values"])

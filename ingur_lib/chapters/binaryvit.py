@@ -20,6 +20,7 @@ from .. import ledger, measure
 from ..data import ImageData, example_images, image_prepare, prepared, load_subset
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
+from ..experiment import longer_check
 from ..figures import figure, paired_intervals
 from ..models.binaryvit import BinaryAttention, BinaryBlock, BinaryViT, BinaryViTConfig, count_ops
 from ..nn.attention import attention_weights
@@ -33,6 +34,7 @@ from ..viz import TEXT_WIDTH_IN, bar_with_errors, curves_with_errors, legend_out
 
 CHAPTER, PAPER = "08_binaryvit", "binaryvit"
 TEACHER = "FP teacher"
+LONGER = 1.5  # the convergence check: a checked model retrained this many times the steps
 # The ladder of the paper's Table 3: each rung adds its switch to the one before.
 RUNGS = {"binary DeiT": {}, "+GAP": {"pool": "mean"}, "+multi-pool": {"multi_pool": True},
          "+affine": {"affine": True}, "+pyramid": {"pyramid": True}}
@@ -256,7 +258,7 @@ def _plan(cfg: Config, seeds) -> list[_Job]:
     for i, seed in enumerate(seeds):
         jobs += [_Job("main", n, seed, steps(n), cfg) for n in names]
         if cfg.convergence:
-            jobs += [_Job("1.5x", n, seed, int(1.5 * steps(n)), cfg) for n in _checked_on(cfg.converge, i)]
+            jobs += [_Job("1.5x", n, seed, int(LONGER * steps(n)), cfg) for n in _checked_on(cfg.converge, i)]
         for n in _checked_on(cfg.lr_checked, i) if cfg.lr_check else ():
             base = _lr(cfg, n)
             jobs += [_Job(f"{f * base:g}", n, seed, steps(n), replace(cfg, lr=f * base, teacher_lr=f * base))
@@ -322,7 +324,8 @@ def _train_all(cfg: Config, seeds, progress: bool):
 
 def _assemble(jobs: list[_Job], outs: list[dict], cfg: Config, first_seed: int):
     """The runs' results as `reproduce` records them: accuracy {model: [% per seed]}; the first seed's Runs;
-    convergence {model: {steps, seeds, acc, acc_1.5x, change}}; rate check {model: {rate: [% per seed]}}."""
+    convergence {model: an `experiment.longer_check` record and its steps}; rate check {model: {rate: [% per
+    seed]}}."""
     main = {(j.name, j.seed): o for j, o in zip(jobs, outs) if j.what == "main"}
     acc, first, conv, lrs, rate_checked = {}, {}, {}, {}, set()
     for (name, seed), o in main.items():
@@ -332,17 +335,18 @@ def _assemble(jobs: list[_Job], outs: list[dict], cfg: Config, first_seed: int):
     for j, o in zip(jobs, outs):
         base = main[j.name, j.seed]["acc"]
         if j.what == "1.5x":
-            v = conv.setdefault(j.name, {"steps": j.steps, "seeds": [], "acc": [], "acc_1.5x": []})
+            v = conv.setdefault(j.name, {"steps": j.steps, "seeds": [], "base": [], "longer": []})
             v["seeds"].append(j.seed)
-            v["acc"].append(base)
-            v["acc_1.5x"].append(o["acc"])
-            v["change"] = ledger.summarize([b - a for a, b in zip(v["acc"], v["acc_1.5x"])])["mean"]
+            v["base"].append(base)
+            v["longer"].append(o["acc"])
         elif j.what != "main":
             rates = lrs.setdefault(j.name, {f"{_lr(cfg, j.name):g}": []})
             if (j.name, j.seed) not in rate_checked:  # this seed's run at the chosen rate, once
                 rate_checked.add((j.name, j.seed))
                 rates[f"{_lr(cfg, j.name):g}"].append(base)
             rates.setdefault(j.what, []).append(o["acc"])
+    conv = {name: {**longer_check(v["base"], v["longer"], v["seeds"], LONGER), "steps": v["steps"]}
+            for name, v in conv.items()}
     return acc, first, conv, lrs
 
 
@@ -364,7 +368,7 @@ def _judge_convergence(conv: dict, gains: dict) -> None:
     """Converged (book/how-to-run.md, `ledger.convergence`): 1.5x the steps moves the accuracy by less than the smallest
     rung gain resolved by the evidence rule (`ledger.resolved`; with none resolved, the default tolerance)."""
     for v in conv.values():
-        out = ledger.convergence(ledger.paired(v["acc_1.5x"], v["acc"]), gains, default=ledger.DEFAULT_TOLERANCE)
+        out = ledger.convergence(v["change"], gains, default=ledger.DEFAULT_TOLERANCE)
         v.update(smallest_effect=out["smallest_effect"], converged=out["converged"], noisy=out["noisy"])
 
 
@@ -517,8 +521,8 @@ def fig_attention(results: dict):
 def fig_curves(results: dict):
     conv = results["convergence"]
     # each model's check has its own seed count: the legend says it (the error note covers the bars drawn)
-    label = {k: f"{k} ({len(v['acc'])} seed{'s' * (len(v['acc']) > 1)})" for k, v in conv.items()}
-    return curves_with_errors([1.0, 1.5], {label[k]: [v["acc"], v["acc_1.5x"]] for k, v in conv.items()},
+    label = {k: f"{k} ({len(v['base'])} seed{'s' * (len(v['base']) > 1)})" for k, v in conv.items()}
+    return curves_with_errors([1.0, 1.5], {label[k]: [v["base"], v["longer"]] for k, v in conv.items()},
                               xlabel="training length (x standard)", ylabel="test accuracy (%)", err="s.e.",
                               dodge=0.02)
 
@@ -619,13 +623,12 @@ def _convergence_markdown(conv: dict) -> str:
     said = []
     for k, v in conv.items():
         n = len(v["seeds"])
-        d = ledger.paired(v["acc_1.5x"], v["acc"])
-        change = _mean_se(d["values"], "+", 2)
+        change = _mean_se(v["change"]["values"], "+", 2)
         verdict = "" if "converged" not in v else (f", {'converged' if v['converged'] else 'NOT converged'}: "
                                                    f"the smallest effect is {v['smallest_effect']:.2f}")
         if v.get("noisy"):
             verdict += f"; {ledger.NOISY_CHECK}"
-        said.append(f"{k} {_mean_se(v['acc'])} -> {_mean_se(v['acc_1.5x'])} at 1.5x the steps "
+        said.append(f"{k} {_mean_se(v['base'])} -> {_mean_se(v['longer'])} at 1.5x the steps "
                     f"({change}, {n} seed{'s' * (n > 1)}{verdict})")
     return "; ".join(said) or "not run"
 
@@ -703,9 +706,10 @@ def takeaways_markdown(results: dict) -> str:
                f"with {c[TEACHER]['ops'] / c[last]['ops']:.0f}x fewer OPs and {c[last]['size_ratio']:.1f}x "
                f"less storage than in float32 ({c[last]['binary_layers_ratio']:.0f}x for its binary layers).")
     conv = _judged(results)
-    late = [f"{k} ({v['change']:+.2f} points at 1.5x the steps)" for k, v in conv.items() if not v["converged"]]
+    late = [f"{k} ({v['change']['mean']:+.2f} points at 1.5x the steps)" for k, v in conv.items()
+            if not v["converged"]]
     # a fall is not under-training, but the rule reads |change|: say the direction beside the verdict
-    falls = all(v["change"] < 0 for v in conv.values() if not v["converged"])
+    falls = all(v["change"]["mean"] < 0 for v in conv.values() if not v["converged"])
     verb = lambda names: "moves" if len(names) == 1 else "move"  # noqa: E731
     out.append(f"* Converged: {', '.join(conv)} {verb(conv)} less than the smallest effect at 1.5x the steps."
                if not late else f"* Not converged: {', '.join(late)} still {verb(late)} more than the smallest effect "

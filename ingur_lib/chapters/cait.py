@@ -22,6 +22,7 @@ from .. import ledger, measure
 from ..data import Augment, ImageData, example_images, image_prepare, prepared, load_images
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
+from ..experiment import longer_check
 from ..figures import figure
 from ..models.vit import CAIT_XXS24, ViT, ViTConfig
 from ..nn.attention import attention_entropy, attention_weights
@@ -271,15 +272,15 @@ def _grid(cfg: Config, seeds, lrs: dict, progress: bool) -> tuple[dict, dict, di
                 first[f"{v}/{d}"] = r
         steps = round(cfg.longer * cfg.steps)  # the convergence check: the deepest baseline, 1.5x the steps
         longer.append(100 * train_variant(cfg, "ViT", deep, data, seed, progress, steps, lrs["ViT"]).test_acc)
-    return acc, {"model": f"ViT/{deep}", "steps": cfg.steps, "longer_steps": round(cfg.longer * cfg.steps),
-                 "acc_longer": ledger.summarize(longer), "delta": paired(longer, acc["ViT"][deep])}, first
+    # one `experiment.longer_check` record (and the steps as trained); judged when a page is drawn
+    return acc, {f"ViT/{deep}": {**longer_check(acc["ViT"][deep], longer, seeds, cfg.longer), "steps": cfg.steps}}, first
 
 
-def converged(convergence: dict, eff: dict) -> dict:
-    """The convergence rule (book/how-to-run.md), judged by `ledger.convergence`: the ViT's move at 1.5x the steps against the smallest
-    effect the evidence rule resolves (`ledger.resolved`); nulls are reported with their intervals and decide
-    nothing."""
-    out = ledger.convergence(convergence["delta"], eff)
+def converged(record: dict, eff: dict) -> dict:
+    """The convergence rule (book/how-to-run.md), judged by `ledger.convergence`: the ViT's move at 1.5x the steps
+    (its `longer_check` record's change) against the smallest effect the evidence rule resolves
+    (`ledger.resolved`); nulls are reported with their intervals and decide nothing."""
+    out = ledger.convergence(record["change"], eff)
     return {"smallest_effect": out["smallest_name"], "smallest": out["smallest_effect"], "moved": out["moved"],
             "converged": out["converged"], "noisy": out["noisy"]}
 
@@ -322,7 +323,6 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     data = load_data(cfg, seeds[0])
     images, labels = example_images(data)
     eff = effects(acc, cfg)
-    convergence.update(converged(convergence, eff))
     params = measure.count_params(ViT(CAIT_XXS24)) / 1e6
     metrics = {f"test_acc/{v}/depth={d}": ledger.summarize(a) for v, per in acc.items() for d, a in per.items()}
     metrics.update(eff)
@@ -519,8 +519,8 @@ def summary(results: dict) -> str:
         f"- Class-attention (CaiT, {ca} blocks + 2 class-attention) against the class token from the first block "
         f"(ViT+LS, {ca} blocks): {_effect(eff['ca_gain'])}.",
         *([f"- Talking-heads in CaiT's self-attention blocks: {_effect(eff['th_gain'])}."] if "th_gain" in eff else []),
-        f"- Convergence check: {conv['model']} trained {conv['longer_steps']} instead of {conv['steps']} steps moves "
-        f"by {_effect(conv['delta'])}. {_convergence_verdict(converged(conv, eff))}",
+        *(f"- Convergence check: {model} trained {round(c['steps'] * c['factor'])} instead of {c['steps']} steps "
+          f"moves by {_effect(c['change'])}. {_convergence_verdict(converged(c, eff))}" for model, c in conv.items()),
         *([_sweep_line(results["lr_sweep"])] if results.get("lr_sweep", {}).get("lrs") else []),
         _talking_heads_cost(results["overhead"]),
     ])

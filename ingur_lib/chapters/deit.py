@@ -24,6 +24,7 @@ from ..data import Augment, ImageData, example_images, image_prepare, prepared, 
 from ..nn.distill import distillation_loss, hard_distillation
 from ..errors import IngurError
 from ..exercises import assert_same, exercise
+from ..experiment import longer_check
 from ..figures import figure
 from ..models.cnn import CNNConfig, ResNet
 from ..models.deit import DEIT_REPORTED, DistilledViT, OneHead, deit_config
@@ -372,8 +373,10 @@ def lr_sweep(cfg: Config, teachers: dict, seed: int, progress: bool = True) -> t
 
 
 def convergence(runs: list[Run], n_seeds: int, progress: bool = True) -> dict:
-    """The undistilled student of the first `k` seeds trained 1.5x longer: the paired change in test
-    accuracy (points) says whether more training still moves the compared numbers."""
+    """The undistilled student of the first `k` seeds trained 1.5x longer, and each teacher (seed 0, as
+    trained): one `experiment.longer_check` record per model (the paired change in test accuracy, points),
+    with its epochs as trained; a teacher's also holds its last two test evaluations. Numbers only: the
+    ledger's rule judges the student's when a page is drawn (`judge_convergence`)."""
     cfg = runs[0].cfg
     epochs = int(round(cfg.student_train.epochs * 1.5))
     longer = replace(cfg, student_train=replace(cfg.student_train, epochs=epochs, eval_every=epochs))
@@ -382,27 +385,33 @@ def convergence(runs: list[Run], n_seeds: int, progress: bool = True) -> dict:
         base.append(100 * r.accuracies()["none"])
         more.append(100 * train_student(VARIANTS[0], longer, r.data, r.prepare, r.teachers, r.seed,
                                         progress).test_acc)
-    teacher = {name: [e["test_acc"] * 100 for e in t.history.epochs if e.get("test_acc") is not None][-2:]
-               for name, t in runs[0].teachers.items()}
-    return {"variant": "none", "epochs": [cfg.student_train.epochs, epochs],
-            "seeds": [r.seed for r in runs[:n_seeds]],
-            "base": ledger.summarize(base), "longer": ledger.summarize(more),
-            "change_points": ledger.summarize([b - a for a, b in zip(base, more)]),
-            "teacher_last_two_evals": teacher, "teacher_longer": _teachers_longer(runs[0], progress)}
-
+    out = {UNDISTILLED: {**longer_check(base, more, [r.seed for r in runs[:n_seeds]], epochs / cfg.student_train.epochs),
+                         "epochs": cfg.student_train.epochs}}
+    return {**out, **_teachers_longer(runs[0], progress)}
 
 
 def _teachers_longer(r: Run, progress: bool = True) -> dict:
-    """Each teacher retrained 1.5x longer (seed 0, as trained): its change in test accuracy, in points."""
+    """Each teacher retrained 1.5x longer (seed 0, as trained): {"teacher <name>": its `longer_check`
+    record, its epochs and its last two test evaluations}."""
     tt = r.cfg.teacher_train
     epochs = int(round(tt.epochs * 1.5))
     longer = replace(r.cfg, teacher_train=replace(tt, epochs=epochs, eval_every=epochs))
     out = {}
     for name, t in r.teachers.items():
         acc = 100 * train_teacher(name, longer, r.teacher_data, r.prepare, progress).test_acc
-        out[name] = {"epochs": [tt.epochs, epochs], "acc": 100 * t.test_acc, "acc_longer": acc,
-                     "change": acc - 100 * t.test_acc}
+        last = [e["test_acc"] * 100 for e in t.history.epochs if e.get("test_acc") is not None][-2:]
+        out[f"{TEACHER}{name}"] = {**longer_check([100 * t.test_acc], [acc], [0], epochs / tt.epochs),
+                                   "epochs": tt.epochs, "last_two_evals": last}
     return out
+
+
+TEACHER = "teacher "  # a teacher's convergence record is named "teacher <name>"
+UNDISTILLED = VARIANTS[0][0]  # the student the convergence check retrains: "none"
+
+
+def _longer_epochs(rec: dict) -> int:
+    """A record's epochs when trained longer, as `convergence` rounded them."""
+    return int(round(rec["epochs"] * rec["factor"]))
 
 
 # The effects whose size the convergence check guards: differences between separately trained students.
@@ -410,13 +419,14 @@ def _teachers_longer(r: Run, progress: bool = True) -> dict:
 ACCURACY_CLAIMS = ("soft_vs_none", "hard_vs_none", "token_vs_none", "token_vs_hard", "convnet_vs_vit_teacher")
 
 
-def judge_convergence(conv: dict, comparisons: list[dict]) -> dict:
+def judge_convergence(rec: dict, comparisons: list[dict]) -> dict:
     """The convergence rule (book/how-to-run.md), as `ledger.convergence` states it: the undistilled student's paired move at 1.5x the
-    epochs against the smallest resolved distillation effect (the ledger's default tolerance if none is)."""
+    epochs (its `longer_check` record) against the smallest resolved distillation effect (the ledger's
+    default tolerance if none is)."""
     effects = {c["claim"]: {"mean": c["ours"], "std": c["ours_std"], "n": c["n_seeds"]}
                for c in comparisons if c["claim"] in ACCURACY_CLAIMS}
-    out = ledger.convergence(conv["change_points"], effects, default=ledger.DEFAULT_TOLERANCE)
-    return {**conv, "smallest_effect_points": out["smallest_effect"], "smallest_effect_name": out["smallest_name"],
+    out = ledger.convergence(rec["change"], effects, default=ledger.DEFAULT_TOLERANCE)
+    return {**rec, "smallest_effect_points": out["smallest_effect"], "smallest_effect_name": out["smallest_name"],
             "converged": out["converged"], "noisy": out["noisy"]}
 
 
@@ -443,7 +453,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     rows = comparisons(runs, sim, speed)
     conv = None
     if cfg.convergence_seeds:
-        conv = judge_convergence(convergence(runs, cfg.convergence_seeds, progress), rows)
+        conv = convergence(runs, cfg.convergence_seeds, progress)  # numbers only: judged when a page is drawn
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": first.data.name, "source": first.data.source,
                                "splits": {"teacher_train": len(first.teacher_data.train_y),
@@ -500,11 +510,10 @@ def _bracketed(sweep: dict) -> str:
 
 
 def _teacher_sentence(conv: dict) -> str:
-    last, more = conv.get("teacher_last_two_evals") or {}, conv.get("teacher_longer") or {}
-    text = [f"The {k} teacher's last two test evaluations: {a:.2f}% then {b:.2f}%"
-            + (f"; trained {more[k]['epochs'][1]} instead of {more[k]['epochs'][0]} epochs it moves by "
-               f"{more[k]['change']:+.2f} points (one seed)" if k in more else "") + "."
-            for k, (a, b) in last.items()]
+    text = [f"The {k[len(TEACHER):]} teacher's last two test evaluations: {v['last_two_evals'][0]:.2f}% then "
+            f"{v['last_two_evals'][1]:.2f}%; trained {_longer_epochs(v)} instead of {v['epochs']} epochs it moves by "
+            f"{v['change']['mean']:+.2f} points (one seed)."
+            for k, v in conv.items() if k.startswith(TEACHER)]
     return " ".join(text)
 
 
@@ -529,11 +538,12 @@ def reading(results: dict) -> str:
                     f"{sweep['lr_plain']:g} won ({_bracketed(sweep)}); the distilled students train at "
                     "the baseline's rate.")
     if conv:
-        ch, judged = conv["change_points"], judge_convergence(conv, results["comparisons"])
+        judged = judge_convergence(conv[UNDISTILLED], results["comparisons"])
+        ch = judged["change"]
         name = judged["smallest_effect_name"]
         label = dict(EFFECTS).get(name, name)
         against = f"the smallest resolved effect, {label}" if name else "no effect resolved: the default tolerance"
-        text.append(f"Convergence check: trained {conv['epochs'][1]} instead of {conv['epochs'][0]} epochs, the "
+        text.append(f"Convergence check: trained {_longer_epochs(judged)} instead of {judged['epochs']} epochs, the "
                     f"undistilled student moves by {ledger.mean_se(ch, 2, '+')} points "
                     f"({ch['n']} seeds, paired), {'less' if judged['converged'] else 'more'} than "
                     f"{judged['smallest_effect_points']:.2f} points ({against}): "

@@ -290,25 +290,17 @@ def lr_sweep(cfg: Config, data: LMData, seed: int, progress: bool = True) -> tup
 def convergence(cfg: Config, lrs: dict, per_seed: list[dict], data: LMData, seeds, progress: bool = True) -> dict:
     """Both models at their best learning rate trained `cfg.longer` times the epochs on the first
     `cfg.check_seeds` seeds: how much does the validation loss still move, in % of the loss (the unit of
-    the gap claim), paired per seed (`experiment.longer_check`)."""
-    out = {"factor": cfg.longer, "epochs": cfg.train.epochs, "models": {}}
+    the gap claim), paired per seed: one `experiment.longer_check` record per model, with its rate and its
+    epochs as trained; judged when a page is drawn."""
+    out = {}
     for name in MODELS:
         checked = list(seeds)[:cfg.check_seeds]
         longer = [train_one(name, with_lr(cfg, lrs[name], cfg.longer), data, s, progress).metrics["val_loss"]
                   for s in checked]
         base = [m[name]["val_loss"] for m in per_seed]
-        out["models"][name] = {"lr": lrs[name], **longer_check(base, longer, checked, cfg.longer, percent=True)}
+        out[name] = {"lr": lrs[name], **longer_check(base, longer, checked, cfg.longer, percent=True),
+                     "epochs": cfg.train.epochs}
     return out
-
-
-def _checks(conv: dict) -> dict:
-    """The stored convergence record per model. A record from before both models were checked (one seed of
-    Transformer++, its change in % stored alone) reads as a one-seed check of that model."""
-    if "models" in conv:
-        return conv["models"]
-    return {conv["model"]: {"lr": conv["lr"], "seeds": [0], "factor": conv["epochs_longer"] / conv["epochs"],
-                            "base": [conv["val_loss"]], "longer": [conv["val_loss_longer"]],
-                            "change": ledger.summarize([conv["change_pct"]])}}
 
 
 def judge_convergence(conv: dict, gap: dict) -> dict:
@@ -317,7 +309,7 @@ def judge_convergence(conv: dict, gap: dict) -> dict:
     Judged from the stored numbers when asked, never stored."""
     tol = ledger.claim(PAPER, "loss_close")["tolerance"]
     return {name: {**rec, **ledger.convergence(rec["change"], {"loss gap": gap}, default=tol)}
-            for name, rec in _checks(conv).items()}
+            for name, rec in conv.items()}
 
 
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:

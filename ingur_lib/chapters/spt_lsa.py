@@ -207,19 +207,14 @@ def inside(runs: dict[str, Run], images: torch.Tensor) -> dict:
 TUNED = ("ViT", "SL-ViT")  # the baseline and the method get the same sweep; +SPT and +LSA take the ViT's rate
 
 
-def bracketed(accuracy, lrs, most: int = 2) -> dict[str, float]:
-    """`accuracy(lr)` over `lrs`, extended a factor 2 beyond whichever end wins, up to `most` times
-    (`experiment.sweep_bracketed`, the book's one sweep)."""
-    return sweep_bracketed(accuracy, lrs, most)
-
-
 def tune(cfg: Config, progress: bool) -> tuple[dict, dict]:
     """Test accuracy (%) of ViT and SL-ViT at every rate of `cfg.lrs`, extended until it brackets each
-    one's best (`bracketed`; tuning size and seed), and the rate each variant then trains with."""
+    one's best (`experiment.sweep_bracketed`, the book's one sweep; tuning size and seed), and the rate
+    each variant then trains with."""
     n = cfg.tune_size or cfg.ablation_size
     data = load_data(cfg, n, cfg.tune_seed)
-    acc = {v: bracketed(lambda lr: 100 * train_variant(cfg, v, data, cfg.tune_seed, progress, lr).test_acc,
-                        cfg.lrs) for v in TUNED}
+    acc = {v: sweep_bracketed(lambda lr: 100 * train_variant(cfg, v, data, cfg.tune_seed, progress, lr).test_acc,
+                              cfg.lrs) for v in TUNED}
     best = {v: float(max(a, key=a.get)) for v, a in acc.items()}
     return acc, {v: best["SL-ViT" if v == "SL-ViT" else "ViT"] for v in VARIANTS}
 

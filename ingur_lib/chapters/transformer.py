@@ -16,6 +16,7 @@ from .. import dryrun, ledger, measure
 from ..data import Vocab, number_pairs
 from ..data.text import char_tokens, word_tokens
 from ..exercises import assert_same, exercise
+from ..experiment import longer_check
 from ..figures import figure
 from ..models.seq2seq import Seq2SeqConfig, beam_search, build, greedy_decode, seq2seq_loss
 from ..nn.attention import capture_attention
@@ -262,14 +263,15 @@ def _delta(results: dict, name: str, base: str, metric: str = "exact") -> dict:
 
 def convergence(cfg: Config, task: Task, seed: int, per: dict, progress: bool = True) -> dict:
     """The base Transformer and the GRU trained `cfg.longer` times the epochs (first seed): how much does
-    their exact match still move? Compared with the smallest effect the chapter reports."""
+    their exact match still move? One `experiment.longer_check` record per model (and its epochs as
+    trained); the ledger's rule judges it against the smallest effect when a page is drawn."""
     out = {}
     longer = replace(cfg.train, epochs=cfg.longer * cfg.train.epochs)
     for name, base in (("Transformer", cfg.transformer), ("GRU + attention", cfg.gru)):
         res = train_one(name, model_config(base, task), task, longer, seed, progress=progress)
         m = evaluate_result(res, task, cfg)
-        out[name] = {"epochs": cfg.train.epochs, "epochs_longer": longer.epochs, "exact": per[name][0]["exact"],
-                     "exact_longer": m["exact"], "change": m["exact"] - per[name][0]["exact"]}
+        out[name] = {**longer_check([per[name][0]["exact"]], [m["exact"]], [seed], cfg.longer),
+                     "epochs": cfg.train.epochs}
     return out
 
 
@@ -279,14 +281,13 @@ def effects(per: dict) -> dict:
 
 
 def judge_convergence(conv: dict, per: dict) -> dict:
-    """`conv` with the ledger's one rule applied to each model's move: below the smallest resolved effect?"""
+    """Each model's convergence record (`experiment.longer_check`) with the ledger's one rule applied to its
+    move: below the smallest resolved effect? A new dict: the records stay numbers only."""
     eff = effects(per)
-    for name, v in [(k, v) for k, v in conv.items() if isinstance(v, dict)]:
-        v.update(ledger.convergence(v["change"], eff))
-    judged = [v for v in conv.values() if isinstance(v, dict)]
-    conv.update(smallest_effect=judged[0]["smallest_effect"], smallest_name=judged[0]["smallest_name"],
-                converged=None if judged[0]["converged"] is None else all(v["converged"] for v in judged))
-    return conv
+    judged = {name: {**v, **ledger.convergence(v["change"], eff)} for name, v in conv.items()}
+    first = next(iter(judged.values()))
+    return {**judged, "smallest_effect": first["smallest_effect"], "smallest_name": first["smallest_name"],
+            "converged": None if first["converged"] is None else all(v["converged"] for v in judged.values())}
 
 
 def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> str:
@@ -310,7 +311,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
             res = train_one(name, model_config(cfg.transformer, task, **over), task, cfg.train, s, ls, progress)
             per.setdefault(name, []).append(evaluate_result(res, task, cfg))
             histories[f"{name} (seed {s})"] = res.history.to_dict()
-    conv = judge_convergence(convergence(cfg, task, seeds[0], per, progress), per)
+    conv = convergence(cfg, task, seeds[0], per, progress)  # numbers only: judged when a page is drawn
     metrics = {f"{name} / {k}": ledger.summarize([r.get(k) for r in rs]) for name, rs in per.items()
                for k in rs[0] if all(r.get(k) is not None for r in rs)}
     for name, d in effects(per).items():  # paired per-seed effects on exact match
@@ -532,7 +533,7 @@ def _ceiling(results: dict) -> str:
 
 def _judged(results: dict) -> dict:
     """The stored convergence runs judged now by the ledger's rule (never a verdict stored at recording)."""
-    conv = {k: dict(v) if isinstance(v, dict) else v for k, v in results.get("convergence", {}).items()}
+    conv = results.get("convergence") or {}
     return judge_convergence(conv, results["per_run"]) if conv else conv
 
 
@@ -554,7 +555,7 @@ def standard_summary(results: dict) -> str:
         if name != "GRU + attention":
             out.append(f"- **{name}** minus base: {_pm(m[f'{name} minus Transformer / exact'], ' points')}.")
     if conv:
-        ch = ", ".join(f"{n} {v['exact']:.1f} -> {v['exact_longer']:.1f} %" for n, v in conv.items()
+        ch = ", ".join(f"{n} {v['base'][0]:.1f} -> {v['longer'][0]:.1f} %" for n, v in conv.items()
                        if isinstance(v, dict))
         small = conv.get("smallest_effect")
         verdict = ("no effect is resolved, so there is nothing for the change to stay below" if small is None

@@ -21,6 +21,7 @@ from .. import ledger, measure
 from ..errors import IngurError
 from ..data import Augment, ImageData, image_prepare, load_subset
 from ..exercises import assert_same, exercise
+from ..experiment import longer_check
 from ..figures import figure, paired_intervals
 from ..models.vit import ViT, ViTConfig
 from ..nn import prune
@@ -260,15 +261,19 @@ def tune(cfg: Config, data: ImageData, prepare, seed: int, progress: bool) -> tu
 
 
 def convergence(cfg: Config, data: ImageData, prepare, runs: list, lrs: dict, seed: int, progress: bool) -> dict:
-    """The control trained `cfg.longer` times longer on `seed`: how far its accuracy (before pruning) moves."""
+    """The control trained `cfg.longer` times longer on `seed`: how far its accuracy (before pruning) moves.
+    One `experiment.longer_check` record (and the epochs as trained), judged when a page is drawn."""
     _, hist = train_gated(cfg, data, prepare, 0.0, seed, progress, lrs.get("control"), cfg.longer)
     now = 100 * runs[0].control_history.last("test_acc")
-    return {"arm": "control (lambda = 0)", "seed": seed, "factor": cfg.longer, "epochs": cfg.sparsity.epochs,
-            "acc": now, "acc_longer": 100 * hist.last("test_acc"), "change": 100 * hist.last("test_acc") - now}
+    return {CONTROL: {**longer_check([now], [100 * hist.last("test_acc")], [seed], cfg.longer),
+                      "epochs": cfg.sparsity.epochs}}
+
+
+CONTROL = "control (lambda = 0)"  # the arm the convergence check retrains
 
 
 def judge_convergence(conv: dict, metrics: dict) -> dict:
-    """The control's move at 1.5x the epochs against the smallest drop the evidence rule resolves
+    """The control's move at 1.5x the epochs (its `longer_check` record) against the smallest drop the evidence rule resolves
     (`ledger.resolved`; with none resolved, the ledger's default tolerance): the convergence rule of
     book/how-to-run.md, as `ledger.convergence` states it."""
     drops = {k: e for k, e in metrics.items() if k.startswith("drop_")}
@@ -294,8 +299,7 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
                                                           for r in runs])
     conv = {}
     if cfg.longer and cfg.control:
-        conv = convergence(cfg, data, prepare, runs, lrs, seeds[0], progress)
-        conv = judge_convergence(conv, metrics)
+        conv = convergence(cfg, data, prepare, runs, lrs, seeds[0], progress)  # numbers only
     first = runs[0]
     prov = provenance(profile, seeds, time.perf_counter() - t0,
                       dataset={"name": data.name, "source": data.source, "splits": data.splits()},
@@ -351,7 +355,7 @@ def results_markdown(results: dict) -> str:
     """The recorded accuracies, drops, costs, rate sweep and convergence check as a Markdown table and
     sentences: the notebook renders its numbers from here, never types them."""
     m, conv = results["metrics"], results.get("convergence") or {}
-    conv = judge_convergence(conv, m) if conv else conv  # judged now, never a stored verdict
+    conv = {arm: judge_convergence(c, m) for arm, c in conv.items()}  # judged now, never a stored verdict
     if "reference_acc" not in m:
         return "This recorded run predates the dense-control design: record it again to see its table."
     n = m["reference_acc"]["n"]
@@ -371,13 +375,13 @@ def results_markdown(results: dict) -> str:
                           for arm, per in results["lr_sweep"].items())
         text.append(f"Learning-rate sweep (seed {results['provenance']['seeds'][0]}, accuracy before pruning): "
                     f"{sweep}. Rates used: " + ", ".join(f"{a} {lr:g}" for a, lr in results["lr"].items()) + ".")
-    if conv:
-        verdict = "converged by this test" if conv["converged"] else "**not converged** by this test"
-        against = (f"the smallest resolved drop ({conv['smallest_name'].replace('_', ' ')}%), "
-                   if conv["smallest_name"] else "no drop resolved, so the ledger's default tolerance, ")
-        text.append(f"\nConvergence check (the control, seed {conv['seed']}, {conv['factor']}x the epochs): "
-                    f"{conv['acc']:.2f}% → {conv['acc_longer']:.2f}% ({conv['change']:+.2f} points) against "
-                    f"{against}{conv['smallest_effect']:.2f} points: {verdict}.")
+    for c in conv.values():
+        verdict = "converged by this test" if c["converged"] else "**not converged** by this test"
+        against = (f"the smallest resolved drop ({c['smallest_name'].replace('_', ' ')}%), "
+                   if c["smallest_name"] else "no drop resolved, so the ledger's default tolerance, ")
+        text.append(f"\nConvergence check (the control, seed {c['seeds'][0]}, {c['factor']}x the epochs): "
+                    f"{c['base'][0]:.2f}% → {c['longer'][0]:.2f}% ({c['change']['mean']:+.2f} points) against "
+                    f"{against}{c['smallest_effect']:.2f} points: {verdict}.")
     return "\n".join(text)
 
 
