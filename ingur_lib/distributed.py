@@ -153,7 +153,8 @@ class Engine:
         """IngurError in every process unless all of them hold the same `value` (e.g. the epoch resumed)."""
         seen = self.gather(value)
         if len(set(seen)) > 1:
-            raise IngurError(f"The processes disagree on {what} ({', '.join(f'rank {r}: {v:g}' for r, v in enumerate(seen))}): "
+            raise IngurError(f"The processes disagree on {what} "
+                             f"({', '.join(f'rank {r}: {v:g}' for r, v in enumerate(seen))}): "
                              "put the cache and results folders (INGUR_CACHE, INGUR_RESULTS) on a disk every "
                              "machine shares, or delete the checkpoints to start afresh.")
 

@@ -55,7 +55,8 @@ def _fake_images(spec, per_class=(4, 2)):
 
 def _fake_text():
     import datasets
-    rows = {s: ["ROMEO:\nBut soft, what light through yonder window breaks?\n" * 400] for s in ("train", "validation", "test")}
+    rows = {s: ["ROMEO:\nBut soft, what light through yonder window breaks?\n" * 400]
+            for s in ("train", "validation", "test")}
     return datasets.DatasetDict({s: datasets.Dataset.from_dict({"text": t}) for s, t in rows.items()})
 
 

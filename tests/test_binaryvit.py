@@ -1,7 +1,6 @@
 """Chapter 08, BinaryViT: binary quantisers vs hand-written references, packing, XNOR-popcount, the model's
 switches, OPs counting, exercise checks, and a smoke training well above chance."""
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -111,7 +110,8 @@ def test_ops_count_binary_and_float_parts():
     n = 49 + 1
     linears = n * (16 * 48 + 16 * 16 + 16 * 32 + 32 * 16)
     assert c["bops"] == linears + 2 * n * n * 16
-    fp = count_ops(BinaryViT(BinaryViTConfig(dims=(16,), depths=(1,), heads=2, binary=False)), torch.zeros(1, 1, 28, 28))
+    fp = count_ops(BinaryViT(BinaryViTConfig(dims=(16,), depths=(1,), heads=2, binary=False)),
+                   torch.zeros(1, 1, 28, 28))
     assert fp["bops"] == 0 and fp["flops"] > c["flops"] + linears - 1
     assert c["ops"] == pytest.approx(c["bops"] / 64 + c["flops"])
 

@@ -2,7 +2,6 @@
 class-attention, talking-heads, CaiT-XXS24's size."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ingur_lib import ledger
 from ingur_lib.errors import IngurError
@@ -176,7 +175,8 @@ def test_branch_norms_and_maps_of_a_tiny_cait_and_vit():
     assert all(0 < v < 1e-3 for v in norms["sa"] + norms["ffn"])   # LayerScale 1e-5: tiny branches at init
     maps = ch.class_attention_maps(run, images)
     assert len(maps) == 2 and maps[0].shape == (4, 2, 4, 4)
-    torch.testing.assert_close(maps[0].sum((-2, -1)), torch.ones(4, 2) - maps[0].new_zeros(4, 2) - _cls_share(run, images))
+    torch.testing.assert_close(maps[0].sum((-2, -1)),
+                               torch.ones(4, 2) - maps[0].new_zeros(4, 2) - _cls_share(run, images))
     assert 0 <= ch.map_entropy(maps[-1]) <= torch.log(torch.tensor(16.0)) + 1e-5
     plain = ch.Run("ViT", 3, ViT(replace_cfg(cfg)), None, prep, 0.0, 0.0)
     assert len(ch.class_attention_maps(plain, images)) == 3

@@ -1,5 +1,4 @@
 """The data layer: offline source, split sizes, atomic verified cache, clear errors, augmentation."""
-import json
 
 import pytest
 import torch
@@ -7,7 +6,7 @@ import torch
 from ingur_lib.data import Augment, image_prepare, load_images, number_pairs
 from ingur_lib.data import augment as aug
 from ingur_lib.data import images
-from ingur_lib.data.cache import MANIFEST, verify
+from ingur_lib.data.cache import verify
 from ingur_lib.errors import DataUnavailableError, IngurError
 
 needs_fmnist = pytest.mark.skipif(images._find_debian_fashion() is None,

@@ -1,5 +1,4 @@
 """DeiT [4]: distillation token mechanics, losses vs reference formulas, param counts, exercises."""
-import math
 
 import pytest
 import torch

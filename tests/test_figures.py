@@ -365,7 +365,8 @@ def test_a_small_figure_gets_the_column_and_a_wide_one_the_text_width(tmp_path):
     ax.plot([0, 1], [1, 0])
     wide, ax = plt.subplots(figsize=(9, 2))   # wider than the text block: shrunk to it, not cropped
     ax.plot([0, 1], [1, 0])
-    widths = [_pdf_width_pt(viz.save_figure(f, tmp_path, n, formats=("pdf",))[0]) for f, n in ((small, "s"), (wide, "w"))]
+    widths = [_pdf_width_pt(viz.save_figure(f, tmp_path, n, formats=("pdf",))[0])
+              for f, n in ((small, "s"), (wide, "w"))]
     assert widths == pytest.approx([72 * viz.COLUMN_WIDTH_IN, 72 * viz.TEXT_WIDTH_IN], abs=0.5)
 
 

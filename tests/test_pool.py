@@ -76,7 +76,6 @@ def _write_pid_and_sleep(folder, i):
 
 
 def _alive(pid: int) -> bool:
-    import os
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split()[2] != "Z"  # a zombie has ended

@@ -5,10 +5,12 @@ and no test ran a chapter's smoke `reproduce`. Here each one runs end to end (da
 comparisons, the results file, the ledger's table of it) with one seed and as a dry run (`--dry-run`,
 `ingur_lib.dryrun`), which caps every training at two steps of two samples and every dataset at a few
 examples per class. The timings below were taken under the older step cap alone, on the whole smoke data.
-Measured on the shared 2-core machine (load 10-12, five other jobs): a real smoke run of 01 had not ended after 10 minutes; capped with each chapter's smoke seeds (02: three),
+Measured on the shared 2-core machine (load 10-12, five other jobs): a real smoke run of 01 had not ended
+after 10 minutes; capped with each chapter's smoke seeds (02: three),
 six chapters took 20 minutes under pytest; capped with one seed, the ten take 63 CPU seconds at one torch
 thread (01, the dearest, 27 s: its evaluation decodes; most 1-9 s), but 22.6 min wall (6.8 CPU min) under
-pytest's two threads fighting the other jobs for the two cores (a rerun at load 8: 11.4 min wall, 7.5 CPU min; 01 3.4 min, 06 2.6 min, the rest under 1.6 min each). What breaks the recording path (07's KeyError)
+pytest's two threads fighting the other jobs for the two cores (a rerun at load 8: 11.4 min wall, 7.5 CPU
+min; 01 3.4 min, 06 2.6 min, the rest under 1.6 min each). What breaks the recording path (07's KeyError)
 breaks it after two steps as after two thousand. A dry run writes its results file under the cache
 (`<cache>/dry_run/<chapter>/<profile>.json`, laid out as a results folder) and never in the results folder
 (INGUR_RESULTS, a folder of the test's own); the ledger then reads it with INGUR_RESULTS pointed there."""

@@ -103,7 +103,7 @@ def test_another_dataset_of_the_same_size_does_not_resume(tmp_cache, capsys):
     with resume.resumable("t", "smoke") as folder:
         fit(model(), toy(0), None, CFG, progress=False)
         assert len(list(folder.glob("*.pt"))) == 1
-        h = fit(m := model(), toy(1), None, CFG, progress=False)
+        h = fit(model(), toy(1), None, CFG, progress=False)
         assert "resumed" not in capsys.readouterr().out and len(h.steps) == 4
         assert len(list(folder.glob("*.pt"))) == 2
     assert not folder.exists()

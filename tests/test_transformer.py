@@ -204,7 +204,8 @@ def test_scores_and_time_to_target():
     assert s["exact"] == 100 and s["bleu"] == pytest.approx(100) and s["chrf"] == pytest.approx(100)
     s = scores(["fünfundvierzig", "dreizehm"], ["fünfundvierzig", "dreizehn"])
     assert s["exact"] == 50 and 50 < s["bleu"] < 100
-    h = History([{"seconds": 2.0, "test_acc": 0.5}, {"seconds": 3.0, "test_acc": 0.96}, {"seconds": 3.0, "test_acc": 0.99}])
+    h = History([{"seconds": 2.0, "test_acc": 0.5}, {"seconds": 3.0, "test_acc": 0.96},
+                 {"seconds": 3.0, "test_acc": 0.99}])
     assert time_to_target(h, 0.95) == 5.0 and time_to_target(h, 0.999) is None
 
 

@@ -1,7 +1,6 @@
 """The ViT: shapes, attention mechanics, capture path == fast path, rollout, clear errors."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ingur_lib.errors import IngurError
 from ingur_lib.models.vit import ViT, ViTConfig, count_params

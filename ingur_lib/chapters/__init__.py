@@ -25,7 +25,8 @@ class Chapter:
 
 
 CHAPTERS = [
-    Chapter("00_getting_started", None, None, "Getting started: a ViT on Fashion-MNIST", "getting_started", "Getting started"),
+    Chapter("00_getting_started", None, None, "Getting started: a ViT on Fashion-MNIST", "getting_started",
+            "Getting started"),
     Chapter("01_transformer", 6, "transformer", "Attention Is All You Need", "transformer", "Transformer"),
     Chapter("02_deit", 4, "deit", "DeiT: data-efficient image transformers", "deit", "DeiT"),
     Chapter("03_cait", 5, "cait", "CaiT: going deeper with image transformers", "cait", "CaiT"),
@@ -34,7 +35,8 @@ CHAPTERS = [
     Chapter("06_cvit", 7, "cvit", "CViT: deepfake detection", "cvit", "CViT"),
     Chapter("07_vtp", 8, "vtp", "Visual Transformer Pruning", "vtp", "VTP"),
     Chapter("08_binaryvit", 1, "binaryvit", "BinaryViT: binary vision transformers", "binaryvit", "BinaryViT"),
-    Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", "matmul_free", "MatMul-free LM"),
+    Chapter("09_matmul_free", 9, "matmul_free", "Scalable MatMul-free Language Modeling", "matmul_free",
+            "MatMul-free LM"),
     Chapter("10_capstone", None, None, "Capstone: the book's techniques combined on one ViT", "capstone", "Capstone"),
 ]
 

@@ -24,7 +24,7 @@ from ..experiment import longer_check
 from ..figures import figure, paired_intervals
 from ..models.binaryvit import BinaryAttention, BinaryBlock, BinaryViT, BinaryViTConfig, count_ops
 from ..nn.attention import attention_weights
-from ..nn.binary import BinaryLinear, binary_weight, bireal_sign, pack_bits, xnor_dot
+from ..nn.binary import BinaryLinear, bireal_sign, pack_bits
 from ..nn.distill import distillation_loss
 from ..pool import default_workers, pack_state, run_jobs, unpack_state
 from ..profiles import pick

@@ -273,7 +273,8 @@ def _grid(cfg: Config, seeds, lrs: dict, progress: bool) -> tuple[dict, dict, di
         steps = round(cfg.longer * cfg.steps)  # the convergence check: the deepest baseline, 1.5x the steps
         longer.append(100 * train_variant(cfg, "ViT", deep, data, seed, progress, steps, lrs["ViT"]).test_acc)
     # one `experiment.longer_check` record (and the steps as trained); judged when a page is drawn
-    return acc, {f"ViT/{deep}": {**longer_check(acc["ViT"][deep], longer, seeds, cfg.longer), "steps": cfg.steps}}, first
+    return acc, {f"ViT/{deep}": {**longer_check(acc["ViT"][deep], longer, seeds, cfg.longer),
+                                 "steps": cfg.steps}}, first
 
 
 def converged(record: dict, eff: dict) -> dict:

@@ -465,7 +465,8 @@ def convergence_lines(results: dict) -> list[str]:
     for cell, c in results.get("convergence", {}).items():
         j = ledger.convergence(c["change"], effects, default=ledger.DEFAULT_TOLERANCE)
         verdict = ("decides nothing" if j["converged"] is None else
-                   "converged" + (f", {ledger.NOISY_CHECK}" if j["noisy"] else "") if j["converged"] else "not converged")
+                   "converged" + (f", {ledger.NOISY_CHECK}" if j["noisy"] else "") if j["converged"]
+                   else "not converged")
         bar = f"the smallest resolved effect, {j['smallest_name']}, {j['smallest_effect']:.2f}" if j["smallest_name"] \
             else f"no effect resolved; the default tolerance {j['smallest_effect']:.2f}"
         lines.append(f"{cell}: {c['factor']:g}x the training moves the test accuracy by "
@@ -524,7 +525,8 @@ def ranking(results: dict) -> dict:
 
 def papers_markdown(results: dict) -> str:
     """The papers' headline changes beside ours, and what the orderings say."""
-    lines = ["| technique | paper (points) | dataset | ours (points, paired per seed) | note |", "|---|---|---|---|---|"]
+    lines = ["| technique | paper (points) | dataset | ours (points, paired per seed) | note |",
+             "|---|---|---|---|---|"]
     for r in papers(results):
         ours = ledger.effect_text(r["ours"], 2) if r["ours"] else "–"
         paper = f"{r['paper']:+g}" if r["paper"] is not None else "no comparable number"

@@ -107,7 +107,8 @@ CONFIGS = {
                        students=("none", "hard", "hard + token"), swept=("none",)),
     "full": Config(replace(_STUDENT, patch_size=4, dim=192, depth=9, heads=6),
                    TrainConfig(epochs=100, batch_size=256, lr=1e-3, warmup_epochs=5),
-                   CNNConfig(widths=(64, 128, 256), blocks=2), replace(_STUDENT, patch_size=4, dim=192, depth=9, heads=6),
+                   CNNConfig(widths=(64, 128, 256), blocks=2),
+                   replace(_STUDENT, patch_size=4, dim=192, depth=9, heads=6),
                    TrainConfig(epochs=30, batch_size=256, lr=1e-3, warmup_epochs=3),
                    n_student=10_000, n_teacher=None, throughput_batch=64, throughput_batches=5),
 }
@@ -385,7 +386,8 @@ def convergence(runs: list[Run], n_seeds: int, progress: bool = True) -> dict:
         base.append(100 * r.accuracies()["none"])
         more.append(100 * train_student(VARIANTS[0], longer, r.data, r.prepare, r.teachers, r.seed,
                                         progress).test_acc)
-    out = {UNDISTILLED: {**longer_check(base, more, [r.seed for r in runs[:n_seeds]], epochs / cfg.student_train.epochs),
+    out = {UNDISTILLED: {**longer_check(base, more, [r.seed for r in runs[:n_seeds]],
+                                        epochs / cfg.student_train.epochs),
                          "epochs": cfg.student_train.epochs}}
     return {**out, **_teachers_longer(runs[0], progress)}
 
@@ -420,9 +422,9 @@ ACCURACY_CLAIMS = ("soft_vs_none", "hard_vs_none", "token_vs_none", "token_vs_ha
 
 
 def judge_convergence(rec: dict, comparisons: list[dict]) -> dict:
-    """The convergence rule (book/how-to-run.md), as `ledger.convergence` states it: the undistilled student's paired move at 1.5x the
-    epochs (its `longer_check` record) against the smallest resolved distillation effect (the ledger's
-    default tolerance if none is)."""
+    """The convergence rule (book/how-to-run.md), as `ledger.convergence` states it: the undistilled student's paired
+    move at 1.5x the epochs (its `longer_check` record) against the smallest resolved distillation effect (the
+    ledger's default tolerance if none is)."""
     effects = {c["claim"]: {"mean": c["ours"], "std": c["ours_std"], "n": c["n_seeds"]}
                for c in comparisons if c["claim"] in ACCURACY_CLAIMS}
     out = ledger.convergence(rec["change"], effects, default=ledger.DEFAULT_TOLERANCE)

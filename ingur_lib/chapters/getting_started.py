@@ -19,7 +19,7 @@ from ..nn.attention import attention_rollout, attention_weights
 from ..nn.tokens import PatchEmbed
 from ..profiles import pick
 from ..runtime import config_dict, provenance, seed_everything
-from ..train import History, TrainConfig, evaluate, fit
+from ..train import History, TrainConfig, fit
 from ..viz import attention_grid, cls_attention, learning_curves
 
 CHAPTER = "00_getting_started"

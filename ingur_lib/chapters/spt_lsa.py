@@ -249,9 +249,9 @@ def convergence(cfg: Config, acc: dict, lrs: dict, seeds, progress: bool) -> dic
 
 
 def judge_convergence(conv: dict, eff: dict) -> dict:
-    """The convergence rule (book/how-to-run.md) through `ledger.convergence`: the ViT's largest mean move at `factor` x the epochs
-    against the smallest effect the evidence rule resolves (`ledger.resolved`; none resolved: the ledger's
-    default tolerance).
+    """The convergence rule (book/how-to-run.md) through `ledger.convergence`: the ViT's largest mean move at
+    `factor` x the epochs against the smallest effect the evidence rule resolves (`ledger.resolved`; none resolved:
+    the ledger's default tolerance).
     Judged from the stored numbers whenever asked, never stored as a verdict."""
     moves = [v["change"] for k, v in conv.items() if k.startswith("n=")]
     return ledger.convergence(max(moves, key=lambda m: abs(m["mean"])), eff, default=ledger.DEFAULT_TOLERANCE)
@@ -286,7 +286,8 @@ def _converged_text(conv: dict, eff: dict) -> str:
 def _comparisons(eff: dict, cfg: Config, mmacs: dict, conv: dict) -> list[dict]:
     small, big, abl = min(cfg.sizes), max(cfg.sizes), cfg.ablation_size
     seeds = eff[f"gain/SL-ViT/n={abl}"]["n"]
-    where = "Fashion-MNIST, {n} train images ({k} per class), " + _converged_text(conv, eff) + f", {seeds} seeds, paired"
+    where = ("Fashion-MNIST, {n} train images ({k} per class), " + _converged_text(conv, eff)
+             + f", {seeds} seeds, paired")
     same = (f"{abl // 10} images per class (Tiny-ImageNet has 500); tiny ViT (dim 32), ViT and SL-ViT each at "
             "the best rate of the same sweep, no pretraining.")
     rows = [ledger.compare(PAPER, "gain_tiny_imagenet", eff[f"gain/SL-ViT/n={abl}"],
@@ -302,7 +303,8 @@ def _comparisons(eff: dict, cfg: Config, mmacs: dict, conv: dict) -> list[dict]:
     rows.append(ledger.compare(PAPER, "flops_overhead", ours, "MACs counted on the paper's ViT config (CIFAR, 32 px)",
                                f"Counted with torch FlopCounterMode: ViT {mmacs['ViT']:.1f} M, SL-ViT "
                                f"{mmacs['SL-ViT']:.1f} M MACs; the paper's counter may include more than matmuls."))
-    rows.append(ledger.compare(PAPER, "flops_vit_count", 100 * (mmacs["ViT"] / ledger.claim(PAPER, "flops_vit")["value"] - 1),
+    rows.append(ledger.compare(PAPER, "flops_vit_count",
+                               100 * (mmacs["ViT"] / ledger.claim(PAPER, "flops_vit")["value"] - 1),
                                "MACs counted on the paper's ViT config (CIFAR, 32 px)",
                                f"measure.count_flops / 2: {mmacs['ViT']:.1f} M multiply-accumulates."))
     return rows

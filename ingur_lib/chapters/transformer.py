@@ -148,7 +148,8 @@ def scores(hyps: list[str], refs: list[str], char_level: bool = True) -> dict:
     computed on characters (a space between characters); chrF is character-based anyway."""
     import sacrebleu
     sp = (lambda s: " ".join(s.replace(" ", "_"))) if char_level else (lambda s: s)  # noqa: E731
-    bleu = sacrebleu.corpus_bleu([sp(h) for h in hyps], [[sp(r) for r in refs]], tokenize="none" if char_level else "13a")
+    bleu = sacrebleu.corpus_bleu([sp(h) for h in hyps], [[sp(r) for r in refs]],
+                                 tokenize="none" if char_level else "13a")
     chrf = sacrebleu.corpus_chrf(hyps, [refs])
     exact = 100.0 * sum(h == r for h, r in zip(hyps, refs)) / len(refs)
     return {"exact": exact, "bleu": bleu.score, "chrf": chrf.score}
@@ -303,7 +304,8 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
     for s in seeds:
         for name, base in (("Transformer", cfg.transformer), ("GRU + attention", cfg.gru)):
             res = train_one(name, model_config(base, task), task, cfg.train, s, progress=progress)
-            per.setdefault(name, []).append(evaluate_result(res, task, cfg, beam=(s == seeds[0] and name == "Transformer")))
+            per.setdefault(name, []).append(evaluate_result(res, task, cfg,
+                                                            beam=(s == seeds[0] and name == "Transformer")))
             histories[f"{name} (seed {s})"] = res.history.to_dict()
             if name == "Transformer" and first is None:
                 first = res
@@ -328,7 +330,8 @@ def reproduce(profile: str = "standard", seeds=None, progress: bool = True) -> s
                                                                  for k, v in ex["maps"].items()}}
                                         for ex in examples],
                            "d_model": cfg.transformer.d_model, "lr": cfg.train.lr,
-                           "warmup_steps": int(cfg.train.warmup_epochs * -(-len(task.splits["train"][0]) // cfg.train.batch_size)),
+                           "warmup_steps": int(cfg.train.warmup_epochs
+                                               * -(-len(task.splits["train"][0]) // cfg.train.batch_size)),
                            "total_steps": histories[next(iter(histories))]["epochs"][-1]["step"]}}
     return str(ledger.record(CHAPTER, profile, prov, metrics, comparisons, extra))
 
@@ -347,8 +350,8 @@ def _comparisons(per: dict, cfg: Config) -> list[dict]:
         saved = ledger.summarize([100.0 * (1 - t / mean_rnn) for t in t_tr])
         rows.append(ledger.compare(PAPER, "less_training_cost", saved,
                                    f"% less CPU wall time to {cfg.target_acc:.0%} val. token accuracy",
-                                   "Paper: FLOPs on GPUs; ours: wall time on 2 shared CPU cores, where parallelism over "
-                                   "positions helps far less."))
+                                   "Paper: FLOPs on GPUs; ours: wall time on 2 shared CPU cores, where parallelism "
+                                   "over positions helps far less."))
     claims = {"1 head (d_k 64)": "h1_vs_base", "16 heads (d_k 4)": "many_heads_vs_base",
               "learned positions": "learned_pos_vs_base", "no label smoothing": "no_ls_vs_base",
               "1 layer": "fewer_layers_vs_base"}

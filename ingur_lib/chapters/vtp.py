@@ -229,8 +229,8 @@ def comparisons(metrics: dict, n_train: int) -> list[dict]:
     rows = []
     for p in ("20", "40"):
         if f"drop_{p}" in metrics:
-            rows.append(ledger.compare(PAPER, f"drop_{p}", metrics[f"drop_{p}"], f"top-1 change, {p}% pruned, {setting}",
-                                       note_acc))
+            rows.append(ledger.compare(PAPER, f"drop_{p}", metrics[f"drop_{p}"],
+                                       f"top-1 change, {p}% pruned, {setting}", note_acc))
         if f"params_change_{p}" not in metrics:
             continue
         rows.append(ledger.compare(PAPER, f"params_{p}", metrics[f"params_change_{p}"],
@@ -273,8 +273,8 @@ CONTROL = "control (lambda = 0)"  # the arm the convergence check retrains
 
 
 def judge_convergence(conv: dict, metrics: dict) -> dict:
-    """The control's move at 1.5x the epochs (its `longer_check` record) against the smallest drop the evidence rule resolves
-    (`ledger.resolved`; with none resolved, the ledger's default tolerance): the convergence rule of
+    """The control's move at 1.5x the epochs (its `longer_check` record) against the smallest drop the evidence rule
+    resolves (`ledger.resolved`; with none resolved, the ledger's default tolerance): the convergence rule of
     book/how-to-run.md, as `ledger.convergence` states it."""
     drops = {k: e for k, e in metrics.items() if k.startswith("drop_")}
     out = ledger.convergence(conv["change"], drops, default=ledger.DEFAULT_TOLERANCE)
@@ -369,7 +369,8 @@ def results_markdown(results: dict) -> str:
                     f"{get(f'speedup_{r}', '{:.2f}x')} | {get(f'control_acc_before_{r}')} |")
     ref = m["reference_acc"]
     text = [f"Means over {n} seeds. The reference of every drop: the unpruned lambda = 0 control, fine-tuned as "
-            f"long, {ref['mean']:.2f}% (± {ref['std'] / n ** 0.5:.2f} s.e.).", "", *rows, "", _split(m), "", _latency(m), ""]
+            f"long, {ref['mean']:.2f}% (± {ref['std'] / n ** 0.5:.2f} s.e.).", "", *rows, "", _split(m), "",
+            _latency(m), ""]
     if results.get("lr_sweep"):
         sweep = "; ".join(f"{arm}: " + ", ".join(f"{float(lr):g} → {a:.1f}%" for lr, a in per.items())
                           for arm, per in results["lr_sweep"].items())
@@ -557,7 +558,8 @@ def check_threshold(student_fn):
         for name in want:
             kept, n = int(torch.as_tensor(got[name]).sum()), want[name].numel()
             if kept != int(want[name].sum()):
-                raise AssertionError(f"{name} (N={n}), ratio={ratio}: you keep {kept}, expected {int(want[name].sum())}.")
+                raise AssertionError(f"{name} (N={n}), ratio={ratio}: you keep {kept}, "
+                                     f"expected {int(want[name].sum())}.")
             assert_same(torch.as_tensor(got[name]).int(), want[name].int(),
                         f"{name}: which dimensions are kept (the largest |score|: the sign does not matter)")
 

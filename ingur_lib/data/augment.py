@@ -46,7 +46,8 @@ def random_erasing(x: torch.Tensor, gen: torch.Generator, p: float = 0.25, area=
     b, _, h, w = x.shape
     dev = x.device
     s = (area[0] + (area[1] - area[0]) * _rand(b, gen, dev)) * h * w
-    ratio = torch.exp(torch.log(torch.tensor(0.3)) + (torch.log(torch.tensor(3.3)) - torch.log(torch.tensor(0.3))) * _rand(b, gen, dev))
+    ratio = torch.exp(torch.log(torch.tensor(0.3))
+                      + (torch.log(torch.tensor(3.3)) - torch.log(torch.tensor(0.3))) * _rand(b, gen, dev))
     eh = (s * ratio).sqrt().clamp(1, h).long()
     ew = (s / ratio).sqrt().clamp(1, w).long()
     y0 = (_rand(b, gen, dev) * (h - eh + 1)).long()

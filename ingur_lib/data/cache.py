@@ -13,10 +13,13 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..atomic import atomic_dir, clean_stale
 from ..paths import cache_dir, shown
+
+if TYPE_CHECKING:  # for the annotations only: the functions import `datasets` where they use it
+    import datasets
 
 MANIFEST = "ingur_manifest.json"
 

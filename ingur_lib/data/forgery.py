@@ -233,8 +233,8 @@ def _build_split(faces, ids, plans, cfg: ForgeryConfig, gen) -> Split:
 
 def build(cfg: ForgeryConfig, faces: torch.Tensor | None = None, source: str = "given faces") -> ForgeryData:
     """Split the sources, then make the videos. Train: `train_videos` real and as many fake videos per
-    source (variants cycling through `train_variants` across sources and videos). Test: one real video per source and one fake
-    video per source of EVERY variant, held-out ones included."""
+    source (variants cycling through `train_variants` across sources and videos). Test: one real video per source
+    and one fake video per source of EVERY variant, held-out ones included."""
     if faces is None:
         faces, source = load_faces()
     train_ids, test_ids = split_sources(len(faces), cfg.n_test_sources, cfg.seed)

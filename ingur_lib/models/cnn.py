@@ -48,7 +48,8 @@ class ResNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = cfg.widths
-        self.stem = nn.Sequential(nn.Conv2d(cfg.in_chans, w[0], 3, cfg.stem_stride, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(cfg.in_chans, w[0], 3, cfg.stem_stride, 1, bias=False),
+                                  nn.BatchNorm2d(w[0]), nn.ReLU())
         layers, cin = [], w[0]
         for i, cout in enumerate(w):
             for j in range(cfg.blocks):

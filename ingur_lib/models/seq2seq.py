@@ -91,7 +91,8 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, d_query: int, d_key: int, d_att: int):
         super().__init__()
-        self.w, self.u, self.v = nn.Linear(d_query, d_att, bias=False), nn.Linear(d_key, d_att), nn.Linear(d_att, 1, bias=False)
+        self.w, self.u, self.v = (nn.Linear(d_query, d_att, bias=False), nn.Linear(d_key, d_att),
+                                  nn.Linear(d_att, 1, bias=False))
         self.kind = "cross"
         self.capture: list | None = None
 
@@ -199,7 +200,8 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def beam_search(model: nn.Module, src: torch.Tensor, beam: int = 4, alpha: float = 0.6, max_len: int = 64) -> torch.Tensor:
+def beam_search(model: nn.Module, src: torch.Tensor, beam: int = 4, alpha: float = 0.6,
+                max_len: int = 64) -> torch.Tensor:
     """Batched beam search: the hypothesis with the best log P(Y|X) / lp(Y) per sentence, as (B, T) ids."""
     model.eval()
     b, dev = len(src), src.device

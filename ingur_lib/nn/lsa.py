@@ -1,4 +1,5 @@
-"""Locality Self-Attention (LSA; Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets", Sec. 3.3, Eqs. 5-8).
+"""Locality Self-Attention (LSA; Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets", Sec. 3.3,
+Eqs. 5-8).
 
     R^M_{ij} = R_{ij} if i != j else -inf,    R = (x E_q)(x E_k)^T / tau,    LSA(x) = softmax(R^M) x E_v
 

@@ -96,7 +96,8 @@ def add_gates(model: nn.Module, gain: float = 1.0) -> nn.Module:
     """
     blocks = getattr(model, "blocks", None)
     if blocks is None:
-        raise IngurError("add_gates expects an ingur_lib ViT (a model with .blocks): build one with ViT(ViTConfig(...)).")
+        raise IngurError("add_gates expects an ingur_lib ViT (a model with .blocks): "
+                         "build one with ViT(ViTConfig(...)).")
     for blk in blocks:
         if isinstance(blk.attn.qkv, GatedLinear):
             raise IngurError("This model already has gates: call add_gates once, on a fresh ViT.")

@@ -1,4 +1,5 @@
-"""Shifted Patch Tokenization (SPT; Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets", Sec. 3.2, Eq. 4).
+"""Shifted Patch Tokenization (SPT; Lee, Lee & Song 2021, "Vision Transformer for Small-Size Datasets", Sec. 3.2,
+Eq. 4).
 
     S(x) = LN(P([x  s_1  s_2  s_3  s_4])) E
 

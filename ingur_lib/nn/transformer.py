@@ -62,7 +62,8 @@ class LearnedPositions(nn.Module):
 
     def forward(self, x):
         if x.shape[1] > self.pos_embed.shape[0]:
-            raise IngurError(f"sequence of {x.shape[1]} tokens exceeds max_len={self.pos_embed.shape[0]}: raise max_len.")
+            raise IngurError(f"sequence of {x.shape[1]} tokens exceeds max_len={self.pos_embed.shape[0]}: "
+                             "raise max_len.")
         return x + self.pos_embed[: x.shape[1]]
 
 
