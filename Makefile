@@ -39,6 +39,8 @@ data:
 	fi
 
 unit:
+	@echo "==> Lint: ruff check (rules and files in pyproject.toml's [tool.ruff])"
+	$(PY) -m ruff check
 	@echo "==> Unit tests"
 	$(PY) -m pytest -q tests
 
