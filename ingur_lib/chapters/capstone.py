@@ -124,7 +124,11 @@ CONFIGS = {
     # standard: the whole grid, 3 seeds, 60 epochs of 5,000 images for every model (2,350 steps of 128);
     # each family's rate swept on seed 0 (binary from 08's tuned 1.6e-2 down), extended once past a winning
     # edge; the plain ViT and the two most compressed models (ternary: the smallest file; binary: the fewest
-    # operations) trained 1.5x longer on 3 seeds. Estimated ~50 min on 2 cores (two one-thread workers).
+    # operations) trained 1.5x longer on 3 seeds. Estimated ~50 min on 2 quiet cores (two one-thread workers).
+    # Recorded at 7264a24 (2026-12-07): 92 min wall, the machine shared with other test jobs for its first hour
+    # (the sweeps alone took ~55 min of it); the float and ternary sweeps ended at their top edge (8e-3, 1.6e-2)
+    # and the ViT and ternary 1.5x checks moved +0.57 and +0.78: next time, sweep from 4e-3 up to 3.2e-2 with
+    # two extensions and train 90 epochs, on a quiet machine.
     "standard": Config(_MODEL, TrainConfig(epochs=60, batch_size=128, lr=2e-3, warmup_epochs=3, eval_every=10 ** 6),
                        TrainConfig(epochs=10, batch_size=128, lr=5e-4, warmup_epochs=1, eval_every=10 ** 6),
                        _TEACHER, TrainConfig(epochs=40, batch_size=128, lr=3e-3, warmup_epochs=2, eval_every=10 ** 6),
@@ -422,7 +426,7 @@ def composition(results: dict):
         if inter is None:
             continue
         ga, gb, gp = (m[f"{x} vs ViT"] for x in (a, b, pair))
-        rows.append({"pair": pair, f"A = {a}": ledger.mean_se(ga, 2, "+"), "B": f"{b}: {ledger.mean_se(gb, 2, '+')}",
+        rows.append({"pair": pair, "A": f"{a}: {ledger.mean_se(ga, 2, '+')}", "B": f"{b}: {ledger.mean_se(gb, 2, '+')}",
                      "A + B": f"{ga['mean'] + gb['mean']:+.2f}", "pair vs ViT": ledger.mean_se(gp, 2, "+"),
                      "interaction": ledger.effect_text(inter, 2), "reading": reading(inter)})
     return pd.DataFrame(rows).set_index("pair") if rows else pd.DataFrame()
@@ -455,6 +459,19 @@ def latency_vs_ops(results: dict):
         rows.append({"model": n, "OPs / ViT's": ops, **{f"ms / ViT's, batch {b}": v for b, v in lat.items()},
                      "follows the count": "yes" if worst < 1.25 else f"no: x{worst:.1f} the count's ratio"})
     return pd.DataFrame(rows).set_index("model").round(2)
+
+
+def sweep_lines(results: dict) -> list[str]:
+    """Each family's rate and its sweep (first seed), and whether the best rate is inside the swept range: a
+    best rate at an edge may have a better neighbour beyond it, so that family is not shown tuned."""
+    lines = []
+    for fam, sweep in results.get("sweeps", {}).items():
+        best = results["lrs"][fam]
+        where = ("inside the sweep (bracketed)" if ledger.bracketed(best, sweep) else
+                 "at the sweep's edge: not bracketed, a better rate may lie beyond it")
+        accs = ", ".join(f"{k}: {v:.2f}%" for k, v in sweep.items())
+        lines.append(f"{fam} ({FAMILIES[fam]}): rate {best:g}, {where} ({accs})")
+    return lines
 
 
 def convergence_lines(results: dict) -> list[str]:
