@@ -594,7 +594,7 @@ def fronts_figure(results: dict, highlight: str | None = None):
         ax.set_xlabel(label)
     axes[0].set_ylabel("test accuracy (%)")
     handles = [plt.Line2D([], [], marker=m, ls="", color="0.4", label=f) for f, m in MARKERS.items()]
-    axes[-1].legend(handles=handles, fontsize=6, loc="lower right", title="weights", title_fontsize=6)
+    axes[-1].legend(handles=handles, loc="lower right", title="weights")
     fig.tight_layout()
     return fig
 
@@ -631,7 +631,7 @@ def fig_papers(results: dict):
     fig, ax = plt.subplots(figsize=(4.6, 2.6))
     paired_gains(ax, labels, {"ours": paired_intervals([r["ours"]["values"] for r in rows])},
                  "accuracy change (points)", reference={r["technique"]: r["paper"] for r in rows})
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(loc="best")
     fig.tight_layout()
     return fig
 
