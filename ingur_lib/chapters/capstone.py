@@ -244,12 +244,10 @@ def train_cell(profile: str, teacher: bytes | None, lrs: dict, name: str, seed: 
 
 # ---------------------------------------------------------------- the standard run
 
-def _cost(cfg: Config):
+def cost(name: str, factor: float) -> float:
     """A cell's relative training cost (dearest first keeps both workers busy to the end)."""
-    def cost(name: str, factor: float) -> float:
-        r = RECIPES[name]
-        return factor * (1 + 0.6 * (r.weights != "float") + 0.4 * r.distill + 0.2 * bool(r.prune) + 0.2 * r.spt_lsa)
-    return cost
+    r = RECIPES[name]
+    return factor * (1 + 0.6 * (r.weights != "float") + 0.4 * r.distill + 0.2 * bool(r.prune) + 0.2 * r.spt_lsa)
 
 
 def tune(cfg: Config, profile: str, teacher: bytes, seed: int, workers: int) -> tuple[dict, dict, dict]:
@@ -301,7 +299,7 @@ def experiment(cfg: Config, profile: str, teacher: bytes, lrs: dict, seeds, work
     return Experiment(CHAPTER, train, variants=tuple(cfg.cells),
                       seeds=tuple(seeds), effects=effects(cfg.cells), checked=cfg.checked,
                       check_seeds=min(cfg.check_seeds, len(seeds)), factor=cfg.factor, workers=workers,
-                      cost=_cost(cfg))
+                      cost=cost)
 
 
 @torch.no_grad()
@@ -638,24 +636,7 @@ def fig_papers(results: dict):
 
 # ---------------------------------------------------------------- exercises
 
-def packed_bytes(model: torch.nn.Module) -> int:
-    """The weights' bytes when ternary weights take 2 bits (4 per byte, plus a float32 gamma per matrix), binary
-    weights 1 bit (ceil(in / 8) bytes per row, plus a float32 alpha per row), and everything else float32."""
-    from ..nn.binary import BinaryLinear
-    from ..nn.quant import BitLinear
-    total = 0
-    low = set()
-    for m in model.modules():
-        if isinstance(m, BitLinear):
-            total += -(-m.weight.numel() // 4) + 4
-            low.add(id(m.weight))
-        elif isinstance(m, BinaryLinear):
-            total += m.out_features * (-(-m.in_features // 8) + 4)
-            low.add(id(m.weight))
-    return total + 4 * sum(p.numel() for p in model.parameters() if id(p) not in low)
-
-
-@exercise("capstone.packed_bytes", measure.storage_bytes, packed_bytes)
+@exercise("capstone.packed_bytes", measure.storage_bytes)
 def _check_packed_bytes(fn):
     torch.manual_seed(0)
     base = ViTConfig(patch_size=7, dim=16, depth=2, heads=2)
@@ -663,7 +644,8 @@ def _check_packed_bytes(fn):
         model = build(recipe, base)
         if recipe.weights == "ternary":
             ternary_linears(model)
-        want, got = packed_bytes(model), fn(model)
+        # the library counts the same sizes (`measure.storage_bytes`, from each layer's packed_weight_bytes)
+        want, got = measure.storage_bytes(model)["packed"], fn(model)
         if got != want:
             raise AssertionError(f"{recipe.name}: {got} bytes, expected {want}: ternary weights take 2 bits each "
                                  "(4 per byte) plus one float32 scale per matrix, binary ones 1 bit (a row rounded up "
